@@ -1,0 +1,11 @@
+# Each target sets up its environment first (scripts/setup_env.sh): a fresh clone needs nothing else.
+.PHONY: demo test test-all
+
+demo:  ## train the quick-start model on built-in data, validate it, write predictions
+	bash scripts/demo.sh
+
+test:  ## the default test suite (fast), doctests and ruff
+	bash scripts/test.sh
+
+test-all:  ## every test, the slow ones too
+	bash scripts/test.sh -m "slow or not slow"

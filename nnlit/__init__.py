@@ -1,0 +1,22 @@
+"""nnlit: multilayer perceptrons on PyTorch Lightning, and the diagnostics that teach and debug them."""
+
+from nnlit.data.tabular import TabularDataModule
+from nnlit.models.base import MLPModule
+from nnlit.models.binary import BinaryMLP
+from nnlit.models.multiclass import MulticlassMLP
+from nnlit.models.regression import RegressionMLP
+from nnlit.nn.maxout import Maxout
+from nnlit.nn.mlp import MLP
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "BinaryMLP",
+    "MLPModule",
+    "Maxout",
+    "MulticlassMLP",
+    "RegressionMLP",
+    "TabularDataModule",
+    "__version__",
+]

@@ -1,0 +1,123 @@
+"""Writes ``predict`` results to a CSV file, one row per input row."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from torch import Tensor
+from typing_extensions import override
+
+
+class CSVPredictionWriter(BasePredictionWriter):
+    """Collects what ``predict_step`` returns and writes it as CSV at the end of ``predict``.
+
+    ``predict_step`` must return a dict of tensors with a first dimension of batch size. Recognised keys:
+    ``row`` (the input row index; else rows are numbered in the order they arrive), ``label`` (class indices,
+    decoded to the original labels with ``trainer.datamodule.decode`` when the data module has it),
+    ``probability`` (binary: written as one column per class), ``probabilities`` (one column per class) and
+    ``prediction`` (regression: one column per output). The columns are ``row, prediction, prob_<class>…``.
+
+    The file is written to a temporary name and renamed, so a crash never leaves half a file behind. Under
+    several processes each rank writes its own ``<stem>.rank<r>.csv`` (the ``row`` column tells where each row
+    belongs).
+
+    Args:
+        output_path: the CSV file; default ``predictions.csv`` in the trainer's log directory.
+    """
+
+    def __init__(self, output_path: str | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.output_path = output_path
+        self._batches: list[dict[str, Tensor]] = []
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._batches = []
+
+    @override
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        if not isinstance(prediction, dict):
+            raise TypeError(
+                f"CSVPredictionWriter needs predict_step to return a dict of tensors, got {type(prediction).__name__}"
+            )
+        self._batches.append({k: v.detach().cpu() for k, v in prediction.items() if isinstance(v, Tensor)})
+
+    @override
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        path = self.resolve_path(trainer)
+        header, rows = self._table(getattr(trainer.datamodule, "decode", None))
+        _write_csv_atomically(path, header, rows)
+        rank_zero_info(f"Wrote {len(rows)} predictions to {path}")
+        self._batches = []
+
+    def resolve_path(self, trainer: L.Trainer) -> Path:
+        """Where this rank writes its file."""
+        if self.output_path is not None:
+            path = Path(self.output_path)
+        else:
+            path = Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
+        if trainer.world_size > 1:
+            path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
+        return path
+
+    def _table(self, decode: Any) -> tuple[list[str], list[list[Any]]]:
+        if not self._batches:
+            return ["row", "prediction"], []
+        merged = {key: torch.cat([b[key] for b in self._batches]) for key in self._batches[0]}
+        num_rows = len(next(iter(merged.values())))
+        columns: dict[str, list[Any]] = {}
+        columns["row"] = merged["row"].tolist() if "row" in merged else list(range(num_rows))
+        class_names: list[Any] | None = None
+        if "label" in merged:
+            columns["prediction"] = decode(merged["label"]) if decode is not None else merged["label"].tolist()
+            num_classes = merged["probabilities"].shape[1] if "probabilities" in merged else 2
+            class_names = decode(torch.arange(num_classes)) if decode is not None else list(range(num_classes))
+        if "probability" in merged:
+            p1 = merged["probability"].view(-1)
+            probs = torch.stack([1 - p1, p1], dim=1)
+        else:
+            probs = merged.get("probabilities")
+        if probs is not None and class_names is not None:
+            for j, name in enumerate(class_names):
+                columns[f"prob_{name}"] = probs[:, j].tolist()
+        if "prediction" in merged:
+            values = merged["prediction"].view(num_rows, -1)
+            if values.shape[1] == 1:
+                columns["prediction"] = values[:, 0].tolist()
+            else:
+                for j in range(values.shape[1]):
+                    columns[f"prediction_{j}"] = values[:, j].tolist()
+        header = list(columns)
+        return header, [list(row) for row in zip(*columns.values())]
+
+
+def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

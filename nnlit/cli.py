@@ -1,0 +1,46 @@
+"""The ``nnlit`` command: a LightningCLI over nnlit's heads and data module.
+
+``nnlit fit --config configs/quickstart.yaml`` trains; ``nnlit predict --config … --ckpt_path …`` writes a CSV.
+Every class is chosen by ``class_path`` / ``init_args``; the data module's feature and class counts are linked into
+the model, so nobody types them twice.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from nnlit.callbacks.prediction_writer import CSVPredictionWriter
+from nnlit.data.tabular import TabularDataModule
+from nnlit.models.base import MLPModule
+
+
+class NNLitCLI(LightningCLI):
+    """LightningCLI with the data → model links and a CSV prediction writer.
+
+    The optimizer and scheduler are arguments of the model (``model.init_args.optimizer``), not the top-level
+    ``--optimizer`` of LightningCLI: that one would be built from every parameter, frozen ones included.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # A head without the target argument (BinaryMLP has no out_features) ignores that link.
+        parser.link_arguments("data.num_features", "model.init_args.in_features", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.num_targets", "model.init_args.out_features", apply_on="instantiate")
+        parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
+    NNLitCLI(
+        MLPModule,
+        TabularDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()

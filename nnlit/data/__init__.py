@@ -1,0 +1,7 @@
+"""Data modules for in-memory tabular data, batched by slicing tensors."""
+
+from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
+from nnlit.data.synthetic import SYNTHETIC
+from nnlit.data.tabular import TabularDataModule
+
+__all__ = ["SYNTHETIC", "ShardedIndexSampler", "TabularDataModule", "TensorBatchLoader"]

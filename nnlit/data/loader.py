@@ -1,0 +1,132 @@
+"""Batches cut from in-memory tensors by a shuffled index: no per-row ``__getitem__``, no collate."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+# Lightning's predict loop looks for its own batch-sampler wrapper to report row indices; batches from
+# TensorBatchLoader carry their row index instead (see TabularDataModule.predict_dataloader).
+warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
+
+
+class ShardedIndexSampler:
+    """The row indices one process visits in one epoch.
+
+    The permutation depends only on ``seed + epoch``, so every rank draws the same one and takes its own stride of it
+    (rank ``r`` of ``w`` gets positions ``r, r + w, …``): across ranks every row is seen once per epoch. Lightning calls
+    :meth:`set_epoch` at the start of each epoch (it looks for ``loader.sampler.set_epoch``), so a resumed run
+    continues with the order it would have had.
+
+    With ``pad=True`` (training) the index is padded by repeating its first rows until it divides evenly, so every
+    rank takes the same number of steps, as ``torch.utils.data.DistributedSampler`` does; with ``pad=False``
+    (evaluation) shards may differ by one row and no row is counted twice.
+
+    Example::
+
+        >>> s = ShardedIndexSampler(5, shuffle=False, rank=1, world_size=2)
+        >>> s.indices().tolist(), len(s)
+        ([1, 3, 0], 3)
+        >>> ShardedIndexSampler(5, shuffle=False, rank=1, world_size=2, pad=False).indices().tolist()
+        [1, 3]
+    """
+
+    def __init__(
+        self,
+        num_rows: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = True,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"`rank` must be in [0, world_size={world_size}), got {rank}")
+        self.num_rows = num_rows
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.pad = pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.pad:
+            return math.ceil(self.num_rows / self.world_size)
+        return len(range(self.rank, self.num_rows, self.world_size))
+
+    def indices(self) -> Tensor | None:
+        """The index tensor for this epoch, or ``None`` when it is simply ``0, 1, …, num_rows - 1``."""
+        if not self.shuffle and self.world_size == 1:
+            return None
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_rows, generator=g)
+        else:
+            order = torch.arange(self.num_rows)
+        if self.pad and self.num_rows % self.world_size:
+            total = math.ceil(self.num_rows / self.world_size) * self.world_size
+            order = torch.cat([order, order[: total - self.num_rows]])
+        return order[self.rank :: self.world_size]
+
+
+class TensorBatchLoader:
+    """Iterates over batches ``tuple(t[idx] for t in tensors)``; a drop-in for a ``DataLoader`` in Lightning.
+
+    Args:
+        tensors: tensors with the same first dimension (features, targets, …).
+        batch_size: rows per batch.
+        sampler: which rows this process sees, in which order; default all rows in order.
+        drop_last: drop the last batch when it is smaller than ``batch_size``.
+
+    Example::
+
+        >>> x, y = torch.arange(10.0).view(5, 2), torch.arange(5)
+        >>> [b[1].tolist() for b in TensorBatchLoader([x, y], batch_size=2)]
+        [[0, 1], [2, 3], [4]]
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[Tensor],
+        batch_size: int,
+        sampler: ShardedIndexSampler | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if not tensors:
+            raise ValueError("`tensors` must hold at least one tensor")
+        num_rows = len(tensors[0])
+        if any(len(t) != num_rows for t in tensors):
+            raise ValueError(f"All tensors need the same number of rows, got {[len(t) for t in tensors]}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+        self.tensors = tuple(tensors)
+        self.batch_size = batch_size
+        self.sampler = sampler if sampler is not None else ShardedIndexSampler(num_rows, shuffle=False)
+        self.drop_last = drop_last
+        # Lightning inspects these DataLoader attributes: `sampler.set_epoch` is called every epoch, and
+        # `batch_sampler` is read (None: batching is done here, not by a sampler).
+        self.batch_sampler = None
+
+    def __len__(self) -> int:
+        rows = len(self.sampler)
+        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        index = self.sampler.indices()
+        rows = len(self.sampler)
+        stop = (rows // self.batch_size) * self.batch_size if self.drop_last else rows
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, rows)
+            if index is None:  # contiguous views, no copy
+                yield tuple(t[start:end] for t in self.tensors)
+            else:
+                rows_idx = index[start:end]
+                yield tuple(t[rows_idx] for t in self.tensors)

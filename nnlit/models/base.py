@@ -1,0 +1,273 @@
+"""The base LightningModule shared by the binary, multiclass and regression heads."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from nnlit.nn.mlp import MLP
+
+STAGES = ("train", "val", "test")
+
+
+class MLPModule(L.LightningModule):
+    #: the metric shown in the progress bar, next to the loss
+    progress_bar_metric = ""
+
+    """An :class:`~nnlit.MLP` trained with Lightning; subclassed by :class:`~nnlit.BinaryMLP`,
+    :class:`~nnlit.MulticlassMLP` and :class:`~nnlit.RegressionMLP`.
+
+    A step is made of small pieces a subclass can override: :meth:`build_network` (the ``nn.Module``),
+    :meth:`compute_loss`, :meth:`metric_inputs` (what the torchmetrics objects are updated with),
+    :meth:`predict_outputs` (what ``predict`` returns) and :meth:`check_targets` (a one-off check of the first batch).
+    Metrics are updated every step and computed, logged and reset once per epoch as ``train/…``, ``val/…``,
+    ``test/…``; the loss is logged as ``<stage>/loss``.
+
+    The optimizer and scheduler are injected as callables (the LightningCLI way): ``optimizer`` receives only the
+    parameters with ``requires_grad``, so frozen layers never reach it. From Python pass a class or a
+    ``functools.partial`` (a lambda cannot be pickled into a checkpoint).
+
+    Args:
+        in_features: number of input features.
+        out_features: number of network outputs.
+        hidden: hidden layer widths.
+        activation: activation name (see :data:`nnlit.nn.ACTIVATIONS`).
+        activation_kwargs: keyword arguments of the activation, e.g. ``{"negative_slope": 0.1}``.
+        dropout: dropout probability after each hidden activation.
+        norm: ``None``, ``"batch"`` or ``"layer"``.
+        bias: whether the Linear layers have a bias.
+        optimizer: builds the optimizer from the trainable parameters; default Adam with lr 1e-3. Also accepted:
+            ``{"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}``, the form saved in checkpoints.
+        lr_scheduler: builds a scheduler from the optimizer; ``ReduceLROnPlateau`` monitors ``val/loss``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | None = "relu",
+        activation_kwargs: dict[str, Any] | None = None,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        bias: bool = True,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(frame=_outermost_init_frame(self))
+        _keep_own_hparams(self)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.hidden = list(hidden)
+        self.activation = activation
+        self.activation_kwargs = activation_kwargs
+        self.dropout = dropout
+        self.norm = norm
+        self.bias = bias
+        self.optimizer = _as_callable(optimizer)
+        self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler)
+        self.network = self.build_network()
+        metrics = self.build_metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self._targets_checked = False
+
+    # ---------------------------------------------------------------- pieces a subclass overrides
+    def build_network(self) -> nn.Module:
+        """The network: by default ``MLP(in_features, hidden, out_features, …)``."""
+        return MLP(
+            self.in_features,
+            self.hidden,
+            self.out_features,
+            activation=self.activation,
+            activation_kwargs=self.activation_kwargs,
+            dropout=self.dropout,
+            norm=self.norm,
+            bias=self.bias,
+        )
+
+    def build_metrics(self) -> MetricCollection:
+        """The torchmetrics objects of one stage (cloned with a ``train/``, ``val/``, ``test/`` prefix)."""
+        raise NotImplementedError
+
+    def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        """The training loss of a batch from the raw network outputs."""
+        raise NotImplementedError
+
+    def metric_inputs(self, outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(preds, target)`` passed to the metrics' ``update``."""
+        raise NotImplementedError
+
+    def predict_outputs(self, outputs: Tensor) -> dict[str, Tensor]:
+        """What ``predict`` returns for a batch of raw network outputs."""
+        raise NotImplementedError
+
+    def check_targets(self, target: Tensor) -> None:
+        """Checks the targets of the first batch (once: a value check costs a host sync)."""
+
+    def check_data(self, datamodule: Any) -> None:
+        """Checks the data module's shape against the network, before anything is trained."""
+        num_features = getattr(datamodule, "num_features", None)
+        if num_features is not None and num_features != self.in_features:
+            raise ValueError(
+                f"The data has {num_features} features but the model was built with in_features={self.in_features}:"
+                f" set `in_features: {num_features}` (the nnlit CLI links it from the data for you)"
+            )
+
+    # ---------------------------------------------------------------- Lightning hooks
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None:
+            self.check_data(datamodule)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self._check_width(x)
+        predictions = self.predict_outputs(self(x))
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            predictions["row"] = batch[1]
+        return predictions
+
+    def configure_optimizers(self) -> Any:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError("Every parameter is frozen (requires_grad=False): there is nothing to optimize")
+        optimizer = self.optimizer(trainable)
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
+
+    # ---------------------------------------------------------------- internals
+    def _shared_step(self, batch: Any, stage: str, metrics: MetricCollection) -> Tensor:
+        x, target = batch[0], batch[1]
+        self._check_width(x)
+        if not self._targets_checked:
+            self.check_targets(target)
+            self._targets_checked = True
+        outputs = self(x)
+        loss = self.compute_loss(outputs, target)
+        metrics.update(*self.metric_inputs(outputs, target))
+        batch_size = len(x)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=batch_size)
+        for name, metric in metrics.items():
+            show = stage == "val" and name == f"val/{self.progress_bar_metric}"
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=show, batch_size=batch_size)
+        return loss
+
+    def _check_width(self, x: Tensor) -> None:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Expected a batch of shape (rows, {self.in_features}) for in_features={self.in_features}, "
+                f"got {tuple(x.shape)}: the data's feature count does not match the model"
+            )
+
+
+def _outermost_init_frame(module: L.LightningModule) -> Any:
+    """The frame of the most-derived ``__init__`` running for ``module``.
+
+    Its arguments (``**kwargs`` expanded) are exactly what ``type(module)(**hparams)`` needs; the arguments a subclass
+    passes on to its parent (``hidden=[width]``) are derived, and saving them too would pass them twice on loading.
+    """
+    frame = inspect.currentframe()
+    outermost = None
+    while frame is not None:
+        if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
+            outermost = frame
+        frame = frame.f_back
+    return outermost
+
+
+def _keep_own_hparams(module: L.LightningModule) -> None:
+    """Drops saved hyperparameters the concrete class does not accept, and stores injected callables as data.
+
+    LightningCLI adds linked values such as ``num_classes`` even for a head without that argument, which would make
+    ``load_from_checkpoint`` call the class with an argument it rejects.
+    """
+    accepted: set[str] = set()
+    for cls in type(module).__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters.values()
+        accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    accepted.discard("self")
+    for store in (module._hparams, getattr(module, "_hparams_initial", {})):
+        for key in [k for k in store if not k.startswith("_") and k not in accepted]:
+            del store[key]
+        for key in ("optimizer", "lr_scheduler"):
+            if key in store:
+                store[key] = _describe_callable(store[key])
+
+
+def _describe_callable(obj: Any) -> Any:
+    """A class or ``functools.partial`` of a class as ``{"class_path", "init_args"}``: plain data, so checkpoints load
+    with ``weights_only=True``. Anything else is kept as it is."""
+    func, kwargs = (obj.func, dict(obj.keywords)) if isinstance(obj, functools.partial) else (obj, {})
+    if isinstance(obj, functools.partial) and obj.args:
+        return obj
+    if isinstance(func, type):
+        return {"class_path": f"{func.__module__}.{func.__qualname__}", "init_args": kwargs}
+    return obj
+
+
+def _as_callable(spec: Any) -> Callable[..., Any]:
+    """The inverse of :func:`_describe_callable`: a ``{"class_path", "init_args"}`` dict becomes a partial."""
+    if not isinstance(spec, dict):
+        return spec
+    if "class_path" not in spec:
+        raise ValueError(f"An optimizer / scheduler given as a dict needs a 'class_path' key, got {sorted(spec)}")
+    module_name, _, name = spec["class_path"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"Cannot import {spec['class_path']!r}: {err}") from err
+    return functools.partial(cls, **spec.get("init_args", {}))
+
+
+def _check_state_dict_shapes(model_state: dict[str, Tensor], ckpt_state: dict[str, Tensor]) -> None:
+    """Raises one readable error when a checkpoint was trained with another network shape than the config's."""
+    problems = []
+    for name, tensor in ckpt_state.items():
+        if name in model_state and tuple(model_state[name].shape) != tuple(tensor.shape):
+            problems.append(
+                f"{name}: {tuple(tensor.shape)} in the checkpoint, {tuple(model_state[name].shape)} in the model"
+            )
+    missing = sorted(set(model_state) - set(ckpt_state))
+    unexpected = sorted(set(ckpt_state) - set(model_state))
+    if missing:
+        problems.append(f"missing from the checkpoint: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"not in the model: {', '.join(unexpected)}")
+    if problems:
+        raise ValueError(
+            "The checkpoint does not fit the network built from the config (hidden, activation, norm, in/out "
+            "features must match the run that saved it):\n  " + "\n  ".join(problems)
+        )

@@ -1,0 +1,130 @@
+"""Multiclass classification: K logits, ``CrossEntropyLoss``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from nnlit.models.base import MLPModule
+
+
+class MulticlassMLP(MLPModule):
+    """An MLP with ``num_classes`` logits, trained with ``CrossEntropyLoss``; softmax is applied only to report.
+
+    Targets are class indices ``(rows,)`` or one-hot / probability rows ``(rows, num_classes)``. Metrics: accuracy and
+    macro-averaged F1 (``<stage>/acc``, ``<stage>/f1``). ``predict`` returns the class probabilities and the label.
+
+    Args:
+        in_features: number of input features.
+        num_classes: number of classes, at least 2.
+        class_weights: per-class weights of the loss, one per class.
+        label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler: see
+            :class:`~nnlit.models.base.MLPModule`.
+
+    Example::
+
+        >>> model = MulticlassMLP(in_features=4, num_classes=3, hidden=[16])
+        >>> out = model.predict_step(torch.zeros(2, 4), 0)
+        >>> out["probabilities"].shape, out["probabilities"].sum(dim=1).allclose(torch.ones(2))
+        (torch.Size([2, 3]), True)
+    """
+
+    progress_bar_metric = "acc"
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | None = "relu",
+        activation_kwargs: dict[str, Any] | None = None,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        bias: bool = True,
+        class_weights: list[float] | None = None,
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"`num_classes` must be an integer >= 2, got {num_classes!r}"
+                + (
+                    " (the data has no classes: use RegressionMLP for a continuous target)"
+                    if num_classes is None
+                    else ""
+                )
+            )
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(f"`class_weights` needs {num_classes} values (one per class), got {len(class_weights)}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing!r}")
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        super().__init__(
+            in_features,
+            num_classes,
+            hidden,
+            activation,
+            activation_kwargs,
+            dropout,
+            norm,
+            bias,
+            optimizer,
+            lr_scheduler,
+        )
+        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weights", weights)
+
+    def build_metrics(self) -> MetricCollection:
+        return MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes=self.num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes=self.num_classes, average="macro"),
+            }
+        )
+
+    def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        if target.is_floating_point():  # probability / one-hot rows
+            target = target.to(outputs.dtype)
+        return F.cross_entropy(outputs, target, weight=self.class_weights, label_smoothing=self.label_smoothing)
+
+    def metric_inputs(self, outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        labels = target.argmax(dim=1) if target.ndim == 2 else target
+        return outputs.detach(), labels
+
+    def predict_outputs(self, outputs: Tensor) -> dict[str, Tensor]:
+        probabilities = torch.softmax(outputs, dim=1)
+        return {"probabilities": probabilities, "label": probabilities.argmax(dim=1)}
+
+    def check_targets(self, target: Tensor) -> None:
+        if target.ndim == 2:
+            if target.shape[1] != self.num_classes:
+                raise ValueError(
+                    f"Probability / one-hot targets need {self.num_classes} columns, got shape {tuple(target.shape)}"
+                )
+            return
+        if target.is_floating_point():
+            raise ValueError(f"Class-index targets must be integers, got dtype {target.dtype}")
+        bad = target[(target < 0) | (target >= self.num_classes)]
+        if bad.numel():
+            raise ValueError(
+                f"Class labels must be in [0, {self.num_classes}) for num_classes={self.num_classes}, "
+                f"got {bad[:5].tolist()} in the first batch"
+            )
+
+    def check_data(self, datamodule: Any) -> None:
+        super().check_data(datamodule)
+        num_classes = getattr(datamodule, "num_classes", None)
+        if num_classes is not None and num_classes != self.num_classes:
+            raise ValueError(
+                f"The data has {num_classes} classes but the model was built with num_classes={self.num_classes}"
+            )

@@ -1,0 +1,122 @@
+"""Regression: any number of outputs, MSE / MAE / Huber loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from nnlit.models.base import MLPModule
+
+LOSSES = ("huber", "mae", "mse")
+
+
+class RegressionMLP(MLPModule):
+    """An MLP with ``out_features`` real outputs.
+
+    Metrics: mean squared error, mean absolute error and R² averaged over outputs (``<stage>/mse``, ``<stage>/mae``,
+    ``<stage>/r2``). ``predict`` returns ``{"prediction": (rows, out_features)}``.
+
+    Args:
+        in_features: number of input features.
+        out_features: number of targets.
+        loss: ``mse``, ``mae`` or ``huber``.
+        huber_delta: the point where the Huber loss turns from quadratic to linear.
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler: see
+            :class:`~nnlit.models.base.MLPModule`.
+
+    Example::
+
+        >>> model = RegressionMLP(in_features=3, out_features=2, loss="huber")
+        >>> model.predict_step(torch.zeros(5, 3), 0)["prediction"].shape
+        torch.Size([5, 2])
+    """
+
+    progress_bar_metric = "r2"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int = 1,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | None = "relu",
+        activation_kwargs: dict[str, Any] | None = None,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        bias: bool = True,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}. Valid losses: {', '.join(LOSSES)}")
+        if huber_delta <= 0:
+            raise ValueError(f"`huber_delta` must be > 0, got {huber_delta!r}")
+        self.loss = loss
+        self.huber_delta = huber_delta
+        super().__init__(
+            in_features,
+            out_features,
+            hidden,
+            activation,
+            activation_kwargs,
+            dropout,
+            norm,
+            bias,
+            optimizer,
+            lr_scheduler,
+        )
+
+    def build_metrics(self) -> MetricCollection:
+        return MetricCollection(
+            {
+                "mse": MeanSquaredError(num_outputs=self.out_features),
+                "mae": MeanAbsoluteError(num_outputs=self.out_features),
+                "r2": R2Score(multioutput="uniform_average"),
+            }
+        )
+
+    def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        target = self._as_outputs(outputs, target)
+        if self.loss == "mse":
+            return F.mse_loss(outputs, target)
+        if self.loss == "mae":
+            return F.l1_loss(outputs, target)
+        return F.huber_loss(outputs, target, delta=self.huber_delta)
+
+    def metric_inputs(self, outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        outputs = outputs.detach()
+        target = self._as_outputs(outputs, target)
+        if self.out_features == 1:
+            return outputs.view(-1), target.view(-1)
+        return outputs, target
+
+    def predict_outputs(self, outputs: Tensor) -> dict[str, Tensor]:
+        return {"prediction": outputs}
+
+    def check_data(self, datamodule: Any) -> None:
+        super().check_data(datamodule)
+        if getattr(datamodule, "num_classes", None) is not None:
+            raise ValueError(
+                "RegressionMLP needs a regression data set but the data module poses classification: "
+                "set `task: regression` in the data module, or use BinaryMLP / MulticlassMLP"
+            )
+        num_targets = getattr(datamodule, "num_targets", None)
+        if num_targets is not None and num_targets != self.out_features:
+            raise ValueError(f"The data has {num_targets} targets but the model has out_features={self.out_features}")
+
+    def _as_outputs(self, outputs: Tensor, target: Tensor) -> Tensor:
+        if target.shape != outputs.shape:
+            if target.numel() != outputs.numel():
+                raise ValueError(
+                    f"Targets of shape {tuple(target.shape)} do not fit outputs of shape {tuple(outputs.shape)} "
+                    f"(out_features={self.out_features})"
+                )
+            target = target.reshape(outputs.shape)
+        return target.to(outputs.dtype)

@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+import torch
+
+from nnlit import TabularDataModule
+
+
+def write_csv(path, frame):
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture
+def frame():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, 50),
+            "income": rng.normal(3000, 500, 50),
+            "colour": rng.choice(["red", "green", "blue"], 50),
+        }
+    )
+
+
+def test_builtin_split_sizes_and_disjoint():
+    dm = TabularDataModule(dataset="gauss", n_samples=200, val_fraction=0.2, test_fraction=0.1)
+    dm.setup("fit")
+    train, val, test = (dm._splits[s] for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (140, 40, 20)
+    assert len(set(torch.cat([train, val, test]).tolist())) == 200
+
+
+def test_standardised_with_training_statistics_only():
+    x = np.concatenate([np.zeros((80, 1)), np.full((20, 1), 100.0)])
+    x = np.hstack([x, np.random.default_rng(0).normal(size=(100, 1))])
+    dm = TabularDataModule.from_arrays(x, np.arange(100) % 2, val_fraction=0.5, seed=0)
+    dm.setup("fit")
+    train_x = torch.cat([b[0] for b in dm.train_dataloader()])
+    raw_train = torch.as_tensor(x, dtype=torch.float32)[dm._splits["train"]]
+    assert torch.allclose(dm.mean, raw_train.mean(0)) and torch.allclose(train_x.mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(train_x.std(0, unbiased=False), torch.ones(2), atol=1e-4)
+
+
+def test_no_standardisation():
+    dm = TabularDataModule(dataset="xor", n_samples=50, standardize=False)
+    dm.setup("fit")
+    x, _ = next(iter(dm.val_dataloader()))
+    assert torch.equal(x, dm._load().x[dm._splits["val"]][: len(x)])
+
+
+def test_string_labels_encoded_and_decoded():
+    y = np.array(["spam", "ham", "eggs", "ham"] * 5)
+    dm = TabularDataModule.from_arrays(np.random.rand(20, 3), y)
+    assert dm.num_classes == 3 and dm.classes == ["eggs", "ham", "spam"]
+    dm.setup("fit")
+    _, labels = next(iter(dm.train_dataloader()))
+    assert labels.dtype == torch.int64 and labels.max() < 3
+    assert dm.decode(torch.tensor([2, 0])) == ["spam", "eggs"]
+
+
+def test_task_inference_and_targets_shape():
+    reg = TabularDataModule.from_arrays(np.random.rand(10, 2), np.random.rand(10))
+    assert reg.num_classes is None and reg.num_targets == 1
+    multi = TabularDataModule.from_arrays(np.random.rand(10, 2), np.random.rand(10, 3), task="regression")
+    assert multi.num_targets == 3
+    probs = TabularDataModule.from_arrays(np.random.rand(10, 2), np.eye(4)[np.arange(10) % 4], task="classification")
+    assert probs.num_classes == 4
+
+
+def test_state_dict_round_trip():
+    dm = TabularDataModule(dataset="spiral", n_classes=3, n_samples=90)
+    dm.setup("fit")
+    other = TabularDataModule(dataset="xor", n_samples=40, seed=5)
+    other.load_state_dict(dm.state_dict())
+    assert torch.equal(other.mean, dm.mean) and torch.equal(other.std, dm.std)
+    assert other.classes == [0, 1, 2] and other.feature_names == ["x1", "x2"]
+
+
+def test_csv_source_and_predict_file(tmp_path, frame):
+    frame = frame.drop(columns="colour").assign(label=np.where(frame["age"] > 40, "old", "young"))
+    path = write_csv(tmp_path / "train.csv", frame)
+    dm = TabularDataModule(path=path, target="label")
+    assert dm.num_features == 2 and dm.classes == ["old", "young"] and dm.feature_names == ["age", "income"]
+    predict = write_csv(tmp_path / "new.csv", frame.drop(columns="label").iloc[:7][["income", "age"]])
+    dm = TabularDataModule(path=path, target="label", predict_path=predict)
+    dm.setup("predict")
+    x, rows = next(iter(dm.predict_dataloader()))
+    assert rows.tolist() == list(range(7))
+    expected = (torch.tensor(frame[["age", "income"]].to_numpy()[:7], dtype=torch.float32) - dm.mean) / dm.std
+    assert torch.allclose(x, expected)
+
+
+def test_parquet_source(tmp_path, frame):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "data.parquet"
+    frame.drop(columns="colour").assign(y=np.arange(50) % 2).to_parquet(path)
+    assert TabularDataModule(path=str(path), target="y").num_features == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({}, "Give exactly one data source"),
+        ({"dataset": "xor", "path": "a.csv"}, "Give exactly one data source"),
+        ({"dataset": "moons"}, "Unknown dataset 'moons'. Built-in sets: circle, gauss, plane, sine, spiral, xor"),
+        ({"path": "a.csv"}, "`target` must name the target column of 'a.csv'"),
+        ({"dataset": "xor", "val_fraction": 0.0}, r"`val_fraction` must be in \(0, 1\), got 0.0"),
+        ({"dataset": "xor", "val_fraction": 1.2}, r"`val_fraction` must be in \(0, 1\), got 1.2"),
+        ({"dataset": "xor", "test_fraction": -0.1}, r"`test_fraction` must be in \[0, 1\), got -0.1"),
+        ({"dataset": "xor", "val_fraction": 0.5, "test_fraction": 0.5}, r"must be < 1 to leave rows for training"),
+        ({"dataset": "xor", "batch_size": 0}, "`batch_size` must be a positive integer, got 0"),
+        ({"dataset": "xor", "task": "ranking"}, "`task` must be one of classification, regression or None"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TabularDataModule(**kwargs)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    missing = str(tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match="Data file not found: .*nope.csv"):
+        _ = TabularDataModule(path=missing, target="y").num_features
+
+
+def test_unsupported_suffix():
+    with pytest.raises(ValueError, match=r"the suffix must be one of \.csv, \.parquet, \.pq"):
+        _ = TabularDataModule(path="data.xlsx", target="y").num_features
+
+
+def test_target_column_absent_lists_columns(tmp_path, frame):
+    path = write_csv(tmp_path / "d.csv", frame)
+    with pytest.raises(ValueError, match="Target column 'price' not in .*Columns: age, income, colour"):
+        _ = TabularDataModule(path=path, target="price").num_features
+
+
+def test_non_numeric_feature_named(tmp_path, frame):
+    path = write_csv(tmp_path / "d.csv", frame.assign(y=np.arange(50) % 2))
+    with pytest.raises(ValueError, match="Feature column 'colour' .* is not numeric .*encode it as numbers"):
+        _ = TabularDataModule(path=path, target="y").num_features
+    assert TabularDataModule(path=path, target="y", features=["age"]).num_features == 1
+
+
+def test_nan_and_inf_reported_per_column(tmp_path, frame):
+    frame = frame.drop(columns="colour").assign(y=np.arange(50) % 2)
+    frame.loc[[3, 9, 11], "income"] = np.nan
+    frame.loc[5, "age"] = np.inf
+    path = write_csv(tmp_path / "d.csv", frame)
+    with pytest.raises(ValueError, match=r"'age': 1 rows \(first at row 5\); 'income': 3 rows \(first at row 3\)"):
+        _ = TabularDataModule(path=path, target="y").num_features
+
+
+def test_nan_regression_target():
+    y = np.ones(10)
+    y[4] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf in the arrays, target 'target\[0\]': 1 rows \(first at row 4\)"):
+        _ = TabularDataModule.from_arrays(np.zeros((10, 2)), y).num_features
+
+
+def test_one_class_rejected():
+    with pytest.raises(ValueError, match=r"at least 2 classes; the target of the arrays has \['a'\]"):
+        _ = TabularDataModule.from_arrays(np.zeros((4, 2)), np.array(["a"] * 4)).num_classes
+
+
+def test_predict_file_missing_column(tmp_path, frame):
+    train = write_csv(tmp_path / "t.csv", frame.drop(columns="colour").assign(y=np.arange(50) % 2))
+    new = write_csv(tmp_path / "n.csv", frame[["age"]])
+    dm = TabularDataModule(path=train, target="y", predict_path=new)
+    dm.setup("predict")
+    with pytest.raises(ValueError, match=r"lacks feature columns \['income'\]. The model uses: age, income"):
+        dm.predict_dataloader()
+
+
+def test_no_test_split_explained():
+    dm = TabularDataModule(dataset="xor", n_samples=50)
+    dm.setup("test")
+    with pytest.raises(ValueError, match="There is no test split: set `test_fraction`"):
+        dm.test_dataloader()

@@ -1,0 +1,217 @@
+"""The `nnlit` command end to end: every config, print_config, optimizers from YAML, subclasses by class_path."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
+from nnlit.cli import NNLitCLI, main
+from nnlit.data.tabular import TabularDataModule as _DM
+from nnlit.models.base import MLPModule
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(ROOT.glob("configs/**/*.yaml"))
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def build_cli(args: list[str]) -> NNLitCLI:
+    """The CLI's objects without running a subcommand."""
+    return NNLitCLI(
+        MLPModule,
+        _DM,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        run=False,
+        args=args,
+    )
+
+
+def test_configs_exist():
+    names = {p.relative_to(ROOT / "configs").as_posix() for p in CONFIGS}
+    assert {"quickstart.yaml", "heads/binary.yaml", "heads/multiclass.yaml", "heads/regression.yaml"} <= names
+    assert {f"optimizers/{n}.yaml" for n in ("sgd_momentum", "adagrad", "rmsprop", "adam")} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
+def test_every_config_runs(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # configs write under runs/, relative to the working directory
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.fast_dev_run=true",
+            f"--trainer.default_root_dir={tmp_path}",
+            *QUIET,
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "lr", "extra"),
+    [
+        ("sgd_momentum", torch.optim.SGD, 0.05, {"momentum": 0.95}),
+        ("adagrad", torch.optim.Adagrad, 0.1, {}),
+        ("rmsprop", torch.optim.RMSprop, 0.005, {"alpha": 0.99}),
+        ("adam", torch.optim.Adam, 0.01, {"betas": (0.9, 0.999)}),
+    ],
+)
+def test_optimizers_from_yaml(name, cls, lr, extra):
+    cli = build_cli(["--config", str(ROOT / f"configs/optimizers/{name}.yaml")])
+    optimizer = cli.model.configure_optimizers()
+    assert type(optimizer) is cls and optimizer.defaults["lr"] == lr
+    for key, value in extra.items():
+        assert optimizer.defaults[key] == value
+
+
+def test_data_shape_is_linked_into_the_model():
+    cli = build_cli(["--config", str(ROOT / "configs/quickstart.yaml")])
+    assert isinstance(cli.model, MulticlassMLP)
+    assert (cli.model.in_features, cli.model.num_classes) == (2, 3)
+    regression = build_cli(["--config", str(ROOT / "configs/heads/regression.yaml"), "--data.init_args.dataset=plane"])
+    assert isinstance(regression.model, RegressionMLP) and regression.model.out_features == 1
+    assert "num_classes" not in regression.model.hparams  # a link the head does not take is not saved
+
+
+def test_print_config_round_trip(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "configs/heads/binary.yaml"
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(config), "--print_config"])
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert yaml.safe_load(printed.read_text())["model"]["class_path"] == "nnlit.BinaryMLP"
+
+    def train(path: Path, out: Path) -> dict[str, torch.Tensor]:
+        main(
+            [
+                "fit",
+                "--config",
+                str(path),
+                "--trainer.max_epochs=2",
+                "--trainer.logger=false",
+                f"--trainer.default_root_dir={out}",
+                *QUIET,
+            ]
+        )
+        (ckpt,) = (out / "checkpoints").glob("*.ckpt")
+        return torch.load(ckpt, weights_only=True)["state_dict"]
+
+    original, replayed = train(config, tmp_path / "a"), train(printed, tmp_path / "b")
+    assert original.keys() == replayed.keys()
+    assert all(torch.equal(original[k], replayed[k]) for k in original)
+
+
+class CountingBinary(BinaryMLP):
+    """A user's subclass: a wider first layer and an L2 penalty in the loss."""
+
+    def __init__(self, penalty: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.penalty = penalty
+
+    def build_network(self):
+        network = super().build_network()
+        network.extra_tag = torch.nn.Identity()
+        return network
+
+    def compute_loss(self, outputs, target):
+        l2 = sum((p**2).sum() for p in self.network.parameters())
+        return super().compute_loss(outputs, target) + self.penalty * l2
+
+
+class CountingMulticlass(MulticlassMLP):
+    def metric_inputs(self, outputs, target):
+        self.metric_calls = getattr(self, "metric_calls", 0) + 1
+        return super().metric_inputs(outputs, target)
+
+
+class ScaledRegression(RegressionMLP):
+    def forward(self, x):
+        return 2.0 * super().forward(x)
+
+
+@pytest.mark.parametrize(
+    ("class_path", "dataset", "check"),
+    [
+        ("test_cli.CountingBinary", "xor", lambda m: m.penalty == 0.5 and hasattr(m.network, "extra_tag")),
+        ("test_cli.CountingMulticlass", "spiral", lambda m: m.metric_calls > 0),
+        ("test_cli.ScaledRegression", "plane", lambda m: isinstance(m, ScaledRegression)),
+    ],
+)
+def test_subclass_by_class_path(class_path, dataset, check, tmp_path):
+    args = [
+        "--model",
+        class_path,
+        "--data",
+        "nnlit.TabularDataModule",
+        f"--data.dataset={dataset}",
+        "--data.n_samples=100",
+        "--trainer.max_epochs=1",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    if class_path.endswith("CountingBinary"):
+        args.append("--model.penalty=0.5")
+    cli = build_cli(args)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert check(cli.model)
+    assert torch.isfinite(cli.trainer.callback_metrics["val/loss"])
+
+
+def test_bad_activation_in_yaml(tmp_path):
+    with pytest.raises(ValueError, match="Unknown activation 'swish'"):
+        build_cli(["--config", str(ROOT / "configs/quickstart.yaml"), "--model.activation=swish"])
+
+
+def test_regression_data_with_a_classifier():
+    with pytest.raises(ValueError, match="got None .*use RegressionMLP"):
+        build_cli(["--config", str(ROOT / "configs/quickstart.yaml"), "--data.dataset=sine"])
+
+
+def run_nnlit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nnlit.cli", *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_fit_checkpoint_predict_end_to_end(tmp_path):
+    config = str(ROOT / "configs/quickstart.yaml")
+    run_nnlit("fit", "--config", config, "--trainer.max_epochs=3", "--data.n_samples=600", *QUIET, cwd=tmp_path)
+    ckpt = tmp_path / "runs/quickstart/checkpoints/best.ckpt"
+    assert ckpt.is_file() and (tmp_path / "runs/quickstart/checkpoints/last.ckpt").is_file()
+    out = tmp_path / "preds.csv"
+    run_nnlit(
+        "predict",
+        "--config",
+        config,
+        "--ckpt_path",
+        str(ckpt),
+        "--data.n_samples=600",
+        f"--prediction_writer.output_path={out}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 600 and list(rows[0]) == ["row", "prediction", "prob_0", "prob_1", "prob_2"]
+    assert [int(r["row"]) for r in rows] == list(range(600))
+
+    # the same numbers from the checkpoint directly: scaler and weights restored, labels decoded
+    model = MulticlassMLP.load_from_checkpoint(ckpt)
+    dm = TabularDataModule(dataset="spiral", n_classes=3, n_samples=600)
+    dm.load_state_dict(torch.load(ckpt, weights_only=True)["TabularDataModule"])
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(dm.transform(dm._load().x)), dim=1)
+    written = torch.tensor([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
+    assert torch.allclose(written, probs, atol=1e-6)
+    assert [int(r["prediction"]) for r in rows] == probs.argmax(1).tolist()
