@@ -1,0 +1,48 @@
+"""Every shipped config, trained for its full length, learns its task (slow: about two minutes on 2 cores)."""
+
+from pathlib import Path
+
+import pytest
+
+from nnlit.cli import NNLitCLI
+from nnlit.data.tabular import TabularDataModule
+from nnlit.models.base import MLPModule
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# config -> (metric, lowest acceptable value after the full run)
+EXPECTED = {
+    "quickstart.yaml": ("val/acc", 0.95),
+    "heads/binary.yaml": ("val/acc", 0.95),
+    "heads/multiclass.yaml": ("val/acc", 0.85),
+    "heads/regression.yaml": ("val/r2", 0.9),
+    "optimizers/sgd_momentum.yaml": ("val/acc", 0.95),
+    "optimizers/adagrad.yaml": ("val/acc", 0.95),
+    "optimizers/rmsprop.yaml": ("val/acc", 0.95),
+    "optimizers/adam.yaml": ("val/acc", 0.95),
+}
+
+
+def test_every_config_has_an_expectation():
+    shipped = {p.relative_to(ROOT / "configs").as_posix() for p in ROOT.glob("configs/**/*.yaml")}
+    assert shipped == set(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_reaches_its_quality(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", str(ROOT / "configs" / name), "--trainer.enable_progress_bar=false", "--trainer.logger=false"]
+    cli = NNLitCLI(
+        MLPModule,
+        TabularDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        run=False,
+        args=args,
+    )
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    metric, lowest = EXPECTED[name]
+    value = float(cli.trainer.callback_metrics[metric])
+    assert value >= lowest, f"{name}: {metric} = {value:.3f} < {lowest}"
