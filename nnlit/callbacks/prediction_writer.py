@@ -63,7 +63,7 @@ class CSVPredictionWriter(BasePredictionWriter):
     @override
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         path = self.resolve_path(trainer)
-        header, rows = self._table(getattr(trainer.datamodule, "decode", None))
+        header, rows = self._table(getattr(getattr(trainer, "datamodule", None), "decode", None))
         _write_csv_atomically(path, header, rows)
         rank_zero_info(f"Wrote {len(rows)} predictions to {path}")
         self._batches = []
@@ -90,6 +90,7 @@ class CSVPredictionWriter(BasePredictionWriter):
             columns["prediction"] = decode(merged["label"]) if decode is not None else merged["label"].tolist()
             num_classes = merged["probabilities"].shape[1] if "probabilities" in merged else 2
             class_names = decode(torch.arange(num_classes)) if decode is not None else list(range(num_classes))
+        probs: Tensor | None
         if "probability" in merged:
             p1 = merged["probability"].view(-1)
             probs = torch.stack([1 - p1, p1], dim=1)

@@ -214,7 +214,7 @@ def _keep_own_hparams(module: L.LightningModule) -> None:
     for cls in type(module).__mro__:
         if "__init__" not in vars(cls):
             continue
-        params = inspect.signature(cls.__init__).parameters.values()
+        params = inspect.signature(vars(cls)["__init__"]).parameters.values()
         accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break

@@ -37,6 +37,7 @@ class BinaryMLP(MLPModule):
     """
 
     progress_bar_metric = "acc"
+    pos_weight: Tensor | None
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class MulticlassMLP(MLPModule):
     """
 
     progress_bar_metric = "acc"
+    class_weights: Tensor | None
 
     def __init__(
         self,
