@@ -1,0 +1,149 @@
+"""Counting dead ReLU units: units whose output is 0 for every training sample of an epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+from typing_extensions import override
+
+#: activations whose zero output means a zero gradient: a unit that never fires never learns again
+DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+#: activations with a slope below zero: a unit that is never positive still gets gradients and can recover
+LEAKY: tuple[type[nn.Module], ...] = (nn.LeakyReLU, nn.PReLU)
+
+
+class DeadReLUCounter(Callback):
+    """Counts, per ReLU layer and epoch, the units that output 0 for every training sample (Lu et al. 2020, "Dying
+    ReLU and initialization").
+
+    Unit ``j`` of a layer is dead over an epoch iff ``out[..., j, ...] <= 0`` for every sample, where ``j`` indexes
+    dimension 1 of the output (a feature of a ``(batch, features)`` output, a channel of a conv-like output). The
+    callback hooks every ``nn.ReLU`` / ``nn.ReLU6`` module of the LightningModule (any LightningModule) and keeps an
+    ``alive`` mask per layer on the device: ``alive |= (out > 0).any(other dims)``. Nothing is moved to the host until
+    the epoch ends; under DDP the masks are combined across ranks (a unit is dead only if it is dead on every rank).
+
+    Logged each epoch: ``dead_relu/<layer>`` (dead fraction) and ``dead_relu/total`` (dead fraction of all ReLU
+    units). ``nn.LeakyReLU`` / ``nn.PReLU`` units are not dead in this sense (a negative slope still passes gradient,
+    so they can recover); their never-positive fraction is logged as ``never_positive/<layer>``.
+
+    A ReLU applied functionally (``F.relu`` in ``forward``) cannot be hooked: when the model has no ReLU module the
+    callback warns once and logs nothing, rather than report "0 dead" for layers it cannot see.
+
+    Args:
+        threshold: warn (once per layer) when the dead fraction of a layer reaches this value.
+        include_validation: also count validation batches (a unit alive on validation data is then alive).
+
+    Raises:
+        ValueError: if ``threshold`` is not in ``(0, 1]``.
+
+    Example::
+
+        >>> import lightning as L
+        >>> trainer = L.Trainer(callbacks=[DeadReLUCounter(threshold=0.5)])
+    """
+
+    def __init__(self, threshold: float = 0.5, include_validation: bool = False) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"`threshold` must be in (0, 1], got {threshold!r}")
+        self.threshold = threshold
+        self.include_validation = include_validation
+        #: one entry per finished epoch: {"epoch", "dead": {layer: count}, "units": {layer: n}, "never_positive": …}
+        self.history: list[dict[str, Any]] = []
+        self._layers: dict[str, nn.Module] = {}
+        self._alive: dict[str, Tensor] = {}
+        self._handles: list[RemovableHandle] = []
+        self._warned: set[str] = set()
+        self._trainer: L.Trainer | None = None
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trainer = trainer
+        self._layers = {name: m for name, m in pl_module.named_modules() if isinstance(m, DYING + LEAKY)}
+        if not self._layers:
+            rank_zero_warn(
+                f"DeadReLUCounter found no nn.ReLU, nn.ReLU6, nn.LeakyReLU or nn.PReLU module in "
+                f"{type(pl_module).__name__}: a ReLU applied functionally (F.relu / torch.relu in forward) cannot be "
+                "hooked, so no dead units are reported. Use nn.ReLU modules to count them."
+            )
+        for name, module in self._layers.items():
+            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+
+    @override
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._alive = {}
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._layers:
+            return
+        dead: dict[str, int] = {}
+        never_positive: dict[str, int] = {}
+        units: dict[str, int] = {}
+        for name, module in self._layers.items():  # the same order on every rank: the gathers below pair up
+            alive = self._alive.get(name)
+            if alive is None:  # the layer did not run this epoch (on this rank): nothing to report
+                continue
+            if trainer.world_size > 1:
+                alive = trainer.strategy.all_gather(alive).any(dim=0)
+            count = int((~alive).sum())  # one host sync per layer per epoch
+            units[name] = alive.numel()
+            (dead if isinstance(module, DYING) else never_positive)[name] = count
+        for name, count in dead.items():
+            pl_module.log(f"dead_relu/{name}", count / units[name], on_epoch=True)
+            self._maybe_warn(name, count, units[name], trainer.current_epoch)
+        for name, count in never_positive.items():
+            pl_module.log(f"never_positive/{name}", count / units[name], on_epoch=True)
+        if dead:
+            total_units = sum(units[name] for name in dead)
+            pl_module.log("dead_relu/total", sum(dead.values()) / total_units, on_epoch=True)
+        self.history.append(
+            {"epoch": trainer.current_epoch, "dead": dead, "never_positive": never_positive, "units": units}
+        )
+
+    @override
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._alive = {}
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "warned": sorted(self._warned)}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+        self._warned = set(state_dict["warned"])
+
+    def _make_hook(self, name: str) -> Any:
+        def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
+            trainer = self._trainer
+            if trainer is None or not (trainer.training or (self.include_validation and trainer.validating)):
+                return
+            if trainer.sanity_checking:
+                return
+            with torch.no_grad():
+                fired = output > 0
+                if fired.ndim > 1:
+                    fired = fired.any(dim=tuple(d for d in range(fired.ndim) if d != 1))
+                previous = self._alive.get(name)
+                self._alive[name] = fired if previous is None else previous | fired
+
+        return hook
+
+    def _maybe_warn(self, name: str, dead: int, units: int, epoch: int) -> None:
+        if name in self._warned or dead / units < self.threshold:
+            return
+        self._warned.add(name)
+        rank_zero_warn(
+            f"{dead}/{units} units ({dead / units:.0%}) of {name} output 0 for every training sample of epoch "
+            f"{epoch}: dead ReLUs, which get no gradient and stay dead. Lower the learning rate, use LeakyReLU, or "
+            "re-initialise the layer (a negative bias or weights can kill it from the start)."
+        )

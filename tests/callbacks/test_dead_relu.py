@@ -1,0 +1,125 @@
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from nnlit import MulticlassMLP, TabularDataModule
+from nnlit.callbacks import DeadReLUCounter
+from nnlit.data import TensorBatchLoader
+
+
+class Foreign(L.LightningModule):
+    """Not an nnlit module: its own Sequential, fixed weights (lr 0), so dead units are known in advance."""
+
+    def __init__(self, activation: nn.Module | None = None, functional: bool = False):
+        super().__init__()
+        self.hidden = nn.Linear(2, 4)
+        self.act = activation if activation is not None else nn.ReLU()
+        self.out = nn.Linear(4, 1)
+        self.functional = functional
+        with torch.no_grad():
+            self.hidden.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+            self.hidden.bias.copy_(torch.tensor([-1.0, 0.0, 0.0, -100.0]))
+
+    def forward(self, x):
+        h = self.hidden(x)
+        return self.out(torch.relu(h) if self.functional else self.act(h))
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.mse_loss(self(batch[0]).view(-1), batch[1])
+
+    def validation_step(self, batch, batch_idx):
+        self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def loader(x):
+    return TensorBatchLoader([x, torch.zeros(len(x))], batch_size=4)
+
+
+X = torch.tensor([[1.0, -1.0], [2.0, -3.0], [0.5, -0.5], [3.0, -2.0], [1.0, -1.0]])  # x2 never > 0
+
+
+def test_counts_match_a_direct_computation(make_trainer):
+    model = Foreign()
+    counter = DeadReLUCounter(threshold=0.9)
+    trainer = make_trainer(max_epochs=2, callbacks=[counter])
+    trainer.fit(model, train_dataloaders=loader(X))
+    expected_alive = (torch.relu(model.hidden(X)) > 0).any(dim=0)
+    expected_dead = int((~expected_alive).sum())
+    assert expected_dead == 3  # units 0, 2, 3; only unit 1 ever fires
+    assert [h["dead"] for h in counter.history] == [{"act": expected_dead}] * 2
+    assert trainer.callback_metrics["dead_relu/act"] == pytest.approx(expected_dead / 4)
+    assert trainer.callback_metrics["dead_relu/total"] == pytest.approx(expected_dead / 4)
+
+
+def test_validation_batches_not_counted_unless_asked(make_trainer):
+    val_x = torch.tensor([[0.0, 5.0]])  # would make unit 2 fire
+    for include, dead in [(False, 3), (True, 2)]:
+        counter = DeadReLUCounter(include_validation=include)
+        make_trainer(callbacks=[counter], num_sanity_val_steps=0).fit(
+            Foreign(), train_dataloaders=loader(X), val_dataloaders=loader(val_x)
+        )
+        assert counter.history[-1]["dead"]["act"] == dead
+
+
+def test_conv_like_output_counts_channels():
+    counter = DeadReLUCounter()
+    counter._trainer = type("T", (), {"training": True, "validating": False, "sanity_checking": False})()
+    hook = counter._make_hook("conv")
+    out = torch.zeros(2, 3, 4, 4)
+    out[1, 2, 3, 0] = 1.0  # channel 2 fires once, in one sample and one position
+    hook(nn.ReLU(), (), out)
+    assert counter._alive["conv"].tolist() == [False, False, True]
+
+
+def test_negative_init_layer_reported_fully_dead_with_a_warning(make_trainer):
+    model = MulticlassMLP(in_features=2, num_classes=3, hidden=[16, 16])
+    with torch.no_grad():  # the lesson's negative initialiser: weights and bias < 0, inputs of layer 2 are >= 0
+        model.network.linear2.weight.uniform_(-1.0, -0.1)
+        model.network.linear2.bias.fill_(-1.0)
+    counter = DeadReLUCounter()
+    with pytest.warns(UserWarning, match=r"16/16 units \(100%\) of network.act2 output 0 .*dead ReLUs"):
+        make_trainer(callbacks=[counter]).fit(model, datamodule=TabularDataModule(dataset="spiral", n_classes=3))
+    assert counter.history[-1]["dead"]["network.act2"] == 16
+    assert counter.history[-1]["dead"]["network.act1"] < 16
+
+
+def test_leaky_units_reported_as_never_positive(make_trainer):
+    counter = DeadReLUCounter()
+    trainer = make_trainer(callbacks=[counter])
+    trainer.fit(Foreign(activation=nn.LeakyReLU(0.1)), train_dataloaders=loader(X))
+    assert counter.history[-1]["never_positive"] == {"act": 3} and counter.history[-1]["dead"] == {}
+    assert "dead_relu/total" not in trainer.callback_metrics
+    assert trainer.callback_metrics["never_positive/act"] == pytest.approx(0.75)
+
+
+def test_functional_relu_warns_and_reports_nothing(make_trainer):
+    counter = DeadReLUCounter()
+    model = Foreign(activation=nn.Identity(), functional=True)
+    with pytest.warns(UserWarning, match="found no nn.ReLU.* in Foreign: a ReLU applied functionally"):
+        trainer = make_trainer(callbacks=[counter])
+        trainer.fit(model, train_dataloaders=loader(X))
+    assert counter.history == [] and not any(k.startswith("dead_relu") for k in trainer.callback_metrics)
+
+
+def test_hooks_removed_after_fit(make_trainer):
+    model = Foreign()
+    make_trainer(callbacks=[DeadReLUCounter()]).fit(model, train_dataloaders=loader(X))
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_state_round_trip():
+    counter = DeadReLUCounter()
+    counter.history = [{"epoch": 0, "dead": {"a": 1}, "never_positive": {}, "units": {"a": 2}}]
+    counter._warned = {"a"}
+    other = DeadReLUCounter()
+    other.load_state_dict(counter.state_dict())
+    assert other.history == counter.history and other._warned == {"a"}
+
+
+def test_bad_threshold():
+    with pytest.raises(ValueError, match=r"`threshold` must be in \(0, 1\], got 0"):
+        DeadReLUCounter(threshold=0)
