@@ -1,0 +1,210 @@
+"""Watching for saturated activations and vanishing gradients."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.utils.hooks import RemovableHandle
+from typing_extensions import override
+
+#: An output is saturated where the activation's derivative is below this fraction of its maximum. It is tanh's
+#: derivative at |y| = 0.97 (1 - 0.97², DESIGN's definition); the same rule gives every other bounded activation.
+DERIVATIVE_FRACTION = 1.0 - 0.97**2
+#: sigmoid(x) = (1 + tanh(x / 2)) / 2, so its derivative is below that fraction of its maximum (1/4) exactly where
+#: tanh(x / 2) is: y < 0.015 or y > 0.985.
+SIGMOID_EPS = (1.0 - 0.97) / 2
+#: softsign's derivative is (1 - |y|)²: below the fraction where |y| > 1 - sqrt(fraction) ≈ 0.757.
+SOFTSIGN_LIMIT = 1.0 - math.sqrt(DERIVATIVE_FRACTION)
+
+
+def saturated(module: nn.Module, output: Tensor) -> Tensor:
+    """Boolean mask of the saturated elements of an activation's ``output``.
+
+    Example::
+
+        >>> saturated(nn.Tanh(), torch.tensor([0.5, 0.98, -0.99])).tolist()
+        [False, True, True]
+        >>> saturated(nn.Sigmoid(), torch.tensor([0.01, 0.5, 0.99])).tolist()
+        [True, False, True]
+    """
+    if isinstance(module, nn.Tanh):
+        return output.abs() > 0.97
+    if isinstance(module, nn.Sigmoid):
+        return (output < SIGMOID_EPS) | (output > 1.0 - SIGMOID_EPS)
+    if isinstance(module, nn.Softsign):
+        return output.abs() > SOFTSIGN_LIMIT
+    if isinstance(module, nn.Hardtanh):  # the derivative is exactly 0 at the clamps
+        return (output <= module.min_val) | (output >= module.max_val)
+    raise TypeError(f"No saturation rule for {type(module).__name__}")
+
+
+def _bounded(module: nn.Module) -> bool:
+    # ReLU6 subclasses Hardtanh, but its 0 is a dead unit (DeadReLUCounter's business), not saturation
+    return isinstance(module, nn.Tanh | nn.Sigmoid | nn.Softsign | nn.Hardtanh) and not isinstance(module, nn.ReLU6)
+
+
+class GradientSaturationMonitor(Callback):
+    """Per-epoch saturation of bounded activations and per-layer weight-gradient norms, on any LightningModule.
+
+    **Saturation.** For every ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Hardtanh`` and ``nn.Softsign`` module, the fraction of
+    its outputs during the epoch's training batches that are saturated: where the derivative is below
+    ``1 - 0.97² ≈ 5.9 %`` of its maximum, i.e. tanh ``|y| > 0.97``; sigmoid ``y < ε`` or ``y > 1 - ε`` with
+    ``ε = 0.015`` (the same pre-activations, as ``σ(x) = (1 + tanh(x/2)) / 2``); softsign ``|y| > 0.757``; hardtanh at
+    its clamps. Counts accumulate on the device and are summed across DDP ranks once per epoch.
+
+    **Gradients.** ``‖∇W‖₂`` of every module weight with two or more dimensions (Linear, conv), read in
+    ``on_before_optimizer_step`` (after AMP unscaling and the DDP all-reduce) and averaged over the epoch's optimizer
+    steps. The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1, the early layers
+    barely learn: vanishing gradients.
+
+    Logged each epoch: ``saturation/<layer>``, ``grad_norm/<layer>``, ``grad_norm/first_last_ratio``. The same
+    numbers stay in :attr:`history` (saved with checkpoints). Warns once, with advice, when the ratio falls below
+    ``ratio_threshold`` or a layer's saturation exceeds ``saturation_threshold``.
+
+    Args:
+        ratio_threshold: warn when ``grad_norm/first_last_ratio`` is below this.
+        saturation_threshold: warn when a layer's saturated fraction is above this, in ``(0, 1]``.
+
+    Raises:
+        ValueError: for a non-positive ``ratio_threshold`` or a ``saturation_threshold`` outside ``(0, 1]``.
+    """
+
+    def __init__(self, ratio_threshold: float = 1e-3, saturation_threshold: float = 0.5) -> None:
+        if ratio_threshold <= 0:
+            raise ValueError(f"`ratio_threshold` must be > 0, got {ratio_threshold!r}")
+        if not 0.0 < saturation_threshold <= 1.0:
+            raise ValueError(f"`saturation_threshold` must be in (0, 1], got {saturation_threshold!r}")
+        self.ratio_threshold = ratio_threshold
+        self.saturation_threshold = saturation_threshold
+        #: one entry per epoch: {"epoch", "saturation": {layer: fraction}, "grad_norm": {layer: mean norm}, "ratio"}
+        self.history: list[dict[str, Any]] = []
+        self._activations: dict[str, nn.Module] = {}
+        self._weights: dict[str, nn.Parameter] = {}
+        self._saturated: dict[str, Tensor] = {}  # layer -> saturated outputs this epoch, on the device
+        self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
+        self._norm_sums: dict[str, Tensor] = {}
+        self._norm_steps: dict[str, int] = {}
+        self._handles: list[RemovableHandle] = []
+        self._warned: set[str] = set()
+        self._trainer: L.Trainer | None = None
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trainer = trainer
+        modules = dict(pl_module.named_modules())
+        self._activations = {name: m for name, m in modules.items() if _bounded(m)}
+        self._weights = {
+            name: m.weight
+            for name, m in modules.items()
+            if isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.ndim >= 2
+        }
+        others = sorted({type(m).__name__ for m in modules.values() if _is_activation(m) and not _bounded(m)})
+        if others:
+            rank_zero_info(f"GradientSaturationMonitor: no saturation rule for {', '.join(others)}; skipped")
+        for name, module in self._activations.items():
+            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+
+    @override
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saturated, self._totals, self._norm_sums, self._norm_steps = {}, {}, {}, {}
+
+    @override
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        with torch.no_grad():
+            for name, weight in self._weights.items():
+                if weight.grad is None:  # frozen, or not used in this step
+                    continue
+                norm = torch.linalg.vector_norm(weight.grad.detach().float())
+                previous = self._norm_sums.get(name)
+                self._norm_sums[name] = norm if previous is None else previous + norm
+                self._norm_steps[name] = self._norm_steps.get(name, 0) + 1
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        saturation: dict[str, float] = {}
+        for name in self._activations:  # the same order on every rank: the reductions below pair up
+            if name not in self._saturated:
+                continue
+            counts = torch.stack([self._saturated[name].float(), self._saturated[name].new_tensor(self._totals[name])])
+            if trainer.world_size > 1:
+                counts = trainer.strategy.reduce(counts, reduce_op="sum")
+            saturated_count, total = counts.tolist()  # one host sync per layer per epoch
+            saturation[name] = saturated_count / total if total else 0.0
+        grad_norm = {name: float(s) / self._norm_steps[name] for name, s in self._norm_sums.items()}
+        ratio = None
+        if len(grad_norm) >= 2:
+            names = [n for n in self._weights if n in grad_norm]
+            first, last = names[0], names[-1]
+            ratio = grad_norm[first] / grad_norm[last] if grad_norm[last] > 0 else math.inf
+        for name, value in saturation.items():
+            pl_module.log(f"saturation/{name}", value, on_epoch=True)
+        for name, value in grad_norm.items():
+            pl_module.log(f"grad_norm/{name}", value, on_epoch=True)
+        if ratio is not None:
+            pl_module.log("grad_norm/first_last_ratio", ratio, on_epoch=True)
+            self._maybe_warn_ratio(ratio, first, last, trainer.current_epoch)
+        for name, value in saturation.items():
+            self._maybe_warn_saturation(name, value, trainer.current_epoch)
+        self.history.append(
+            {"epoch": trainer.current_epoch, "saturation": saturation, "grad_norm": grad_norm, "ratio": ratio}
+        )
+
+    @override
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "warned": sorted(self._warned)}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+        self._warned = set(state_dict["warned"])
+
+    def _make_hook(self, name: str) -> Callable[[nn.Module, Any, Tensor], None]:
+        def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
+            trainer = self._trainer
+            if trainer is None or not trainer.training or trainer.sanity_checking:
+                return
+            with torch.no_grad():
+                count = saturated(module, output).sum()
+                previous = self._saturated.get(name)
+                self._saturated[name] = count if previous is None else previous + count
+                self._totals[name] = self._totals.get(name, 0) + output.numel()
+
+        return hook
+
+    def _maybe_warn_ratio(self, ratio: float, first: str, last: str, epoch: int) -> None:
+        if "ratio" in self._warned or ratio >= self.ratio_threshold:
+            return
+        self._warned.add("ratio")
+        rank_zero_warn(
+            f"In epoch {epoch} the gradient of {first} is {ratio:.1e} of the gradient of {last}: vanishing gradients, "
+            "the first layers barely learn. Use ReLU / LeakyReLU instead of sigmoid / tanh, fewer layers, or a "
+            "default (Kaiming / Xavier) initialisation."
+        )
+
+    def _maybe_warn_saturation(self, name: str, value: float, epoch: int) -> None:
+        if name in self._warned or value <= self.saturation_threshold:
+            return
+        self._warned.add(name)
+        rank_zero_warn(
+            f"In epoch {epoch} {value:.0%} of the outputs of {name} are saturated (derivative below 6% of its "
+            "maximum): little gradient flows through it. Standardise the inputs, use smaller initial weights or a "
+            "lower learning rate, or a non-saturating activation (ReLU)."
+        )
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return type(module).__module__ == "torch.nn.modules.activation"

@@ -1,0 +1,153 @@
+import warnings
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from nnlit import RegressionMLP, TabularDataModule
+from nnlit.callbacks import GradientSaturationMonitor
+from nnlit.callbacks.gradient_saturation import SIGMOID_EPS, SOFTSIGN_LIMIT, saturated
+from nnlit.data import TensorBatchLoader
+
+
+class Foreign(L.LightningModule):
+    """A user's own module: tanh then sigmoid layers, frozen by lr 0 so every epoch sees the same outputs."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer1 = nn.Linear(3, 8)
+        self.tanh = nn.Tanh()
+        self.layer2 = nn.Linear(8, 4)
+        self.sigmoid = nn.Sigmoid()
+        self.head = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.layer1.weight.mul_(4.0)  # push some tanh outputs into saturation
+
+    def forward(self, x):
+        return self.head(self.sigmoid(self.layer2(self.tanh(self.layer1(x)))))
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.mse_loss(self(batch[0]).view(-1), batch[1])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+X = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+Y = torch.randn(64, generator=torch.Generator().manual_seed(2))
+
+
+def test_saturation_and_gradient_norms_match_a_direct_computation(make_trainer):
+    model = Foreign()
+    monitor = GradientSaturationMonitor(saturation_threshold=1.0)
+    make_trainer(max_epochs=2, callbacks=[monitor]).fit(model, train_dataloaders=TensorBatchLoader([X, Y], 16))
+
+    h1 = torch.tanh(model.layer1(X))
+    h2 = torch.sigmoid(model.layer2(h1))
+    expected_tanh = (h1.abs() > 0.97).float().mean().item()
+    expected_sigmoid = ((h2 < 0.015) | (h2 > 0.985)).float().mean().item()
+    assert expected_tanh > 0.1  # the check is not vacuous
+    norms = {"layer1": [], "layer2": [], "head": []}
+    for start in range(0, 64, 16):  # the same four minibatches, gradients by hand
+        model.zero_grad()
+        nn.functional.mse_loss(model(X[start : start + 16]).view(-1), Y[start : start + 16]).backward()
+        for name in norms:
+            norms[name].append(getattr(model, name).weight.grad.norm().item())
+    expected_norms = {name: sum(v) / len(v) for name, v in norms.items()}
+
+    for epoch in monitor.history:
+        assert epoch["saturation"]["tanh"] == pytest.approx(expected_tanh)
+        assert epoch["saturation"]["sigmoid"] == pytest.approx(expected_sigmoid)
+        assert epoch["grad_norm"] == pytest.approx(expected_norms, rel=1e-5)
+        assert epoch["ratio"] == pytest.approx(expected_norms["layer1"] / expected_norms["head"], rel=1e-5)
+
+
+def test_logged_keys(make_trainer):
+    trainer = make_trainer(callbacks=[GradientSaturationMonitor(saturation_threshold=1.0)])
+    trainer.fit(Foreign(), train_dataloaders=TensorBatchLoader([X, Y], 16))
+    assert {"saturation/tanh", "saturation/sigmoid", "grad_norm/layer1", "grad_norm/first_last_ratio"} <= set(
+        trainer.callback_metrics
+    )
+
+
+def deep_net(activation):
+    """The lesson: 7 Linear layers; with sigmoid, every weight set to a constant multiplier."""
+    model = RegressionMLP(in_features=2, hidden=[10] * 6, activation=activation)
+    if activation == "sigmoid":
+        for module in model.network:
+            if isinstance(module, nn.Linear):
+                nn.init.constant_(module.weight, 0.1)
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def test_vanishing_gradients_lesson(make_trainer):
+    data = TabularDataModule(dataset="plane", n_samples=256)
+    monitor = GradientSaturationMonitor()
+    with pytest.warns(UserWarning, match=r"gradient of network.linear1 is .* of the gradient of network.output"):
+        make_trainer(callbacks=[monitor]).fit(deep_net("sigmoid"), datamodule=data)
+    assert monitor.history[-1]["ratio"] < 1e-3
+
+    monitor = GradientSaturationMonitor()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(callbacks=[monitor]).fit(deep_net("relu"), datamodule=data)
+    assert monitor.history[-1]["ratio"] > 1e-3
+    assert not [w for w in caught if "vanishing gradients" in str(w.message)]
+
+
+def test_saturation_warning(make_trainer):
+    with pytest.warns(UserWarning, match=r"of the outputs of tanh are saturated"):
+        make_trainer(callbacks=[GradientSaturationMonitor(saturation_threshold=0.01)]).fit(
+            Foreign(), train_dataloaders=TensorBatchLoader([X, Y], 16)
+        )
+
+
+@pytest.mark.parametrize(
+    ("module", "values", "expected"),
+    [
+        (nn.Tanh(), [0.969, 0.971, -0.98], [False, True, True]),
+        (nn.Sigmoid(), [SIGMOID_EPS - 1e-4, 0.5, 1 - SIGMOID_EPS + 1e-4], [True, False, True]),
+        (nn.Softsign(), [SOFTSIGN_LIMIT - 1e-3, -(SOFTSIGN_LIMIT + 1e-3)], [False, True]),
+        (nn.Hardtanh(), [-1.0, 0.3, 1.0], [True, False, True]),
+    ],
+)
+def test_saturation_rules(module, values, expected):
+    assert saturated(module, torch.tensor(values)).tolist() == expected
+
+
+def test_sigmoid_and_tanh_rules_cover_the_same_preactivations():
+    x = torch.linspace(-8, 8, 10001)
+    assert torch.equal(saturated(nn.Sigmoid(), torch.sigmoid(x)), saturated(nn.Tanh(), torch.tanh(x / 2)))
+
+
+def test_relu_only_model_has_no_saturation_but_has_gradients(make_trainer):
+    monitor = GradientSaturationMonitor()
+    model = RegressionMLP(in_features=2, hidden=[8])
+    make_trainer(callbacks=[monitor]).fit(model, datamodule=TabularDataModule(dataset="plane", n_samples=64))
+    assert monitor.history[-1]["saturation"] == {}
+    assert set(monitor.history[-1]["grad_norm"]) == {"network.linear1", "network.output"}
+
+
+def test_hooks_removed_and_state_round_trip(make_trainer):
+    model = Foreign()
+    monitor = GradientSaturationMonitor(saturation_threshold=1.0)
+    make_trainer(callbacks=[monitor]).fit(model, train_dataloaders=TensorBatchLoader([X, Y], 16))
+    assert all(not m._forward_hooks for m in model.modules())
+    other = GradientSaturationMonitor()
+    other.load_state_dict(monitor.state_dict())
+    assert other.history == monitor.history
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ratio_threshold": 0.0}, "`ratio_threshold` must be > 0, got 0.0"),
+        ({"saturation_threshold": 1.5}, r"`saturation_threshold` must be in \(0, 1\], got 1.5"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GradientSaturationMonitor(**kwargs)
