@@ -3,5 +3,14 @@
 from nnlit.callbacks.dead_relu import DeadReLUCounter
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
+from nnlit.callbacks.weight_init import ConstantInit, NegativeInit, UniformInit, WeightInit
 
-__all__ = ["CSVPredictionWriter", "DeadReLUCounter", "GradientSaturationMonitor"]
+__all__ = [
+    "CSVPredictionWriter",
+    "ConstantInit",
+    "DeadReLUCounter",
+    "GradientSaturationMonitor",
+    "NegativeInit",
+    "UniformInit",
+    "WeightInit",
+]

@@ -1,0 +1,174 @@
+"""Initialising chosen layers' weights before training: uniform, constant, negative."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+from typing_extensions import override
+
+BIAS_MODES = ("zeros", "keep", "uniform")
+
+
+class WeightInit(Callback):
+    """Base of the initialisers: selects modules by name pattern and fills their ``weight`` (and ``bias``).
+
+    Runs in ``setup("fit")``: after the model is built and before Lightning restores a checkpoint given as
+    ``ckpt_path``, so a resumed run keeps the checkpoint's weights. Only the selected modules are touched, so weights
+    loaded from a pretrained model elsewhere stay as they are.
+
+    Args:
+        modules: ``fnmatch`` patterns over the LightningModule's module names (``"network.linear1"``,
+            ``"network.linear*"``, ``"*output"``); default every ``nn.Linear``.
+    """
+
+    def __init__(self, modules: Sequence[str] | None = None) -> None:
+        if modules is not None and (isinstance(modules, str) or not modules):
+            raise ValueError(f"`modules` must be a non-empty list of name patterns, got {modules!r}")
+        self.modules = None if modules is None else list(modules)
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        with torch.no_grad():
+            for module in self.select(pl_module).values():
+                self.initialise(module)
+
+    def select(self, root: nn.Module) -> dict[str, nn.Module]:
+        """The modules to initialise, by name.
+
+        Raises:
+            ValueError: when a pattern matches no module (listing the modules that have a weight), or a matched
+                module has no ``weight`` parameter.
+        """
+        named = {name: m for name, m in root.named_modules() if name}
+        if self.modules is None:
+            return {name: m for name, m in named.items() if isinstance(m, nn.Linear)}
+        weighted = [name for name, m in named.items() if isinstance(getattr(m, "weight", None), nn.Parameter)]
+        chosen: dict[str, nn.Module] = {}
+        for pattern in self.modules:
+            matches = {name: m for name, m in named.items() if fnmatch.fnmatchcase(name, pattern)}
+            if not matches:
+                raise ValueError(
+                    f"{type(self).__name__}: the pattern {pattern!r} matches no module. Modules with weights: "
+                    f"{', '.join(weighted)}"
+                )
+            chosen.update(matches)
+        for name, module in chosen.items():
+            if not isinstance(getattr(module, "weight", None), nn.Parameter):
+                raise ValueError(
+                    f"{type(self).__name__}: {name} ({type(module).__name__}) has no weight to initialise. Modules "
+                    f"with weights: {', '.join(weighted)}"
+                )
+        return chosen
+
+    def initialise(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+
+class UniformInit(WeightInit):
+    """Draws weights from ``U(a, b)`` (the lessons' ``nn.init.uniform_``), deterministic under ``seed_everything``.
+
+    Args:
+        a: lower bound.
+        b: upper bound, ``>= a``.
+        modules: name patterns, default every ``nn.Linear`` (see :class:`WeightInit`).
+        bias: ``"zeros"``, ``"keep"`` (leave as built) or ``"uniform"`` (also ``U(a, b)``).
+
+    Raises:
+        ValueError: for ``a > b``, an unknown ``bias`` mode, or ``modules`` that select nothing.
+
+    Example::
+
+        >>> from nnlit import MLP
+        >>> mlp = MLP(2, [3], 1)
+        >>> UniformInit(0.0, 1.0).initialise(mlp.linear1)
+        >>> bool(((mlp.linear1.weight >= 0) & (mlp.linear1.weight < 1)).all()), mlp.linear1.bias.abs().sum().item()
+        (True, 0.0)
+    """
+
+    def __init__(
+        self, a: float = -0.1, b: float = 0.1, modules: Sequence[str] | None = None, bias: str = "zeros"
+    ) -> None:
+        super().__init__(modules)
+        if a > b:
+            raise ValueError(f"UniformInit needs a <= b, got a={a}, b={b}")
+        if bias not in BIAS_MODES:
+            raise ValueError(f"`bias` must be one of {', '.join(BIAS_MODES)}, got {bias!r}")
+        self.a, self.b, self.bias = a, b, bias
+
+    @override
+    def initialise(self, module: nn.Module) -> None:
+        nn.init.uniform_(_weight(module), self.a, self.b)
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            if self.bias == "zeros":
+                nn.init.zeros_(bias)
+            elif self.bias == "uniform":
+                nn.init.uniform_(bias, self.a, self.b)
+
+
+class ConstantInit(WeightInit):
+    """Sets every weight of the chosen modules to ``value`` and their bias to 0: the vanishing-gradient lesson's
+    constant-multiplier initialiser (every unit of a layer computes the same thing, and with sigmoid the gradient
+    shrinks layer after layer).
+
+    Example::
+
+        >>> from nnlit import MLP
+        >>> mlp = MLP(2, [3], 1)
+        >>> ConstantInit(0.5).initialise(mlp.output)
+        >>> mlp.output.weight.tolist(), mlp.output.bias.tolist()
+        ([[0.5, 0.5, 0.5]], [0.0])
+    """
+
+    def __init__(self, value: float = 0.1, modules: Sequence[str] | None = None) -> None:
+        super().__init__(modules)
+        self.value = value
+
+    @override
+    def initialise(self, module: nn.Module) -> None:
+        nn.init.constant_(_weight(module), self.value)
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            nn.init.zeros_(bias)
+
+
+class NegativeInit(WeightInit):
+    """Makes the chosen layers' weights ``U(a, b)`` with ``b < 0`` and their bias ``bias``: the dead-ReLU lesson. A
+    layer fed by ReLU outputs (all >= 0) then computes only negative values, so the ReLU after it never fires.
+
+    Args:
+        modules: name patterns of the layers to kill (required: this is a targeted experiment).
+        a: lower bound of the weights.
+        b: upper bound of the weights, < 0.
+        bias: the bias value, < 0.
+
+    Raises:
+        ValueError: when ``b >= 0``, ``a > b`` or ``bias >= 0``.
+    """
+
+    def __init__(self, modules: Sequence[str], a: float = -1.0, b: float = -0.1, bias: float = -1.0) -> None:
+        super().__init__(modules)
+        if not a <= b < 0:
+            raise ValueError(f"NegativeInit needs a <= b < 0, got a={a}, b={b}")
+        if bias >= 0:
+            raise ValueError(f"NegativeInit needs a negative bias, got {bias}")
+        self.a, self.b, self.bias = a, b, bias
+
+    @override
+    def initialise(self, module: nn.Module) -> None:
+        nn.init.uniform_(_weight(module), self.a, self.b)
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            nn.init.constant_(bias, self.bias)
+
+
+def _weight(module: nn.Module) -> Tensor:
+    weight: Tensor = module.weight  # checked to be a Parameter in WeightInit.select
+    return weight
