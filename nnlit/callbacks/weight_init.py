@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
+from typing import cast
 
 import lightning as L
 import torch
@@ -170,5 +171,5 @@ class NegativeInit(WeightInit):
 
 
 def _weight(module: nn.Module) -> Tensor:
-    weight: Tensor = module.weight  # checked to be a Parameter in WeightInit.select
-    return weight
+    # WeightInit.select has checked that the module has a weight Parameter
+    return cast(Tensor, module.weight)
