@@ -1,6 +1,7 @@
 """Callbacks that work on any LightningModule (they depend on torch and lightning only)."""
 
 from nnlit.callbacks.dead_relu import DeadReLUCounter
+from nnlit.callbacks.freeze_layers import FreezeLayers
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.weight_init import ConstantInit, NegativeInit, UniformInit, WeightInit
@@ -9,6 +10,7 @@ __all__ = [
     "CSVPredictionWriter",
     "ConstantInit",
     "DeadReLUCounter",
+    "FreezeLayers",
     "GradientSaturationMonitor",
     "NegativeInit",
     "UniformInit",
