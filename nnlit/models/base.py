@@ -6,17 +6,17 @@ import functools
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from nnlit.nn.mlp import MLP
-
-STAGES = ("train", "val", "test")
 
 
 class MLPModule(L.LightningModule):
@@ -48,6 +48,9 @@ class MLPModule(L.LightningModule):
         optimizer: builds the optimizer from the trainable parameters; default Adam with lr 1e-3. Also accepted:
             ``{"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}``, the form saved in checkpoints.
         lr_scheduler: builds a scheduler from the optimizer; ``ReduceLROnPlateau`` monitors ``val/loss``.
+        pretrained: a checkpoint (an nnlit ``.ckpt`` or a saved ``state_dict``) whose network weights are loaded
+            when the module is built; see :meth:`load_pretrained`. Saved as ``None`` in the hyperparameters: the
+            weights it gave are in this module's own checkpoints.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class MLPModule(L.LightningModule):
         bias: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(frame=_outermost_init_frame(self))
@@ -77,6 +81,8 @@ class MLPModule(L.LightningModule):
         self.optimizer = _as_callable(optimizer)
         self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler)
         self.network = self.build_network()
+        if pretrained is not None:
+            self.load_pretrained(pretrained)
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -96,6 +102,46 @@ class MLPModule(L.LightningModule):
             norm=self.norm,
             bias=self.bias,
         )
+
+    def load_pretrained(self, path: str) -> None:
+        """Loads the network weights of a pretrained checkpoint.
+
+        Every tensor of the network must be in the checkpoint with the same shape, except those of the network's
+        last layer with parameters (the head): a head of another width (a new task) keeps its fresh weights, with a
+        log line. Anything else that differs is an error naming each tensor and both shapes.
+
+        Raises:
+            FileNotFoundError: naming the path.
+            ValueError: when the body of the network does not match the checkpoint.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Pretrained checkpoint not found: {path!r}")
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else {}
+        prefix = "network."
+        source = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)} or dict(state)
+        target = self.network.state_dict()
+        head = [name for name, m in self.network.named_modules() if any(True for _ in m.parameters(recurse=False))][-1]
+        skipped, problems = [], []
+        for key, tensor in target.items():
+            if key not in source:
+                problems.append(f"{prefix}{key}: missing from the checkpoint")
+            elif source[key].shape != tensor.shape:
+                if key.startswith(f"{head}."):
+                    skipped.append(key)
+                else:
+                    shapes = f"{tuple(source[key].shape)} in the checkpoint, {tuple(tensor.shape)} in the model"
+                    problems.append(f"{prefix}{key}: {shapes}")
+        if problems:
+            raise ValueError(
+                f"The pretrained checkpoint {path!r} does not fit this network (only its head, {prefix}{head}, may "
+                "differ):\n  " + "\n  ".join(problems)
+            )
+        self.network.load_state_dict(
+            {k: v for k, v in source.items() if k in target and k not in skipped}, strict=False
+        )
+        note = f"; new head {prefix}{head} of another shape keeps its fresh weights" if skipped else ""
+        rank_zero_info(f"Loaded pretrained weights from {path}{note}")
 
     def build_metrics(self) -> MetricCollection:
         """The torchmetrics objects of one stage (cloned with a ``train/``, ``val/``, ``test/`` prefix)."""
@@ -225,6 +271,8 @@ def _keep_own_hparams(module: L.LightningModule) -> None:
         for key in ("optimizer", "lr_scheduler"):
             if key in store:
                 store[key] = _describe_callable(store[key])
+        if "pretrained" in store:
+            store["pretrained"] = None
 
 
 def _describe_callable(obj: Any) -> Any:

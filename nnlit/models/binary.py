@@ -26,7 +26,7 @@ class BinaryMLP(MLPModule):
         num_classes: must be 2; it is here so the CLI can link the data's class count and catch a mismatch.
         pos_weight: weight of the positive class in the loss (e.g. ``negatives / positives`` for imbalanced data).
         threshold: probability at or above which a row is labelled 1.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler: see
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained: see
             :class:`~nnlit.models.base.MLPModule`.
 
     Example::
@@ -53,6 +53,7 @@ class BinaryMLP(MLPModule):
         threshold: float = 0.5,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        pretrained: str | None = None,
     ) -> None:
         if num_classes != 2:
             raise ValueError(
@@ -65,7 +66,17 @@ class BinaryMLP(MLPModule):
             raise ValueError(f"`threshold` must be in (0, 1), got {threshold!r}")
         self.threshold = threshold
         super().__init__(
-            in_features, 1, hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler
+            in_features,
+            1,
+            hidden,
+            activation,
+            activation_kwargs,
+            dropout,
+            norm,
+            bias,
+            optimizer,
+            lr_scheduler,
+            pretrained,
         )
         self.num_classes = num_classes
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)]))

@@ -26,7 +26,7 @@ class MulticlassMLP(MLPModule):
         num_classes: number of classes, at least 2.
         class_weights: per-class weights of the loss, one per class.
         label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler: see
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained: see
             :class:`~nnlit.models.base.MLPModule`.
 
     Example::
@@ -54,6 +54,7 @@ class MulticlassMLP(MLPModule):
         label_smoothing: float = 0.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        pretrained: str | None = None,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
@@ -81,6 +82,7 @@ class MulticlassMLP(MLPModule):
             bias,
             optimizer,
             lr_scheduler,
+            pretrained,
         )
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)

@@ -27,7 +27,7 @@ class RegressionMLP(MLPModule):
         out_features: number of targets.
         loss: ``mse``, ``mae`` or ``huber``.
         huber_delta: the point where the Huber loss turns from quadratic to linear.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler: see
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained: see
             :class:`~nnlit.models.base.MLPModule`.
 
     Example::
@@ -53,6 +53,7 @@ class RegressionMLP(MLPModule):
         huber_delta: float = 1.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        pretrained: str | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}. Valid losses: {', '.join(LOSSES)}")
@@ -71,6 +72,7 @@ class RegressionMLP(MLPModule):
             bias,
             optimizer,
             lr_scheduler,
+            pretrained,
         )
 
     def build_metrics(self) -> MetricCollection:
