@@ -25,7 +25,7 @@ EXPECTED = {
 
 def test_every_config_has_an_expectation():
     shipped = {p.relative_to(ROOT / "configs").as_posix() for p in ROOT.glob("configs/**/*.yaml")}
-    assert shipped == set(EXPECTED)
+    assert {name for name in shipped if not name.startswith("demos/")} == set(EXPECTED)  # demos: test_demos.py
 
 
 @pytest.mark.slow

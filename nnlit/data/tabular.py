@@ -53,6 +53,8 @@ class TabularDataModule(L.LightningDataModule):
         n_samples: rows of a built-in set.
         noise: noise level of a built-in set.
         n_classes: classes of a built-in ``gauss`` or ``spiral`` set (the others have 2).
+        n_features: columns of a built-in set: its 2 informative ones, then ``n_features - 2`` columns of Gaussian
+            noise that a model must learn to ignore.
         val_fraction: share of rows for validation, in ``(0, 1)``.
         test_fraction: share of rows for testing, in ``[0, 1)``; ``0`` for no test split.
         batch_size: rows per batch.
@@ -83,6 +85,7 @@ class TabularDataModule(L.LightningDataModule):
         n_samples: int = 1000,
         noise: float = 0.1,
         n_classes: int = 2,
+        n_features: int = 2,
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
         batch_size: int = 64,
@@ -116,6 +119,8 @@ class TabularDataModule(L.LightningDataModule):
                 f"`val_fraction` + `test_fraction` must be < 1 to leave rows for training, got "
                 f"{val_fraction} + {test_fraction} = {val_fraction + test_fraction}"
             )
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 2:
+            raise ValueError(f"`n_features` of a built-in set must be an integer >= 2, got {n_features!r}")
         if noise < 0:
             raise ValueError(f"`noise` must be >= 0, got {noise!r}")
         self.dataset = dataset
@@ -127,6 +132,7 @@ class TabularDataModule(L.LightningDataModule):
         self.n_samples = n_samples
         self.noise = noise
         self.n_classes = n_classes
+        self.n_features = n_features
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.batch_size = batch_size
@@ -292,8 +298,12 @@ class TabularDataModule(L.LightningDataModule):
             elif self.dataset is not None:
                 spec = SYNTHETIC[self.dataset]
                 x, y = spec.make(n_samples=self.n_samples, noise=self.noise, n_classes=self.n_classes, seed=self.seed)
+                if self.n_features > 2:
+                    g = torch.Generator().manual_seed(self.seed + 1)
+                    x = torch.cat([x, torch.randn(len(x), self.n_features - 2, generator=g)], dim=1)
+                names = [f"x{i + 1}" for i in range(x.shape[1])]
                 task = self.task or spec.task
-                self._table = _table_from_arrays(x, y, ["x1", "x2"], task, source=f"dataset {self.dataset!r}")
+                self._table = _table_from_arrays(x, y, names, task, source=f"dataset {self.dataset!r}")
             else:
                 assert self.path is not None and self.target is not None  # checked in __init__
                 self._table = self._read_training_file(self.path, self.target)

@@ -42,6 +42,15 @@ def test_standardised_with_training_statistics_only():
     assert torch.allclose(train_x.std(0, unbiased=False), torch.ones(2), atol=1e-4)
 
 
+def test_noise_features_appended_to_builtin_sets():
+    dm = TabularDataModule(dataset="xor", n_samples=50, n_features=8)
+    x = dm._load().x
+    assert dm.num_features == 8 and dm.feature_names[-1] == "x8"
+    assert torch.equal(x[:, :2], TabularDataModule(dataset="xor", n_samples=50)._load().x)
+    with pytest.raises(ValueError, match="`n_features` of a built-in set must be an integer >= 2, got 1"):
+        TabularDataModule(dataset="xor", n_features=1)
+
+
 def test_no_standardisation():
     dm = TabularDataModule(dataset="xor", n_samples=50, standardize=False)
     dm.setup("fit")
