@@ -19,7 +19,15 @@ class NNLitCLI(LightningCLI):
 
     The optimizer and scheduler are arguments of the model (``model.init_args.optimizer``), not the top-level
     ``--optimizer`` of LightningCLI: that one would be built from every parameter, frozen ones included.
+
+    With ``--ckpt_path`` the config stays the source of truth. LightningCLI would replace the model's config with the
+    hyperparameters saved in the checkpoint, silently ignoring what the user set (a new ``threshold`` for
+    ``predict``, say); nnlit builds the model from the config and, when its layers do not match the checkpoint's,
+    stops with an error naming each layer and both shapes.
     """
+
+    def _parse_ckpt_path(self) -> None:
+        """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A head without the target argument (BinaryMLP has no out_features) ignores that link.

@@ -182,7 +182,8 @@ def test_fit_checkpoint_predict_end_to_end(tmp_path):
     config = str(ROOT / "configs/quickstart.yaml")
     run_nnlit("fit", "--config", config, "--trainer.max_epochs=3", "--data.n_samples=600", *QUIET, cwd=tmp_path)
     ckpt = tmp_path / "runs/quickstart/checkpoints/best.ckpt"
-    assert ckpt.is_file() and (tmp_path / "runs/quickstart/checkpoints/last.ckpt").is_file()
+    last = torch.load(tmp_path / "runs/quickstart/checkpoints/last.ckpt", weights_only=True)
+    assert ckpt.is_file() and last["epoch"] == 2  # the latest epoch, whatever the best one was
     out = tmp_path / "preds.csv"
     run_nnlit(
         "predict",
@@ -210,3 +211,30 @@ def test_fit_checkpoint_predict_end_to_end(tmp_path):
     written = torch.tensor([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
     assert torch.allclose(written, probs, atol=1e-6)
     assert [int(r["prediction"]) for r in rows] == probs.argmax(1).tolist()
+
+
+def test_predict_config_is_the_source_of_truth(tmp_path):
+    """A setting given with --ckpt_path is used, and a network that does not fit the checkpoint is named."""
+    config = str(ROOT / "configs/heads/binary.yaml")
+    base = ["--config", config, "--data.n_samples=200", f"--trainer.default_root_dir={tmp_path}", *QUIET]
+    main(["fit", *base, "--trainer.max_epochs=1", "--trainer.logger=false"])
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    outputs = {}
+    for threshold in ("0.5", "0.99"):
+        out = tmp_path / f"p{threshold}.csv"
+        main(
+            [
+                "predict",
+                *base,
+                f"--ckpt_path={ckpt}",
+                f"--model.init_args.threshold={threshold}",
+                f"--prediction_writer.output_path={out}",
+            ]
+        )
+        with out.open() as f:
+            outputs[threshold] = [row["prediction"] for row in csv.DictReader(f)]
+    assert outputs["0.5"] != outputs["0.99"]
+    with pytest.raises(
+        ValueError, match=r"network.linear1.weight: \(16, 2\) in the checkpoint, \(32, 2\) in the model"
+    ):
+        main(["predict", *base, f"--ckpt_path={ckpt}", "--model.init_args.hidden=[32, 16]"])

@@ -73,7 +73,7 @@ class ShardedIndexSampler:
             order = torch.arange(self.num_rows)
         if self.pad and self.num_rows % self.world_size:
             total = math.ceil(self.num_rows / self.world_size) * self.world_size
-            order = torch.cat([order, order[: total - self.num_rows]])
+            order = order.repeat(math.ceil(total / self.num_rows))[:total]  # fewer rows than ranks: repeat more
         return order[self.rank :: self.world_size]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,7 +62,8 @@ class TabularDataModule(L.LightningDataModule):
         standardize: scale features to zero mean and unit variance on the training split.
         shuffle: shuffle the training rows every epoch.
         drop_last: drop the last, smaller training batch.
-        seed: seed of the built-in set, the split and the shuffling.
+        seed: seed of the built-in set, the split and the shuffling; default the seed given to
+            ``seed_everything`` (the config's ``seed_everything``), else 0.
 
     Example::
 
@@ -92,7 +94,7 @@ class TabularDataModule(L.LightningDataModule):
         standardize: bool = True,
         shuffle: bool = True,
         drop_last: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self._arrays: tuple[Any, Any, list[str] | None] | None = None
@@ -139,7 +141,7 @@ class TabularDataModule(L.LightningDataModule):
         self.standardize = standardize
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.seed = seed
+        self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
         self._table: _Table | None = None
         self._splits: dict[str, Tensor] = {}
@@ -276,6 +278,11 @@ class TabularDataModule(L.LightningDataModule):
         if not self._splits:
             self.setup()
         table = self._load()
+        if self.classes is not None and table.classes is not None and self.classes != table.classes:
+            raise ValueError(
+                f"The checkpoint's classes {self.classes} differ from the classes of this data, {table.classes}: the "
+                "labels would be mapped to the wrong outputs. Use data with the classes the model was trained on."
+            )
         index = self._splits[split]
         rank, world_size = self._rank_and_world_size()
         sampler = ShardedIndexSampler(
@@ -328,7 +335,8 @@ class TabularDataModule(L.LightningDataModule):
         if target in features:
             raise ValueError(f"The target column {target!r} cannot also be a feature")
         x = _numeric_matrix(frame, features, path)
-        return _table_from_arrays(x, frame[target].to_numpy(), features, self.task, source=repr(path))
+        y = frame[target].to_numpy()
+        return _table_from_arrays(x, y, features, self.task, source=repr(path), target_name=target)
 
     def _read_predict_file(self, path: str) -> Tensor:
         frame = read_table(path)
@@ -357,7 +365,9 @@ def _numeric_matrix(frame: Any, columns: list[str], path: str) -> Tensor:
     return torch.as_tensor(frame[columns].to_numpy(dtype=np.float32, copy=True))
 
 
-def _table_from_arrays(x: Any, y: Any, names: list[str] | None, task: str | None, source: str) -> _Table:
+def _table_from_arrays(
+    x: Any, y: Any, names: list[str] | None, task: str | None, source: str, target_name: str = "target"
+) -> _Table:
     x_np = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
     y_np = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
     if x_np.ndim != 2:
@@ -374,28 +384,48 @@ def _table_from_arrays(x: Any, y: Any, names: list[str] | None, task: str | None
     if task is None:
         task = "regression" if y_np.dtype.kind == "f" else "classification"
     if task == "regression":
-        targets = _float_targets(y_np, source)
+        targets = _float_targets(y_np, source, target_name)
         return _Table(features, targets.view(len(targets), -1), names, task, None)
     if y_np.ndim == 2:  # probability or one-hot rows
-        probs = _float_targets(y_np, source)
+        probs = _float_targets(y_np, source, target_name)
         if (probs < 0).any():
             raise ValueError(f"Probability targets of {source} must be >= 0")
         return _Table(features, probs, names, task, list(range(probs.shape[1])))
-    if y_np.dtype.kind == "f" and np.isnan(y_np).any():
-        raise ValueError(f"The target of {source} has {int(np.isnan(y_np).sum())} missing (NaN) labels")
-    classes, indices = np.unique(y_np, return_inverse=True)
+    missing = _missing(y_np)
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"The target {target_name!r} of {source} has {int(missing.sum())} missing labels (first at row {first})"
+        )
+    try:
+        classes, indices = np.unique(y_np, return_inverse=True)
+    except TypeError as err:
+        kinds = sorted({type(v).__name__ for v in y_np.tolist()})
+        raise ValueError(f"The target {target_name!r} of {source} mixes label types ({', '.join(kinds)})") from err
     if len(classes) < 2:
         raise ValueError(f"Classification needs at least 2 classes; the target of {source} has {classes.tolist()}")
     return _Table(features, torch.as_tensor(indices.reshape(-1), dtype=torch.int64), names, task, classes.tolist())
 
 
-def _float_targets(y: np.ndarray, source: str) -> Tensor:
+def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:
     if y.dtype.kind not in "biuf":
-        raise ValueError(f"The target of {source} must be numeric for this task, got dtype {y.dtype}")
+        raise ValueError(
+            f"The target {target_name!r} of {source} must be numeric for regression, got dtype {y.dtype}: set "
+            "`task: classification` if it holds class labels"
+        )
     targets = torch.as_tensor(y.astype(np.float32))
     columns = targets.view(len(targets), -1)
-    _check_finite(columns, [f"target[{i}]" for i in range(columns.shape[1])], "target", source)
+    names = [target_name] if columns.shape[1] == 1 else [f"{target_name}[{i}]" for i in range(columns.shape[1])]
+    _check_finite(columns, names, "target", source)
     return targets
+
+
+def _missing(y: np.ndarray) -> np.ndarray:
+    if y.dtype.kind == "f":
+        return np.isnan(y).reshape(len(y), -1).any(axis=1)
+    if y.dtype.kind == "O":
+        return np.array([v is None or (isinstance(v, float) and v != v) for v in y.tolist()], dtype=bool)
+    return np.zeros(len(y), dtype=bool)
 
 
 def _check_finite(x: Tensor, names: list[str], kind: str, source: str) -> None:

@@ -20,9 +20,6 @@ from nnlit.nn.mlp import MLP
 
 
 class MLPModule(L.LightningModule):
-    #: the metric shown in the progress bar, next to the loss
-    progress_bar_metric = ""
-
     """An :class:`~nnlit.MLP` trained with Lightning; subclassed by :class:`~nnlit.BinaryMLP`,
     :class:`~nnlit.MulticlassMLP` and :class:`~nnlit.RegressionMLP`.
 
@@ -51,7 +48,11 @@ class MLPModule(L.LightningModule):
         pretrained: a checkpoint (an nnlit ``.ckpt`` or a saved ``state_dict``) whose network weights are loaded
             when the module is built; see :meth:`load_pretrained`. Saved as ``None`` in the hyperparameters: the
             weights it gave are in this module's own checkpoints.
+        scheduler_interval: step the scheduler every ``"epoch"`` or every optimizer ``"step"`` (e.g. OneCycleLR).
     """
+
+    #: the metric shown in the progress bar, next to the loss
+    progress_bar_metric = ""
 
     def __init__(
         self,
@@ -66,8 +67,12 @@ class MLPModule(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
+        scheduler_interval: str = "epoch",
     ) -> None:
         super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"`scheduler_interval` must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.scheduler_interval = scheduler_interval
         self.save_hyperparameters(frame=_outermost_init_frame(self))
         _keep_own_hparams(self)
         self.in_features = in_features
@@ -87,7 +92,7 @@ class MLPModule(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self._targets_checked = False
+        self._checked_stages: set[str] = set()
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
@@ -205,7 +210,10 @@ class MLPModule(L.LightningModule):
         if self.lr_scheduler is None:
             return optimizer
         scheduler = self.lr_scheduler(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": self.scheduler_interval},
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
@@ -214,14 +222,30 @@ class MLPModule(L.LightningModule):
     def _shared_step(self, batch: Any, stage: str, metrics: MetricCollection) -> Tensor:
         x, target = batch[0], batch[1]
         self._check_width(x)
-        if not self._targets_checked:
+        if stage not in self._checked_stages:
             self.check_targets(target)
-            self._targets_checked = True
+            self._checked_stages.add(stage)
+        if stage == "train" and len(x) == 1 and self.norm == "batch":
+            raise ValueError(
+                "A training batch has a single row, and BatchNorm cannot normalise one row: set the data module's "
+                "`drop_last: true`, or choose a batch_size that does not leave a last batch of 1 row"
+            )
         outputs = self(x)
         loss = self.compute_loss(outputs, target)
         metrics.update(*self.metric_inputs(outputs, target))
         batch_size = len(x)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=batch_size)
+        # sync_dist: every process must see the same epoch loss, or a ReduceLROnPlateau on val/loss (or early
+        # stopping) decides differently per rank and the replicas drift apart. With on_step=False it is one
+        # reduction per epoch, not per step.
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            batch_size=batch_size,
+            sync_dist=True,
+        )
         for name, metric in metrics.items():
             show = stage == "val" and name == f"val/{self.progress_bar_metric}"
             self.log(name, metric, on_step=False, on_epoch=True, prog_bar=show, batch_size=batch_size)

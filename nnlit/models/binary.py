@@ -26,8 +26,8 @@ class BinaryMLP(MLPModule):
         num_classes: must be 2; it is here so the CLI can link the data's class count and catch a mismatch.
         pos_weight: weight of the positive class in the loss (e.g. ``negatives / positives`` for imbalanced data).
         threshold: probability at or above which a row is labelled 1.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained: see
-            :class:`~nnlit.models.base.MLPModule`.
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
+            scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
 
     Example::
 
@@ -54,11 +54,17 @@ class BinaryMLP(MLPModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
+        scheduler_interval: str = "epoch",
     ) -> None:
+        if num_classes is None:
+            raise ValueError(
+                "BinaryMLP needs exactly 2 classes, got num_classes=None: the data module sees a regression target. "
+                "Set its `task: classification` if the target holds class labels (0.0 / 1.0 read as floats), or use "
+                "RegressionMLP for a continuous target"
+            )
         if num_classes != 2:
             raise ValueError(
                 f"BinaryMLP needs exactly 2 classes, got num_classes={num_classes!r}: use MulticlassMLP for more"
-                " (or RegressionMLP for a continuous target)"
             )
         if pos_weight is not None and pos_weight <= 0:
             raise ValueError(f"`pos_weight` must be > 0, got {pos_weight!r}")
@@ -77,6 +83,7 @@ class BinaryMLP(MLPModule):
             optimizer,
             lr_scheduler,
             pretrained,
+            scheduler_interval,
         )
         self.num_classes = num_classes
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)]))
@@ -84,9 +91,9 @@ class BinaryMLP(MLPModule):
     def build_metrics(self) -> MetricCollection:
         return MetricCollection(
             {
-                "acc": BinaryAccuracy(threshold=self.threshold),
-                "f1": BinaryF1Score(threshold=self.threshold),
-                "auroc": BinaryAUROC(),
+                "acc": BinaryAccuracy(threshold=self.threshold, validate_args=False),
+                "f1": BinaryF1Score(threshold=self.threshold, validate_args=False),
+                "auroc": BinaryAUROC(validate_args=False),
             }
         )
 

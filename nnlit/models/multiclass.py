@@ -26,8 +26,8 @@ class MulticlassMLP(MLPModule):
         num_classes: number of classes, at least 2.
         class_weights: per-class weights of the loss, one per class.
         label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained: see
-            :class:`~nnlit.models.base.MLPModule`.
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
+            scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
 
     Example::
 
@@ -55,12 +55,14 @@ class MulticlassMLP(MLPModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
+        scheduler_interval: str = "epoch",
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
                 f"`num_classes` must be an integer >= 2, got {num_classes!r}"
                 + (
-                    " (the data has no classes: use RegressionMLP for a continuous target)"
+                    " (the data module sees a regression target: set its `task: classification` if the target holds "
+                    "class labels, e.g. 0.0 / 1.0 / 2.0 read as floats; use RegressionMLP for a continuous target)"
                     if num_classes is None
                     else ""
                 )
@@ -83,6 +85,7 @@ class MulticlassMLP(MLPModule):
             optimizer,
             lr_scheduler,
             pretrained,
+            scheduler_interval,
         )
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)
@@ -90,8 +93,8 @@ class MulticlassMLP(MLPModule):
     def build_metrics(self) -> MetricCollection:
         return MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_classes=self.num_classes, average="micro"),
-                "f1": MulticlassF1Score(num_classes=self.num_classes, average="macro"),
+                "acc": MulticlassAccuracy(num_classes=self.num_classes, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(num_classes=self.num_classes, average="macro", validate_args=False),
             }
         )
 

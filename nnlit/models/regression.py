@@ -27,8 +27,8 @@ class RegressionMLP(MLPModule):
         out_features: number of targets.
         loss: ``mse``, ``mae`` or ``huber``.
         huber_delta: the point where the Huber loss turns from quadratic to linear.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained: see
-            :class:`~nnlit.models.base.MLPModule`.
+        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
+            scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
 
     Example::
 
@@ -54,6 +54,7 @@ class RegressionMLP(MLPModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
+        scheduler_interval: str = "epoch",
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}. Valid losses: {', '.join(LOSSES)}")
@@ -73,6 +74,7 @@ class RegressionMLP(MLPModule):
             optimizer,
             lr_scheduler,
             pretrained,
+            scheduler_interval,
         )
 
     def build_metrics(self) -> MetricCollection:

@@ -58,14 +58,21 @@ def get_activation(spec: ActivationSpec, **kwargs: Any) -> nn.Module:
         name = spec.lower()
         if name not in ACTIVATIONS:
             raise ValueError(f"Unknown activation {spec!r}. Valid names: {', '.join(sorted(ACTIVATIONS))}")
-        return ACTIVATIONS[name](**kwargs)
+        return _construct(ACTIVATIONS[name], name, kwargs)
     if isinstance(spec, nn.Module):
         if kwargs:
             raise ValueError(f"Keyword arguments {sorted(kwargs)} cannot be applied to the instance {spec!r}")
         return copy.deepcopy(spec)
     if isinstance(spec, type) and issubclass(spec, nn.Module):
-        return spec(**kwargs)
+        return _construct(spec, spec.__name__, kwargs)
     raise TypeError(
         f"`activation` must be a name ({', '.join(sorted(ACTIVATIONS))}), an nn.Module class or instance, or None;"
         f" got {spec!r}"
     )
+
+
+def _construct(cls: Callable[..., nn.Module], name: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"Activation {name!r} does not accept the arguments {kwargs}: {err}") from err

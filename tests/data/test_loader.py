@@ -93,3 +93,10 @@ def test_lightning_sets_the_epoch(make_trainer):
     make_trainer(max_epochs=2).fit(Recorder(), train_dataloaders=loader)
     expected = [torch.randperm(8, generator=torch.Generator().manual_seed(e)).tolist() for e in (0, 1)]
     assert seen == [(0, expected[0]), (1, expected[1])]
+
+
+def test_fewer_rows_than_ranks_still_gives_every_rank_its_steps():
+    shards = [ShardedIndexSampler(1, shuffle=False, rank=r, world_size=4).indices().tolist() for r in range(4)]
+    assert shards == [[0], [0], [0], [0]]
+    assert all(len(ShardedIndexSampler(3, rank=r, world_size=8)) == len(s) for r, s in enumerate([[0]] * 8))
+    assert [len(ShardedIndexSampler(3, rank=r, world_size=8).indices()) for r in range(8)] == [1] * 8

@@ -163,7 +163,7 @@ def test_nan_and_inf_reported_per_column(tmp_path, frame):
 def test_nan_regression_target():
     y = np.ones(10)
     y[4] = np.nan
-    with pytest.raises(ValueError, match=r"NaN or inf in the arrays, target 'target\[0\]': 1 rows \(first at row 4\)"):
+    with pytest.raises(ValueError, match=r"NaN or inf in the arrays, target 'target': 1 rows \(first at row 4\)"):
         _ = TabularDataModule.from_arrays(np.zeros((10, 2)), y).num_features
 
 
@@ -186,3 +186,51 @@ def test_no_test_split_explained():
     dm.setup("test")
     with pytest.raises(ValueError, match="There is no test split: set `test_fraction`"):
         dm.test_dataloader()
+
+
+def test_seed_follows_seed_everything():
+    import lightning as L
+
+    L.seed_everything(123)
+    assert TabularDataModule(dataset="xor").seed == 123
+    assert TabularDataModule(dataset="xor", seed=5).seed == 5
+
+
+def test_predict_uses_the_checkpoint_scaler_not_the_new_data():
+    trained = TabularDataModule.from_arrays(np.random.default_rng(0).normal(10, 2, (60, 2)), np.arange(60) % 2)
+    trained.setup("fit")
+    other = TabularDataModule.from_arrays(np.random.default_rng(1).normal(-5, 9, (60, 2)), np.arange(60) % 2)
+    other.setup("predict")
+    other.load_state_dict(trained.state_dict())  # what Lightning does with --ckpt_path, after setup
+    x, _ = next(iter(other.predict_dataloader()))
+    raw = other._load().x[: len(x)]
+    assert torch.allclose(x, (raw - trained.mean) / trained.std)
+
+
+def test_checkpoint_classes_must_match_the_data():
+    other = TabularDataModule.from_arrays(np.zeros((20, 2)), np.array(["a", "c"] * 10))
+    other.setup("fit")
+    other.load_state_dict({**other.state_dict(), "classes": ["a", "b"]})  # a checkpoint trained on a / b
+    with pytest.raises(ValueError, match=r"The checkpoint's classes \['a', 'b'\] differ from the classes of this data"):
+        other.train_dataloader()
+
+
+def test_string_target_with_missing_label(tmp_path, frame):
+    frame = frame.drop(columns="colour").assign(kind=["x", "y"] * 25)
+    frame.loc[7, "kind"] = None
+    path = write_csv(tmp_path / "d.csv", frame)
+    with pytest.raises(ValueError, match=r"The target 'kind' of .* has 1 missing labels \(first at row 7\)"):
+        _ = TabularDataModule(path=path, target="kind").num_classes
+
+
+def test_nan_in_a_numeric_target_names_the_column(tmp_path, frame):
+    frame = frame.drop(columns="colour").assign(price=np.linspace(0, 1, 50))
+    frame.loc[4, "price"] = np.nan
+    path = write_csv(tmp_path / "d.csv", frame)
+    with pytest.raises(ValueError, match=r"target 'price': 1 rows \(first at row 4\)"):
+        _ = TabularDataModule(path=path, target="price").num_features
+
+
+def test_mixed_label_types():
+    with pytest.raises(ValueError, match=r"mixes label types \(int, str\)"):
+        _ = TabularDataModule.from_arrays(np.zeros((4, 2)), np.array([1, "a", 2, "b"], dtype=object)).num_classes

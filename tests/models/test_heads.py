@@ -260,3 +260,41 @@ def test_subclass_with_kwargs_round_trips(make_trainer, tmp_path):
 def test_base_is_abstract():
     with pytest.raises(NotImplementedError):
         MLPModule(in_features=2, out_features=1)
+
+
+def test_base_docstring_documents_the_shared_arguments():
+    assert MLPModule.__doc__ and "hidden: hidden layer widths" in MLPModule.__doc__
+
+
+def test_targets_checked_per_stage_after_the_sanity_check(make_trainer):
+    """The sanity-check validation batch must not use up the check of the training targets."""
+    from nnlit.data import TensorBatchLoader
+
+    good = TensorBatchLoader([torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])], 4)
+    bad = TensorBatchLoader([torch.zeros(4, 2), torch.tensor([0, 1, 2, 1])], 4)
+    with pytest.raises(ValueError, match="BinaryMLP targets must be 0 or 1"):
+        make_trainer().fit(BinaryMLP(in_features=2), train_dataloaders=bad, val_dataloaders=good)
+
+
+def test_batch_norm_with_a_one_row_batch_explains(make_trainer):
+    dm = TabularDataModule(dataset="spiral", n_classes=3, n_samples=81, batch_size=64, val_fraction=0.2)
+    with pytest.raises(ValueError, match="single row, and BatchNorm cannot normalise one row: set .*drop_last"):
+        make_trainer().fit(MulticlassMLP(in_features=2, num_classes=3, norm="batch"), datamodule=dm)
+
+
+def test_scheduler_interval():
+    model = RegressionMLP(
+        in_features=2,
+        lr_scheduler=functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=100),
+        scheduler_interval="step",
+    )
+    assert model.configure_optimizers()["lr_scheduler"]["interval"] == "step"
+    with pytest.raises(ValueError, match="`scheduler_interval` must be 'epoch' or 'step', got 'batch'"):
+        RegressionMLP(in_features=2, scheduler_interval="batch")
+
+
+def test_float_labels_read_as_regression_explained():
+    with pytest.raises(ValueError, match="Set its `task: classification`"):
+        BinaryMLP(in_features=2, num_classes=None)
+    with pytest.raises(ValueError, match="set its `task: classification`"):
+        MulticlassMLP(in_features=2, num_classes=None)

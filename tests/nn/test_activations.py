@@ -53,3 +53,8 @@ def test_kwargs_with_instance_rejected():
 def test_wrong_type_rejected():
     with pytest.raises(TypeError, match="`activation` must be a name"):
         get_activation(3)
+
+
+def test_kwargs_the_activation_rejects():
+    with pytest.raises(ValueError, match=r"Activation 'relu' does not accept the arguments \{'negative_slope': 0.2\}"):
+        get_activation("relu", negative_slope=0.2)
