@@ -19,3 +19,33 @@ def test_readme_example_runs(index, tmp_path, monkeypatch, capsys):
     exec(compile(BLOCKS[index], f"README.md[python block {index}]", "exec"), {"__name__": "readme_example"})
     out = capsys.readouterr().out
     assert "{'linear1': 36, 'output': 10}" in out and "val/acc = " in out
+
+
+YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def class_specs(node):
+    """Every {class_path, init_args} mapping in a parsed YAML tree."""
+    if isinstance(node, dict):
+        if "class_path" in node:
+            yield node
+        for value in node.values():
+            yield from class_specs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from class_specs(value)
+
+
+@pytest.mark.parametrize("index", range(len(YAML_BLOCKS)))
+def test_readme_yaml_builds(index):
+    import importlib
+
+    import yaml
+
+    specs = list(class_specs(yaml.safe_load(YAML_BLOCKS[index])))
+    assert specs
+    for spec in specs:
+        module, _, name = spec["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        if spec["class_path"].startswith(("nnlit.callbacks", "lightning.pytorch.callbacks")):
+            cls(**spec.get("init_args", {}))
