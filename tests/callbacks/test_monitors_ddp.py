@@ -1,0 +1,34 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("ddp_monitors_run.py")
+
+
+def run(devices: int, activation: str, tmp_path: Path) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(devices), activation],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_two_processes_report_what_one_process_does(activation, tmp_path):
+    single, ddp = run(1, activation, tmp_path), run(2, activation, tmp_path)
+    keys = [k for k in single if k.startswith(("dead_relu/", "saturation/", "grad_norm/"))]
+    assert keys and set(keys) <= set(ddp)
+    if activation == "relu":
+        assert 0 < single["dead_relu/total"] < 1  # the comparison is not between zeros
+    else:
+        assert single["saturation/network.act1"] > 0
+    for key in keys:
+        assert ddp[key] == pytest.approx(single[key], rel=1e-5), key
