@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import weakref
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -20,7 +21,8 @@ class WeightInit(Callback):
 
     Runs in ``setup("fit")``: after the model is built and before Lightning restores a checkpoint given as
     ``ckpt_path``, so a resumed run keeps the checkpoint's weights. Only the selected modules are touched, so weights
-    loaded from a pretrained model elsewhere stay as they are.
+    loaded from a pretrained model elsewhere stay as they are. Each LightningModule is initialised once, at its first
+    fit: calling ``fit`` again to train on does not start it over.
 
     Args:
         modules: ``fnmatch`` patterns over the LightningModule's module names (``"network.linear1"``,
@@ -31,11 +33,24 @@ class WeightInit(Callback):
         if modules is not None and (isinstance(modules, str) or not modules):
             raise ValueError(f"`modules` must be a non-empty list of name patterns, got {modules!r}")
         self.modules = None if modules is None else list(modules)
+        self._initialised: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a WeakSet cannot be pickled (ddp_spawn pickles callbacks); a spawned process starts with an empty one,
+        # and its model, a copy, has not been initialised there yet
+        state = self.__dict__.copy()
+        state["_initialised"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._initialised = weakref.WeakSet()
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit":
+        if stage != "fit" or pl_module in self._initialised:
             return
+        self._initialised.add(pl_module)
         with torch.no_grad():
             for module in self.select(pl_module).values():
                 self.initialise(module)

@@ -63,6 +63,20 @@ def test_resume_keeps_the_checkpoint_weights(make_trainer, tmp_path):
     assert all(torch.equal(snap.state[k], saved[k]) for k in saved)
 
 
+def test_a_second_fit_trains_on_and_a_new_model_is_initialised(make_trainer):
+    init = ConstantInit(0.25, modules=["network.output"])
+    m = model()
+    make_trainer(callbacks=[init], max_steps=2).fit(m, datamodule=data())
+    trained = m.network.output.weight.detach().clone()
+    assert not torch.equal(trained, torch.full_like(trained, 0.25))
+    snap = Snapshot()
+    make_trainer(callbacks=[init, snap], max_steps=1).fit(m, datamodule=data())
+    assert torch.equal(snap.state["network.output.weight"], trained)  # not reset to 0.25
+    other, snap = model(), Snapshot()
+    make_trainer(callbacks=[init, snap], max_steps=1).fit(other, datamodule=data())
+    assert torch.equal(snap.state["network.output.weight"], torch.full((3, 8), 0.25))
+
+
 def test_negative_init_kills_the_layer(make_trainer):
     snap = Snapshot()
     make_trainer(callbacks=[NegativeInit(["network.linear2"]), snap], max_steps=1).fit(model(), datamodule=data())
@@ -107,3 +121,12 @@ def test_pattern_matching_nothing_lists_the_modules():
 def test_module_without_weight():
     with pytest.raises(ValueError, match=r"network.act1 \(ReLU\) has no weight to initialise"):
         UniformInit(modules=["network.act1"]).select(RegressionMLP(in_features=2, hidden=[4]))
+
+
+def test_picklable_for_ddp_spawn():
+    import pickle
+
+    init = UniformInit()
+    init._initialised.add(model())
+    copy = pickle.loads(pickle.dumps(init))
+    assert copy.a == init.a and len(copy._initialised) == 0
