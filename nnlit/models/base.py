@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
 
 
@@ -92,6 +93,12 @@ class MLPModule(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # The epoch loss as a metric: a mean weighted by rows and reduced across DDP ranks like the others, so every
+        # rank sees the same exact value (a ReduceLROnPlateau or early stopping on val/loss decides the same
+        # everywhere).
+        self.train_loss = WeightedMean()
+        self.val_loss = WeightedMean()
+        self.test_loss = WeightedMean()
         self._checked_stages: set[str] = set()
 
     # ---------------------------------------------------------------- pieces a subclass overrides
@@ -186,13 +193,13 @@ class MLPModule(L.LightningModule):
             self.check_data(datamodule)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train", self.train_metrics)
+        return self._shared_step(batch, "train", self.train_metrics, self.train_loss)
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val", self.val_metrics)
+        return self._shared_step(batch, "val", self.val_metrics, self.val_loss)
 
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test", self.test_metrics)
+        return self._shared_step(batch, "test", self.test_metrics, self.test_loss)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -219,7 +226,7 @@ class MLPModule(L.LightningModule):
         _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
 
     # ---------------------------------------------------------------- internals
-    def _shared_step(self, batch: Any, stage: str, metrics: MetricCollection) -> Tensor:
+    def _shared_step(self, batch: Any, stage: str, metrics: MetricCollection, loss_metric: WeightedMean) -> Tensor:
         x, target = batch[0], batch[1]
         self._check_width(x)
         if stage not in self._checked_stages:
@@ -234,18 +241,8 @@ class MLPModule(L.LightningModule):
         loss = self.compute_loss(outputs, target)
         metrics.update(*self.metric_inputs(outputs, target))
         batch_size = len(x)
-        # sync_dist: every process must see the same epoch loss, or a ReduceLROnPlateau on val/loss (or early
-        # stopping) decides differently per rank and the replicas drift apart. With on_step=False it is one
-        # reduction per epoch, not per step.
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=stage != "test",
-            batch_size=batch_size,
-            sync_dist=True,
-        )
+        loss_metric.update(loss.detach(), batch_size)
+        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=stage != "test")
         for name, metric in metrics.items():
             show = stage == "val" and name == f"val/{self.progress_bar_metric}"
             self.log(name, metric, on_step=False, on_epoch=True, prog_bar=show, batch_size=batch_size)

@@ -1,0 +1,54 @@
+"""Every head under 2 CPU processes (gloo, ddp_spawn), compared with one process. Slow: ~1 minute."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
+HEADS = ["binary", "multiclass", "regression"]
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    # a timeout: a collective call made by one rank only would hang, not fail
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+
+
+def metrics(result: subprocess.CompletedProcess) -> dict[str, float]:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", HEADS)
+def test_validation_metrics_equal_one_process(head, tmp_path):
+    one, two = metrics(run(tmp_path, head, "1", "validate")), metrics(run(tmp_path, head, "2", "validate"))
+    synced = [k for k in one if k.startswith("val/")]
+    assert len(synced) >= 3 and "val/loss" in synced
+    for key in synced:  # metric states are summed / gathered across ranks: every row counted once, loss included
+        assert two[key] == pytest.approx(one[key], rel=1e-6, abs=1e-7), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", HEADS)
+def test_each_head_trains_under_ddp(head, tmp_path):
+    logged = metrics(run(tmp_path, head, "2", "fit"))
+    assert math.isfinite(logged["train/loss"]) and math.isfinite(logged["val/loss"])
+
+
+@pytest.mark.slow
+def test_frozen_layers_stay_frozen_on_every_rank(tmp_path):
+    logged = metrics(run(tmp_path, "multiclass", "2", "fit", "--freeze"))
+    assert math.isfinite(logged["train/loss"])  # and no "parameters did not receive gradients" error
+
+
+@pytest.mark.slow
+def test_unfreezing_under_ddp_fails_with_advice(tmp_path):
+    result = run(tmp_path, "multiclass", "2", "fit", "--unfreeze")
+    assert result.returncode != 0
+    assert "FreezeLayers cannot unfreeze layers under DDP" in result.stderr
