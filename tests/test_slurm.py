@@ -1,0 +1,67 @@
+"""The cluster config without a cluster: SLURM's environment variables set as srun would set them."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from lightning.fabric.plugins.environments import SLURMEnvironment
+
+from nnlit.cli import NNLitCLI
+from nnlit.data.tabular import TabularDataModule
+from nnlit.models.base import MLPModule
+
+ROOT = Path(__file__).resolve().parents[1]
+SBATCH = ROOT / "configs" / "cluster" / "train.sbatch"
+
+# task 5 of 8: the second GPU of the second node
+SLURM_TASK = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "nnlit",
+    "SLURM_NODELIST": "node[1-2]",
+    "SLURM_NTASKS": "8",
+    "SLURM_NTASKS_PER_NODE": "4",
+    "SLURM_PROCID": "5",
+    "SLURM_LOCALID": "1",
+    "SLURM_NODEID": "1",
+}
+
+
+def test_cluster_config_resolves_to_slurm_ranks(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for key, value in SLURM_TASK.items():
+        monkeypatch.setenv(key, value)
+    args = [
+        "--config",
+        str(ROOT / "configs/cluster/ddp.yaml"),
+        "--trainer.accelerator=cpu",  # no GPU here; the rest of the file is as on the cluster
+        "--trainer.logger.init_args.version=4242",  # what train.sbatch passes
+    ]
+    cli = NNLitCLI(
+        MLPModule,
+        TabularDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        run=False,
+        args=args,
+    )
+    trainer = cli.trainer
+    assert isinstance(trainer.strategy.cluster_environment, SLURMEnvironment)
+    assert (trainer.global_rank, trainer.local_rank, trainer.node_rank, trainer.world_size) == (5, 1, 1, 8)
+    assert trainer.num_nodes == 2 and trainer.num_devices == 4
+    assert Path(trainer.logger.log_dir) == Path("runs/cluster/lightning_logs/version_4242")
+
+
+def test_sbatch_matches_the_config():
+    text = SBATCH.read_text()
+    assert "--nodes=2" in text and "--ntasks-per-node=4" in text  # = num_nodes, devices in ddp.yaml
+    assert "--signal=SIGUSR1@90" in text and "--requeue" in text
+    assert "--ckpt_path last" in text and '--trainer.logger.init_args.version="${SLURM_JOB_ID}"' in text
+
+
+def test_sbatch_script_parses():
+    subprocess.run(["bash", "-n", str(SBATCH)], check=True)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    subprocess.run(["shellcheck", str(SBATCH)], check=True)
