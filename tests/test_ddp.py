@@ -52,3 +52,29 @@ def test_unfreezing_under_ddp_fails_with_advice(tmp_path):
     result = run(tmp_path, "multiclass", "2", "fit", "--unfreeze")
     assert result.returncode != 0
     assert "FreezeLayers cannot unfreeze layers under DDP" in result.stderr
+
+
+def record_rows(tmp_path: Path, seed: int, run: int = 0) -> tuple[list[int], list[list[list[int]]]]:
+    out = tmp_path / f"seed{seed}-run{run}"
+    out.mkdir()
+    script = Path(__file__).parent / "scripts" / "ddp_rows.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(seed), str(out)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [json.loads((out / f"epoch{e}.json").read_text()) for e in range(2)]
+    return json.loads((out / "train_rows.json").read_text()), epochs
+
+
+@pytest.mark.slow
+def test_every_training_row_once_per_epoch_across_ranks(tmp_path):
+    train_rows, epochs = record_rows(tmp_path, seed=3)
+    for rank0, rank1 in epochs:
+        assert len(rank0) == len(rank1) == (len(train_rows) + 1) // 2
+        seen = rank0 + rank1
+        assert sorted(set(seen)) == train_rows  # every training row, no validation row
+        assert len(seen) - len(train_rows) == len(train_rows) % 2  # only the padding repeats a row
+        assert len(set(rank0) & set(rank1)) <= len(train_rows) % 2  # disjoint shards, but for the padded row
+    assert epochs[0][0] != epochs[1][0]  # a new order each epoch
+    assert len(train_rows) % 2 == 1  # the padding case is exercised
+    assert record_rows(tmp_path, seed=3, run=1)[1] == epochs  # and the same order for the same seed
