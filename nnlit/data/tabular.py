@@ -14,7 +14,10 @@ from torch import Tensor
 
 from nnlit.data.files import read_table
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
+from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
+
+BUILTIN = sorted([*SYNTHETIC, *REAL])
 
 Task = Literal["classification", "regression"]
 TASKS = ("classification", "regression")
@@ -43,16 +46,17 @@ class TabularDataModule(L.LightningDataModule):
     takes a distinct stride of the same per-epoch permutation.
 
     Args:
-        dataset: a built-in set: ``circle``, ``gauss``, ``spiral``, ``xor`` (classification), ``plane``, ``sine``
-            (regression).
+        dataset: a built-in set: synthetic ``circle``, ``gauss``, ``spiral``, ``xor`` (classification), ``plane``,
+            ``sine`` (regression); or one that scikit-learn ships, read offline (``sklearn`` extra): ``iris``,
+            ``wine``, ``breast_cancer`` (classification), ``diabetes`` (regression).
         path: a ``.csv`` or ``.parquet`` file (needs the ``files`` extra).
         target: the target column of ``path``.
         features: the feature columns of ``path``; default every column but ``target``.
         predict_path: a file to predict on (the target column may be absent); default every row of the data.
         task: ``classification`` or ``regression``; default: the built-in set's task, else regression for float
             targets and classification for anything else.
-        n_samples: rows of a built-in set.
-        noise: noise level of a built-in set.
+        n_samples: rows of a synthetic set.
+        noise: noise level of a synthetic set.
         n_classes: classes of a built-in ``gauss`` or ``spiral`` set (the others have 2).
         n_features: columns of a built-in set: its 2 informative ones, then ``n_features - 2`` columns of Gaussian
             noise that a model must learn to ignore.
@@ -101,11 +105,11 @@ class TabularDataModule(L.LightningDataModule):
         if (dataset is None) == (path is None):
             raise ValueError(
                 "Give exactly one data source: `dataset` (a built-in name: "
-                f"{', '.join(sorted(SYNTHETIC))}) or `path` (a CSV / Parquet file); got dataset={dataset!r}, "
+                f"{', '.join(BUILTIN)}) or `path` (a CSV / Parquet file); got dataset={dataset!r}, "
                 f"path={path!r}. For arrays use TabularDataModule.from_arrays(x, y)."
             )
-        if dataset is not None and dataset not in SYNTHETIC:
-            raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(sorted(SYNTHETIC))}")
+        if dataset is not None and dataset not in BUILTIN:
+            raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(BUILTIN)}")
         if path is not None and target is None:
             raise ValueError(f"`target` must name the target column of {path!r}")
         if task is not None and task not in TASKS:
@@ -302,6 +306,10 @@ class TabularDataModule(L.LightningDataModule):
             if self._arrays is not None:
                 x, y, names = self._arrays
                 self._table = _table_from_arrays(x, y, names, self.task, source="the arrays")
+            elif self.dataset in REAL:
+                x_np, y_np, names = load_real(self.dataset)
+                task = self.task or REAL[self.dataset].task
+                self._table = _table_from_arrays(x_np, y_np, names, task, source=f"dataset {self.dataset!r}")
             elif self.dataset is not None:
                 spec = SYNTHETIC[self.dataset]
                 x, y = spec.make(n_samples=self.n_samples, noise=self.noise, n_classes=self.n_classes, seed=self.seed)

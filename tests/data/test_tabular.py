@@ -112,7 +112,10 @@ def test_parquet_source(tmp_path, frame):
     [
         ({}, "Give exactly one data source"),
         ({"dataset": "xor", "path": "a.csv"}, "Give exactly one data source"),
-        ({"dataset": "moons"}, "Unknown dataset 'moons'. Built-in sets: circle, gauss, plane, sine, spiral, xor"),
+        (
+            {"dataset": "moons"},
+            "Unknown dataset 'moons'. Built-in sets: breast_cancer, circle, diabetes, gauss, iris, plane, sine, spiral",
+        ),
         ({"path": "a.csv"}, "`target` must name the target column of 'a.csv'"),
         ({"dataset": "xor", "val_fraction": 0.0}, r"`val_fraction` must be in \(0, 1\), got 0.0"),
         ({"dataset": "xor", "val_fraction": 1.2}, r"`val_fraction` must be in \(0, 1\), got 1.2"),
@@ -234,3 +237,23 @@ def test_nan_in_a_numeric_target_names_the_column(tmp_path, frame):
 def test_mixed_label_types():
     with pytest.raises(ValueError, match=r"mixes label types \(int, str\)"):
         _ = TabularDataModule.from_arrays(np.zeros((4, 2)), np.array([1, "a", 2, "b"], dtype=object)).num_classes
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "features", "classes"),
+    [("iris", 150, 4, 3), ("wine", 178, 13, 3), ("breast_cancer", 569, 30, 2), ("diabetes", 442, 10, None)],
+)
+def test_real_sets_shipped_with_sklearn(name, rows, features, classes):
+    pytest.importorskip("sklearn")
+    dm = TabularDataModule(dataset=name)
+    assert (len(dm._load().x), dm.num_features, dm.num_classes) == (rows, features, classes)
+    if name == "iris":
+        assert dm.classes == ["setosa", "versicolor", "virginica"] and dm.feature_names[0] == "sepal length (cm)"
+
+
+def test_real_set_without_sklearn(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(ImportError, match=r"comes with scikit-learn: pip install 'nnlit\[sklearn\]'"):
+        _ = TabularDataModule(dataset="iris").num_features
