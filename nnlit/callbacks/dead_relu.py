@@ -38,9 +38,16 @@ class DeadReLUCounter(Callback):
     Args:
         threshold: warn (once per layer) when the dead fraction of a layer reaches this value.
         include_validation: also count validation batches (a unit alive on validation data is then alive).
+        unit_dim: the output dimension that indexes units: 1 for ``(batch, features)`` and ``(batch, channels,
+            …)``; 2 for a Linear applied to ``(batch, positions, features)``. A 1-D output is one unit.
+
+    A module used at several places of ``forward`` counts as one layer (a unit is alive if it fires at any of them);
+    if the places differ in width the callback raises, since their units cannot be told apart. Give each place its
+    own module to count them separately.
 
     Raises:
-        ValueError: if ``threshold`` is not in ``(0, 1]``.
+        ValueError: if ``threshold`` is not in ``(0, 1]`` or ``unit_dim < 1``; during fit, when a module's outputs
+            change width.
 
     Example::
 
@@ -48,11 +55,14 @@ class DeadReLUCounter(Callback):
         >>> trainer = L.Trainer(callbacks=[DeadReLUCounter(threshold=0.5)])
     """
 
-    def __init__(self, threshold: float = 0.5, include_validation: bool = False) -> None:
+    def __init__(self, threshold: float = 0.5, include_validation: bool = False, unit_dim: int = 1) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"`threshold` must be in (0, 1], got {threshold!r}")
+        if unit_dim < 1:
+            raise ValueError(f"`unit_dim` must be >= 1 (dimension 0 is the batch), got {unit_dim!r}")
         self.threshold = threshold
         self.include_validation = include_validation
+        self.unit_dim = unit_dim
         #: one entry per finished epoch: {"epoch", "dead": {layer: count}, "units": {layer: n}, "never_positive": …}
         self.history: list[dict[str, Any]] = []
         self._layers: dict[str, nn.Module] = {}
@@ -85,15 +95,10 @@ class DeadReLUCounter(Callback):
         dead: dict[str, int] = {}
         never_positive: dict[str, int] = {}
         units: dict[str, int] = {}
-        for name, module in self._layers.items():  # the same order on every rank: the gathers below pair up
-            alive = self._alive.get(name)
-            if alive is None:  # the layer did not run this epoch (on this rank): nothing to report
-                continue
-            if trainer.world_size > 1:
-                alive = trainer.strategy.all_gather(alive).any(dim=0)
-            count = int((~alive).sum())  # one host sync per layer per epoch
+        for name, alive in self._combine_ranks(trainer, pl_module).items():
+            count = int((~alive).sum())
             units[name] = alive.numel()
-            (dead if isinstance(module, DYING) else never_positive)[name] = count
+            (dead if isinstance(self._layers[name], DYING) else never_positive)[name] = count
         for name, count in dead.items():
             pl_module.log(f"dead_relu/{name}", count / units[name], on_epoch=True)
             self._maybe_warn(name, count, units[name], trainer.current_epoch)
@@ -105,6 +110,25 @@ class DeadReLUCounter(Callback):
         self.history.append(
             {"epoch": trainer.current_epoch, "dead": dead, "never_positive": never_positive, "units": units}
         )
+
+    def _combine_ranks(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Tensor]:
+        """Each layer's alive mask over every rank. Every rank makes the same two collective calls, whatever layers
+        ran on it (a layer that ran on one rank only must not leave the other waiting): first the unit counts, then
+        one concatenated mask, with zeros where a rank did not run a layer."""
+        names = list(self._layers)
+        device = pl_module.device
+        sizes = torch.tensor([self._alive[n].numel() if n in self._alive else 0 for n in names], device=device)
+        if trainer.world_size > 1:
+            sizes = trainer.strategy.all_gather(sizes).amax(dim=0)
+        width = sizes.tolist()  # one host sync per epoch
+        parts = [
+            self._alive[n] if n in self._alive else torch.zeros(w, dtype=torch.bool, device=device)
+            for n, w in zip(names, width)
+        ]
+        mask = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool, device=device)
+        if trainer.world_size > 1:
+            mask = trainer.strategy.all_gather(mask).any(dim=0)
+        return {n: m for n, m, w in zip(names, mask.split(width), width) if w}  # no rank ran a 0-width layer
 
     @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -131,9 +155,18 @@ class DeadReLUCounter(Callback):
                 return
             with torch.no_grad():
                 fired = output > 0
-                if fired.ndim > 1:
-                    fired = fired.any(dim=tuple(d for d in range(fired.ndim) if d != 1))
+                if fired.ndim == 1:  # one value per sample: a single unit
+                    fired = fired.any().view(1)
+                else:
+                    dim = self.unit_dim if self.unit_dim < fired.ndim else fired.ndim - 1
+                    fired = fired.any(dim=tuple(d for d in range(fired.ndim) if d != dim))
                 previous = self._alive.get(name)
+                if previous is not None and previous.shape != fired.shape:
+                    raise ValueError(
+                        f"DeadReLUCounter: {name} produced {fired.numel()} units after {previous.numel()}: a module "
+                        "used at places of different width cannot be counted. Give each place its own nn.ReLU, or "
+                        "set `unit_dim` to the dimension that holds the units."
+                    )
                 self._alive[name] = fired if previous is None else previous | fired
 
         return hook

@@ -63,7 +63,8 @@ class GradientSaturationMonitor(Callback):
     **Gradients.** ``‖∇W‖₂`` of every module weight with two or more dimensions (Linear, conv), read in
     ``on_before_optimizer_step`` (after AMP unscaling and the DDP all-reduce) and averaged over the epoch's optimizer
     steps. The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1, the early layers
-    barely learn: vanishing gradients.
+    barely learn: vanishing gradients. It is not logged while the first or the last weight layer gets no gradient
+    (frozen). With several optimizers, each step reads only the weights of the optimizer being stepped.
 
     Logged each epoch: ``saturation/<layer>``, ``grad_norm/<layer>``, ``grad_norm/first_last_ratio``. The same
     numbers stay in :attr:`history` (saved with checkpoints). Warns once, with advice, when the ratio falls below
@@ -118,9 +119,10 @@ class GradientSaturationMonitor(Callback):
 
     @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
         with torch.no_grad():
             for name, weight in self._weights.items():
-                if weight.grad is None:  # frozen, or not used in this step
+                if weight.grad is None or id(weight) not in stepped:  # frozen, unused, or another optimizer's
                     continue
                 norm = torch.linalg.vector_norm(weight.grad.detach().float())
                 previous = self._norm_sums.get(name)
@@ -130,19 +132,26 @@ class GradientSaturationMonitor(Callback):
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         saturation: dict[str, float] = {}
-        for name in self._activations:  # the same order on every rank: the reductions below pair up
-            if name not in self._saturated:
-                continue
-            counts = torch.stack([self._saturated[name].float(), self._saturated[name].new_tensor(self._totals[name])])
+        names = list(self._activations)
+        if names:
+            # one reduction for every layer, made by every rank, with zeros for layers that did not run on it
+            zero = torch.zeros((), device=pl_module.device)
+            counts = torch.stack(
+                [
+                    torch.stack([self._saturated.get(n, zero).float(), zero.new_tensor(float(self._totals.get(n, 0)))])
+                    for n in names
+                ]
+            )
             if trainer.world_size > 1:
                 counts = trainer.strategy.reduce(counts, reduce_op="sum")
-            saturated_count, total = counts.tolist()  # one host sync per layer per epoch
-            saturation[name] = saturated_count / total if total else 0.0
+            for name, (saturated_count, total) in zip(names, counts.tolist()):  # one host sync per epoch
+                if total:
+                    saturation[name] = saturated_count / total
         grad_norm = {name: float(s) / self._norm_steps[name] for name, s in self._norm_sums.items()}
         ratio = None
-        if len(grad_norm) >= 2:
-            names = [n for n in self._weights if n in grad_norm]
-            first, last = names[0], names[-1]
+        weights = list(self._weights)
+        first, last = (weights[0], weights[-1]) if len(weights) >= 2 else ("", "")
+        if first in grad_norm and last in grad_norm:  # not while the first (or last) layer is frozen
             ratio = grad_norm[first] / grad_norm[last] if grad_norm[last] > 0 else math.inf
         for name, value in saturation.items():
             pl_module.log(f"saturation/{name}", value, on_epoch=True)

@@ -123,3 +123,33 @@ def test_state_round_trip():
 def test_bad_threshold():
     with pytest.raises(ValueError, match=r"`threshold` must be in \(0, 1\], got 0"):
         DeadReLUCounter(threshold=0)
+
+
+def make_hook(counter, name="layer"):
+    counter._trainer = type("T", (), {"training": True, "validating": False, "sanity_checking": False})()
+    return counter._make_hook(name)
+
+
+def test_one_dimensional_output_is_one_unit():
+    counter = DeadReLUCounter()
+    hook = make_hook(counter)
+    hook(nn.ReLU(), (), torch.zeros(4))
+    hook(nn.ReLU(), (), torch.tensor([0.0, 2.0]))  # a smaller last batch
+    assert counter._alive["layer"].tolist() == [True]
+
+
+def test_unit_dim_for_sequences():
+    counter = DeadReLUCounter(unit_dim=2)
+    hook = make_hook(counter)
+    out = torch.zeros(2, 5, 3)
+    out[0, 4, 1] = 1.0
+    hook(nn.ReLU(), (), out)
+    assert counter._alive["layer"].tolist() == [False, True, False]
+
+
+def test_module_reused_at_another_width_raises():
+    counter = DeadReLUCounter()
+    hook = make_hook(counter)
+    hook(nn.ReLU(), (), torch.ones(2, 8))
+    with pytest.raises(ValueError, match="layer produced 4 units after 8: a module used at places of different width"):
+        hook(nn.ReLU(), (), torch.ones(2, 4))

@@ -151,3 +151,26 @@ def test_hooks_removed_and_state_round_trip(make_trainer):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GradientSaturationMonitor(**kwargs)
+
+
+def test_only_the_stepped_optimizers_weights_are_read():
+    model = Foreign()
+    monitor = GradientSaturationMonitor()
+    monitor.on_fit_start(None, model)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    head_only = torch.optim.SGD(model.head.parameters(), lr=0.1)
+    monitor.on_before_optimizer_step(None, model, head_only)
+    assert set(monitor._norm_sums) == {"head"}
+    assert monitor._norm_sums["head"].item() == pytest.approx(2.0)  # 4 ones: norm 2
+    monitor.teardown(None, model, "fit")
+
+
+def test_no_ratio_while_the_first_layer_is_frozen(make_trainer):
+    from nnlit.callbacks import FreezeLayers
+
+    monitor = GradientSaturationMonitor()
+    trainer = make_trainer(callbacks=[FreezeLayers(first_n=1), monitor])
+    trainer.fit(deep_net("relu"), datamodule=TabularDataModule(dataset="plane", n_samples=64))
+    assert monitor.history[-1]["ratio"] is None and "grad_norm/first_last_ratio" not in trainer.callback_metrics
+    assert "network.linear1" not in monitor.history[-1]["grad_norm"]

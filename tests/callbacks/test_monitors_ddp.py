@@ -32,3 +32,12 @@ def test_two_processes_report_what_one_process_does(activation, tmp_path):
         assert single["saturation/network.act1"] > 0
     for key in keys:
         assert ddp[key] == pytest.approx(single[key], rel=1e-5), key
+
+
+@pytest.mark.slow
+def test_a_layer_that_runs_on_one_rank_only_does_not_hang(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "ddp_uneven_layers.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reported = result.stdout.strip().splitlines()[-1]
+    assert "dead_relu/extra_relu" in reported and "saturation/extra_tanh" in reported  # rank 0's layers reported
