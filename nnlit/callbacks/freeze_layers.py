@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import BaseFinetuning
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
@@ -143,6 +143,12 @@ class FreezeLayers(BaseFinetuning):
         lr = optimizer.param_groups[0]["lr"] * self.lr_factor
         if params:
             optimizer.add_param_group({"params": params, "lr": lr})
+        else:
+            rank_zero_warn(
+                "FreezeLayers: the unfrozen parameters were already in the optimizer (its configure_optimizers passes "
+                "every parameter, frozen ones included), so they train at the optimizer's learning rate, not "
+                f"lr x {self.lr_factor}. Pass only parameters with requires_grad to the optimizer."
+            )
         self.unfrozen = True
         rank_zero_info(f"FreezeLayers: epoch {epoch}, unfroze {len(params)} tensors with lr {lr:g}")
 

@@ -22,11 +22,13 @@ class WeightInit(Callback):
     Runs in ``setup("fit")``: after the model is built and before Lightning restores a checkpoint given as
     ``ckpt_path``, so a resumed run keeps the checkpoint's weights. Only the selected modules are touched, so weights
     loaded from a pretrained model elsewhere stay as they are. Each LightningModule is initialised once, at its first
-    fit: calling ``fit`` again to train on does not start it over.
+    fit: calling ``fit`` again to train on does not start it over (with ``ddp_spawn``, whose processes get a copy of
+    the callback each time, a second ``fit`` initialises again).
 
     Args:
         modules: ``fnmatch`` patterns over the LightningModule's module names (``"network.linear1"``,
-            ``"network.linear*"``, ``"*output"``); default every ``nn.Linear``.
+            ``"network.linear*"``, ``"*output"``); default every ``nn.Linear``, which is refused for a model built
+            with ``pretrained`` weights.
     """
 
     def __init__(self, modules: Sequence[str] | None = None) -> None:
@@ -64,6 +66,12 @@ class WeightInit(Callback):
         """
         named = {name: m for name, m in root.named_modules() if name}
         if self.modules is None:
+            pretrained = getattr(root, "pretrained_from", None)
+            if pretrained is not None:
+                raise ValueError(
+                    f"{type(self).__name__} would overwrite every Linear of a model built from the pretrained weights "
+                    f"{pretrained!r}. Name the layers to re-initialise, e.g. modules: [network.output]"
+                )
             return {name: m for name, m in named.items() if isinstance(m, nn.Linear)}
         weighted = [name for name, m in named.items() if isinstance(getattr(m, "weight", None), nn.Parameter)]
         chosen: dict[str, nn.Module] = {}

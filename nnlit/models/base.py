@@ -87,6 +87,8 @@ class MLPModule(L.LightningModule):
         self.optimizer = _as_callable(optimizer)
         self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler)
         self.network = self.build_network()
+        #: the checkpoint the network weights came from (initialiser callbacks will not overwrite them unasked)
+        self.pretrained_from = pretrained
         if pretrained is not None:
             self.load_pretrained(pretrained)
         metrics = self.build_metrics()
@@ -135,6 +137,9 @@ class MLPModule(L.LightningModule):
         target = self.network.state_dict()
         head = [name for name, m in self.network.named_modules() if any(True for _ in m.parameters(recurse=False))][-1]
         skipped, problems = [], []
+        for key in sorted(set(source) - set(target)):
+            if not key.startswith(f"{head}."):
+                problems.append(f"{prefix}{key}: in the checkpoint, not in the model")
         for key, tensor in target.items():
             if key not in source:
                 problems.append(f"{prefix}{key}: missing from the checkpoint")

@@ -23,18 +23,18 @@ class WeightedMean(Metric):
         tensor(1.6667)
     """
 
-    full_state_update = False
+    full_state_update = False  # float32 states: Apple's MPS has no float64
     weighted_sum: Tensor
     total_weight: Tensor
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("weighted_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("total_weight", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("weighted_sum", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total_weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, value: Tensor, weight: float) -> None:
-        self.weighted_sum += value.detach().to(torch.float64) * weight
+        self.weighted_sum += value.detach().float() * weight
         self.total_weight += weight
 
     def compute(self) -> Tensor:
-        return (self.weighted_sum / self.total_weight).to(torch.float32)
+        return self.weighted_sum / self.total_weight

@@ -159,3 +159,13 @@ def test_pattern_matching_nothing_lists_modules():
 def test_first_n_too_large():
     with pytest.raises(ValueError, match="first_n=4 but the model has 3 layers with a weight matrix"):
         FreezeLayers(first_n=4).select(model())
+
+
+def test_warns_when_the_optimizer_already_holds_the_frozen_parameters(make_trainer):
+    class EveryParameter(MulticlassMLP):
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    m = EveryParameter(in_features=2, num_classes=3, hidden=[8, 8])
+    with pytest.warns(UserWarning, match="already in the optimizer .* not lr x 0.1"):
+        make_trainer(max_epochs=2, callbacks=[FreezeLayers(first_n=1, unfreeze_at_epoch=1)]).fit(m, datamodule=data())

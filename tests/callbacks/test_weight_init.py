@@ -130,3 +130,12 @@ def test_picklable_for_ddp_spawn():
     init._initialised.add(model())
     copy = pickle.loads(pickle.dumps(init))
     assert copy.a == init.a and len(copy._initialised) == 0
+
+
+def test_default_modules_refused_for_a_pretrained_model(tmp_path):
+    source = model()
+    torch.save(source.network.state_dict(), tmp_path / "w.pt")
+    pretrained = MulticlassMLP(in_features=2, num_classes=3, hidden=[8, 8], pretrained=str(tmp_path / "w.pt"))
+    with pytest.raises(ValueError, match="would overwrite every Linear of a model built from the pretrained weights"):
+        UniformInit().select(pretrained)
+    assert list(UniformInit(modules=["network.output"]).select(pretrained)) == ["network.output"]

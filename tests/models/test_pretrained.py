@@ -72,3 +72,9 @@ def test_fine_tuned_checkpoint_does_not_need_the_pretrained_file(pretrained, mak
     (tmp_path / "pretrained.ckpt").unlink()
     loaded = BinaryMLP.load_from_checkpoint(tmp_path / "tuned.ckpt")
     assert torch.equal(loaded.network.output.weight, model.network.output.weight)
+
+
+def test_extra_body_layers_in_the_checkpoint_are_an_error(pretrained):
+    path, _ = pretrained  # hidden [16, 8]: linear1, linear2, output
+    with pytest.raises(ValueError, match=r"network.linear2.weight: in the checkpoint, not in the model"):
+        MulticlassMLP(in_features=2, num_classes=3, hidden=[16], pretrained=path)
