@@ -54,7 +54,7 @@ def test_vanishing_gradients_with_sigmoid_not_with_relu(recwarn):
     assert any("vanishing gradients" in str(w.message) for w in recwarn)
     recwarn.clear()
     relu = fit("vanishing_relu")
-    assert callback(relu, GradientSaturationMonitor).history[-1]["ratio"] > 1e-3
+    assert all(h["ratio"] > 0.01 for h in callback(relu, GradientSaturationMonitor).history)  # README: above 0.01
     assert not any("vanishing gradients" in str(w.message) for w in recwarn)
 
 
@@ -64,7 +64,7 @@ def test_negative_init_kills_relus_and_leaky_units_recover(recwarn):
     assert any("of network.act2 output 0 for every training sample" in str(w.message) for w in recwarn)
     leaky = callback(fit("dead_leaky_relu"), DeadReLUCounter)
     never_positive = [h["never_positive"]["network.act2"] for h in leaky.history]
-    assert never_positive[0] == 16 and never_positive[-1] <= 8
+    assert never_positive[0] == 16 and never_positive[-1] <= 4  # README: from 1.0 to 0.25 or below
 
 
 def test_finetune_from_pretrained_body():
