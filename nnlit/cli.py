@@ -30,10 +30,13 @@ class NNLitCLI(LightningCLI):
         """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # A head without the target argument (BinaryMLP has no out_features) ignores that link.
+        # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
+        # training mean and std let RegressionMLP learn standardised targets while reporting in the target's units.
         parser.link_arguments("data.num_features", "model.init_args.in_features", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_targets", "model.init_args.out_features", apply_on="instantiate")
+        parser.link_arguments("data.target_mean", "model.init_args.target_mean", apply_on="instantiate")
+        parser.link_arguments("data.target_std", "model.init_args.target_std", apply_on="instantiate")
         parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
 
 

@@ -198,6 +198,29 @@ class TabularDataModule(L.LightningDataModule):
         return 1 if table.classes is not None else table.y.shape[1]
 
     # ---------------------------------------------------------------- Lightning hooks
+    @property
+    def target_mean(self) -> list[float] | None:
+        """Mean of each regression target over the training split (``None`` for classification)."""
+        train_y = self._train_targets()
+        return None if train_y is None else train_y.mean(dim=0).tolist()
+
+    @property
+    def target_std(self) -> list[float] | None:
+        """Standard deviation of each regression target over the training split (1 where it is 0)."""
+        train_y = self._train_targets()
+        if train_y is None:
+            return None
+        std = train_y.std(dim=0, unbiased=False)
+        return torch.where(std > 0, std, torch.ones_like(std)).tolist()
+
+    def _train_targets(self) -> Tensor | None:
+        table = self._load()
+        if table.classes is not None:
+            return None
+        if not self._splits:
+            self.setup()
+        return table.y[self._splits["train"]]
+
     def setup(self, stage: str | None = None) -> None:
         table = self._load()
         num_rows = len(table.x)

@@ -22,11 +22,19 @@ class RegressionMLP(MLPModule):
     Metrics: mean squared error, mean absolute error and R² averaged over outputs (``<stage>/mse``, ``<stage>/mae``,
     ``<stage>/r2``). ``predict`` returns ``{"prediction": (rows, out_features)}``.
 
+    Given the training targets' ``target_mean`` and ``target_std`` (the nnlit CLI links them from the data module),
+    the network learns standardised targets and ``forward`` maps its output back: ``network(x) * std + mean``. A
+    target in the hundreds then needs no thousands of steps just to reach its mean. Predictions and metrics are in the
+    target's own units; the loss is computed on the standardised scale (so ``huber_delta`` is in standard
+    deviations).
+
     Args:
         in_features: number of input features.
         out_features: number of targets.
         loss: ``mse``, ``mae`` or ``huber``.
         huber_delta: the point where the Huber loss turns from quadratic to linear.
+        target_mean: mean of each target on the training rows; default 0.
+        target_std: standard deviation of each target on the training rows; default 1.
         hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
             scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
 
@@ -38,6 +46,8 @@ class RegressionMLP(MLPModule):
     """
 
     progress_bar_metric = "r2"
+    target_mean: Tensor
+    target_std: Tensor
 
     def __init__(
         self,
@@ -51,6 +61,8 @@ class RegressionMLP(MLPModule):
         bias: bool = True,
         loss: str = "mse",
         huber_delta: float = 1.0,
+        target_mean: list[float] | None = None,
+        target_std: list[float] | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
@@ -60,6 +72,11 @@ class RegressionMLP(MLPModule):
             raise ValueError(f"Unknown loss {loss!r}. Valid losses: {', '.join(LOSSES)}")
         if huber_delta <= 0:
             raise ValueError(f"`huber_delta` must be > 0, got {huber_delta!r}")
+        for name, values in (("target_mean", target_mean), ("target_std", target_std)):
+            if values is not None and len(values) != out_features:
+                raise ValueError(f"`{name}` needs {out_features} values (one per output), got {len(values)}")
+        if target_std is not None and any(v <= 0 for v in target_std):
+            raise ValueError(f"`target_std` must be > 0, got {target_std}")
         self.loss = loss
         self.huber_delta = huber_delta
         super().__init__(
@@ -76,6 +93,11 @@ class RegressionMLP(MLPModule):
             pretrained,
             scheduler_interval,
         )
+        self.register_buffer("target_mean", torch.tensor(target_mean or [0.0] * out_features))
+        self.register_buffer("target_std", torch.tensor(target_std or [1.0] * out_features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x) * self.target_std + self.target_mean
 
     def build_metrics(self) -> MetricCollection:
         return MetricCollection(
@@ -88,6 +110,8 @@ class RegressionMLP(MLPModule):
 
     def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         target = self._as_outputs(outputs, target)
+        outputs = (outputs - self.target_mean) / self.target_std
+        target = (target - self.target_mean) / self.target_std
         if self.loss == "mse":
             return F.mse_loss(outputs, target)
         if self.loss == "mae":

@@ -298,3 +298,48 @@ def test_float_labels_read_as_regression_explained():
         BinaryMLP(in_features=2, num_classes=None)
     with pytest.raises(ValueError, match="set its `task: classification`"):
         MulticlassMLP(in_features=2, num_classes=None)
+
+
+def test_regression_learns_standardised_targets_and_reports_in_their_units():
+    model = RegressionMLP(in_features=2, out_features=2, hidden=[4], target_mean=[100.0, -5.0], target_std=[20.0, 0.5])
+    x = torch.randn(6, 2)
+    raw = model.network(x)
+    assert torch.allclose(model(x), raw * torch.tensor([20.0, 0.5]) + torch.tensor([100.0, -5.0]))
+    target = torch.tensor([[120.0, -5.5]] * 6)
+    expected = torch.nn.functional.mse_loss(raw, (target - torch.tensor([100.0, -5.0])) / torch.tensor([20.0, 0.5]))
+    assert torch.allclose(model.compute_loss(model(x), target), expected, atol=1e-6)
+    assert torch.equal(model.predict_step(x, 0)["prediction"], model(x))
+
+
+def test_target_scale_linked_from_the_data_by_the_cli():
+    from pathlib import Path
+
+    from nnlit.cli import NNLitCLI
+
+    config = Path(__file__).resolve().parents[2] / "configs/heads/regression.yaml"
+    cli = NNLitCLI(
+        MLPModule,
+        TabularDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        run=False,
+        args=["--config", str(config)],
+    )
+    dm = cli.datamodule
+    train_y = dm._load().y[dm._splits["train"]]
+    assert cli.model.target_mean.tolist() == pytest.approx(train_y.mean(0).tolist())
+    assert cli.model.target_std.tolist() == pytest.approx(train_y.std(0, unbiased=False).tolist())
+    assert TabularDataModule(dataset="xor").target_mean is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"target_mean": [1.0, 2.0]}, "`target_mean` needs 1 values"),
+        ({"target_std": [0.0]}, r"`target_std` must be > 0, got \[0.0\]"),
+    ],
+)
+def test_bad_target_scale(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RegressionMLP(in_features=2, **kwargs)
