@@ -24,9 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def nnlit_score(name: str, seed: int, workdir: Path) -> tuple[float, object]:
-    from nnlit.cli import NNLitCLI
-    from nnlit.data.tabular import TabularDataModule
-    from nnlit.models.base import MLPModule
+    from nnlit.cli import build
 
     args = [
         "--config",
@@ -38,15 +36,7 @@ def nnlit_score(name: str, seed: int, workdir: Path) -> tuple[float, object]:
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
     ]
-    cli = NNLitCLI(
-        MLPModule,
-        TabularDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        run=False,
-        args=args,
-    )
+    cli = build(args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     (result,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
     key = "test/r2" if cli.datamodule.num_classes is None else "test/acc"

@@ -40,17 +40,28 @@ class NNLitCLI(LightningCLI):
         parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
-    NNLitCLI(
+def _make(args: list[str] | None, run: bool) -> NNLitCLI:
+    return NNLitCLI(
         MLPModule,
         TabularDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        run=run,
         args=args,
     )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
+    _make(args, run=True)
+
+
+def build(args: list[str]) -> NNLitCLI:
+    """The model, data module and trainer (``.model``, ``.datamodule``, ``.trainer``) that ``nnlit`` builds from
+    ``args`` (``--config …`` and overrides, no subcommand), without running anything: for scripts and tests."""
+    return _make(args, run=False)
 
 
 if __name__ == "__main__":

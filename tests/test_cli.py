@@ -12,26 +12,11 @@ import torch
 import yaml
 
 from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
-from nnlit.cli import NNLitCLI, main
-from nnlit.data.tabular import TabularDataModule as _DM
-from nnlit.models.base import MLPModule
+from nnlit.cli import build, main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("configs/**/*.yaml"))
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-
-
-def build_cli(args: list[str]) -> NNLitCLI:
-    """The CLI's objects without running a subcommand."""
-    return NNLitCLI(
-        MLPModule,
-        _DM,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        run=False,
-        args=args,
-    )
 
 
 def test_configs_exist():
@@ -63,7 +48,7 @@ def test_every_config_runs(config, tmp_path, monkeypatch):
     ],
 )
 def test_optimizers_from_yaml(name, cls, lr, extra):
-    cli = build_cli(["--config", str(ROOT / f"configs/optimizers/{name}.yaml")])
+    cli = build(["--config", str(ROOT / f"configs/optimizers/{name}.yaml")])
     optimizer = cli.model.configure_optimizers()
     assert type(optimizer) is cls and optimizer.defaults["lr"] == lr
     for key, value in extra.items():
@@ -71,10 +56,10 @@ def test_optimizers_from_yaml(name, cls, lr, extra):
 
 
 def test_data_shape_is_linked_into_the_model():
-    cli = build_cli(["--config", str(ROOT / "configs/quickstart.yaml")])
+    cli = build(["--config", str(ROOT / "configs/quickstart.yaml")])
     assert isinstance(cli.model, MulticlassMLP)
     assert (cli.model.in_features, cli.model.num_classes) == (2, 3)
-    regression = build_cli(["--config", str(ROOT / "configs/heads/regression.yaml"), "--data.init_args.dataset=plane"])
+    regression = build(["--config", str(ROOT / "configs/heads/regression.yaml"), "--data.init_args.dataset=plane"])
     assert isinstance(regression.model, RegressionMLP) and regression.model.out_features == 1
     assert "num_classes" not in regression.model.hparams  # a link the head does not take is not saved
 
@@ -158,7 +143,7 @@ def test_subclass_by_class_path(class_path, dataset, check, tmp_path):
     ]
     if class_path.endswith("CountingBinary"):
         args.append("--model.penalty=0.5")
-    cli = build_cli(args)
+    cli = build(args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert check(cli.model)
     assert torch.isfinite(cli.trainer.callback_metrics["val/loss"])
@@ -166,12 +151,12 @@ def test_subclass_by_class_path(class_path, dataset, check, tmp_path):
 
 def test_bad_activation_in_yaml(tmp_path):
     with pytest.raises(ValueError, match="Unknown activation 'swish'"):
-        build_cli(["--config", str(ROOT / "configs/quickstart.yaml"), "--model.activation=swish"])
+        build(["--config", str(ROOT / "configs/quickstart.yaml"), "--model.activation=swish"])
 
 
 def test_regression_data_with_a_classifier():
     with pytest.raises(ValueError, match="got None .*use RegressionMLP"):
-        build_cli(["--config", str(ROOT / "configs/quickstart.yaml"), "--data.dataset=sine"])
+        build(["--config", str(ROOT / "configs/quickstart.yaml"), "--data.dataset=sine"])
 
 
 def run_nnlit(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -4,9 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nnlit.cli import NNLitCLI
-from nnlit.data.tabular import TabularDataModule
-from nnlit.models.base import MLPModule
+from nnlit.cli import build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,15 +33,7 @@ def test_every_config_has_an_expectation():
 def test_config_reaches_its_quality(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["--config", str(ROOT / "configs" / name), "--trainer.enable_progress_bar=false", "--trainer.logger=false"]
-    cli = NNLitCLI(
-        MLPModule,
-        TabularDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        run=False,
-        args=args,
-    )
+    cli = build(args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     metric, lowest = EXPECTED[name]
     value = float(cli.trainer.callback_metrics[metric])

@@ -9,24 +9,14 @@ import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from nnlit.callbacks import DeadReLUCounter, GradientSaturationMonitor
-from nnlit.cli import NNLitCLI
-from nnlit.data.tabular import TabularDataModule
-from nnlit.models.base import MLPModule
+from nnlit.cli import NNLitCLI, build
 
 DEMOS = Path(__file__).resolve().parents[1] / "configs" / "demos"
 
 
 def fit(name: str, *overrides: str) -> NNLitCLI:
     args = ["--config", str(DEMOS / f"{name}.yaml"), "--trainer.enable_progress_bar=false", *overrides]
-    cli = NNLitCLI(
-        MLPModule,
-        TabularDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        run=False,
-        args=args,
-    )
+    cli = build(args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
 

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
-from nnlit.cli import NNLitCLI
-from nnlit.data.tabular import TabularDataModule
-from nnlit.models.base import MLPModule
+from nnlit.cli import build
 
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH = ROOT / "configs" / "cluster" / "train.sbatch"
@@ -41,15 +39,7 @@ def test_cluster_config_resolves_to_slurm_ranks(monkeypatch, tmp_path):
         "--trainer.accelerator=cpu",  # no GPU here; the rest of the file is as on the cluster
         "--trainer.logger.init_args.version=4242",  # what train.sbatch passes
     ]
-    cli = NNLitCLI(
-        MLPModule,
-        TabularDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        run=False,
-        args=args,
-    )
+    cli = build(args)
     trainer = cli.trainer
     assert isinstance(trainer.strategy.cluster_environment, SLURMEnvironment)
     assert (trainer.global_rank, trainer.local_rank, trainer.node_rank, trainer.world_size) == (5, 1, 1, 8)

@@ -314,18 +314,10 @@ def test_regression_learns_standardised_targets_and_reports_in_their_units():
 def test_target_scale_linked_from_the_data_by_the_cli():
     from pathlib import Path
 
-    from nnlit.cli import NNLitCLI
+    from nnlit.cli import build
 
     config = Path(__file__).resolve().parents[2] / "configs/heads/regression.yaml"
-    cli = NNLitCLI(
-        MLPModule,
-        TabularDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        run=False,
-        args=["--config", str(config)],
-    )
+    cli = build(["--config", str(config)])
     dm = cli.datamodule
     train_y = dm._load().y[dm._splits["train"]]
     assert cli.model.target_mean.tolist() == pytest.approx(train_y.mean(0).tolist())
