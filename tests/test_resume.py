@@ -64,3 +64,16 @@ def test_kill_during_a_checkpoint_save_leaves_the_previous_one_loadable(tmp_path
     assert checkpoint["epoch"] == 1 and "state_dict" in checkpoint
     assert run(tmp_path, "--max-epochs", "3", "--resume") == 0  # resumes from epoch 1's checkpoint
     assert load(tmp_path / "final.ckpt")["epoch"] == 3  # the counter after three finished epochs
+
+
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
+    """Checkpoints every 4 steps (10 steps per epoch): killed as step 16 starts, just after its checkpoint, so the
+    run resumes 6 batches into epoch 1."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run(straight, "--max-epochs", "3", "--every-n-steps", "4") == 0
+    assert run(killed, "--max-epochs", "3", "--every-n-steps", "4", "--kill-at-step", "16") == -signal.SIGKILL
+    assert load(killed / "checkpoints" / "last.ckpt")["global_step"] == 16
+    assert run(killed, "--max-epochs", "3", "--every-n-steps", "4", "--resume") == 0
+    expected, resumed = load(straight / "final.ckpt"), load(killed / "final.ckpt")
+    assert resumed["global_step"] == expected["global_step"]
+    assert_same(resumed["state_dict"], expected["state_dict"], "weights")

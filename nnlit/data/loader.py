@@ -111,6 +111,9 @@ class TensorBatchLoader:
         self.batch_size = batch_size
         self.sampler = sampler if sampler is not None else ShardedIndexSampler(num_rows, shuffle=False)
         self.drop_last = drop_last
+        #: batches to leave out at the start of the next iteration only: a run resumed from a mid-epoch checkpoint
+        #: must not see the epoch's first batches again (set by TabularDataModule from Lightning's restored progress)
+        self.skip_batches = 0
         # Lightning inspects these DataLoader attributes: `sampler.set_epoch` is called every epoch, and
         # `batch_sampler` is read (None: batching is done here, not by a sampler).
         self.batch_sampler = None
@@ -123,7 +126,9 @@ class TensorBatchLoader:
         index = self.sampler.indices()
         rows = len(self.sampler)
         stop = (rows // self.batch_size) * self.batch_size if self.drop_last else rows
-        for start in range(0, stop, self.batch_size):
+        first = self.skip_batches * self.batch_size
+        self.skip_batches = 0
+        for start in range(first, stop, self.batch_size):
             end = min(start + self.batch_size, rows)
             if index is None:  # contiguous views, no copy
                 yield tuple(t[start:end] for t in self.tensors)

@@ -247,7 +247,9 @@ class TabularDataModule(L.LightningDataModule):
                 self.std = torch.where(std > 0, std, torch.ones_like(std))
 
     def train_dataloader(self) -> TensorBatchLoader:
-        return self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
+        loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
+        loader.skip_batches = self._batches_done_in_resumed_epoch(len(loader))
+        return loader
 
     def val_dataloader(self) -> TensorBatchLoader:
         return self._split_loader("val", shuffle=False, pad=False, drop_last=False)
@@ -317,6 +319,15 @@ class TabularDataModule(L.LightningDataModule):
         )
         tensors = [self.transform(table.x[index]), table.y[index]]
         return TensorBatchLoader(tensors, self.batch_size, sampler=sampler, drop_last=drop_last)
+
+    def _batches_done_in_resumed_epoch(self, num_batches: int) -> int:
+        """Batches of the current epoch a checkpoint taken mid-epoch had already trained on (0 otherwise)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.fit_loop.restarting:
+            return 0
+        # checkpoints are written in on_train_batch_end, before `completed` counts the batch: `processed` has it
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return done if 0 < done < num_batches else 0
 
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -27,6 +27,15 @@ class KillAtEpoch(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KillAtStep(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def kill_during_save(nth: int) -> None:
     from fsspec.implementations.local import LocalFileOpener
 
@@ -49,6 +58,8 @@ def main() -> None:
     parser.add_argument("--kill-at-epoch", type=int)
     parser.add_argument("--kill-in-save", type=int)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--every-n-steps", type=int, help="also checkpoint every N steps (mid-epoch)")
+    parser.add_argument("--kill-at-step", type=int)
     args = parser.parse_args()
     if args.kill_in_save:
         kill_during_save(args.kill_in_save)
@@ -62,8 +73,22 @@ def main() -> None:
         GradientSaturationMonitor(),
         ModelCheckpoint(dirpath=os.path.join(args.root, "checkpoints"), filename="last", enable_version_counter=False),
     ]
+    if args.every_n_steps:
+        steps_dir = os.path.join(args.root, "checkpoints")
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=steps_dir,
+                filename="last",
+                every_n_train_steps=args.every_n_steps,
+                enable_version_counter=False,
+                save_on_train_epoch_end=False,
+            )
+        )
+        callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and not c._every_n_train_steps)]
     if args.kill_at_epoch is not None:
         callbacks.append(KillAtEpoch(args.kill_at_epoch))
+    if args.kill_at_step is not None:
+        callbacks.append(KillAtStep(args.kill_at_step))
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
