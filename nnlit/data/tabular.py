@@ -326,7 +326,7 @@ class TabularDataModule(L.LightningDataModule):
         if trainer is None or not trainer.fit_loop.restarting:
             return 0
         # checkpoints are written in on_train_batch_end, before `completed` counts the batch: `processed` has it
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        done: int = getattr(trainer.fit_loop.epoch_loop.batch_progress.current, "processed", 0)
         return done if 0 < done < num_batches else 0
 
     def _rank_and_world_size(self) -> tuple[int, int]:
