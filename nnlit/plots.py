@@ -93,11 +93,9 @@ def plot_decision_boundary(model: torch.nn.Module, datamodule: Any, out: str | P
     num_classes = len(table.classes)
     if num_classes == 2 and outputs.shape[1] == 1:
         field = torch.sigmoid(outputs).view(resolution, resolution)
-        ax.imshow(field, origin="lower", extent=extent, cmap="RdBu", vmin=0, vmax=1, aspect="auto")
-        colours = labels.float()
-        ax.scatter(
-            train[:, 0], train[:, 1], c=colours, cmap="RdBu", vmin=0, vmax=1, s=6, edgecolors="k", linewidths=0.2
-        )
+        ax.imshow(field.numpy(), origin="lower", extent=extent, cmap="RdBu", vmin=0, vmax=1, aspect="auto")
+        colours = labels.float().numpy()
+        ax.scatter(*train.T.numpy(), c=colours, cmap="RdBu", vmin=0, vmax=1, s=6, edgecolors="k", linewidths=0.2)
     else:
         probabilities = torch.softmax(outputs, dim=1)
         palette = plt.get_cmap("tab10")
@@ -105,7 +103,7 @@ def plot_decision_boundary(model: torch.nn.Module, datamodule: Any, out: str | P
         confidence, winner = probabilities.max(dim=1)
         colour = rgb[winner] * confidence[:, None] + (1 - confidence[:, None])  # paler where unsure
         ax.imshow(colour.view(resolution, resolution, 3).numpy(), origin="lower", extent=extent, aspect="auto")
-        ax.scatter(train[:, 0], train[:, 1], c=rgb[labels].numpy(), s=6, edgecolors="k", linewidths=0.2)
+        ax.scatter(*train.T.numpy(), c=rgb[labels].numpy(), s=6, edgecolors="k", linewidths=0.2)
     names = datamodule.feature_names or ["x1", "x2"]
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
