@@ -7,9 +7,14 @@ the model, so nobody types them twice.
 
 from __future__ import annotations
 
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
+from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 
@@ -25,6 +30,17 @@ class NNLitCLI(LightningCLI):
     ``predict``, say); nnlit builds the model from the config and, when its layers do not match the checkpoint's,
     stops with an error naming each layer and both shapes.
     """
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer, with :class:`~nnlit.callbacks.TimedProgressBar` in place of Lightning's default bar (which
+        redraws after every batch) unless the config names a progress bar or disables it."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        wants_bar = config.get("enable_progress_bar") is not False
+        if wants_bar and "callbacks" not in kwargs and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, TimedProgressBar()]
+        return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
         """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""

@@ -4,6 +4,7 @@ from nnlit.callbacks.dead_relu import DeadReLUCounter
 from nnlit.callbacks.freeze_layers import FreezeLayers
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
+from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.callbacks.weight_init import ConstantInit, NegativeInit, UniformInit, WeightInit
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "FreezeLayers",
     "GradientSaturationMonitor",
     "NegativeInit",
+    "TimedProgressBar",
     "UniformInit",
     "WeightInit",
 ]

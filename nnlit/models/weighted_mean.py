@@ -32,9 +32,11 @@ class WeightedMean(Metric):
         self.add_state("weighted_sum", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("total_weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
 
-    def update(self, value: Tensor, weight: float) -> None:
-        self.weighted_sum += value.detach().float() * weight
-        self.total_weight += weight
+    def update(self, value: Tensor, weight: float | Tensor) -> None:
+        """Adds ``value`` with ``weight``; several at once when both are tensors of the same shape."""
+        weight = torch.as_tensor(weight, dtype=torch.float32, device=self.total_weight.device)
+        self.weighted_sum += (value.detach().float() * weight).sum()
+        self.total_weight += weight.sum()
 
     def compute(self) -> Tensor:
         return self.weighted_sum / self.total_weight

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+from nnlit import MulticlassMLP, TabularDataModule
+from nnlit.callbacks import TimedProgressBar
+from nnlit.cli import build
+
+
+def _fit(make_trainer, bar):
+    data = TabularDataModule(dataset="gauss", n_classes=3, n_samples=600, batch_size=16, seed=0)
+    model = MulticlassMLP(in_features=2, num_classes=3, hidden=[8])
+    trainer = make_trainer(max_epochs=2, enable_progress_bar=True, callbacks=[bar], num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=data)
+    return trainer
+
+
+def test_redraws_by_the_clock_not_per_batch(make_trainer):
+    # 30 training + 8 validation batches per epoch; with an hour between redraws only the very first batch and each
+    # bar's last batch draw
+    bar = _fit(make_trainer, TimedProgressBar(interval=3600)).progress_bar_callback
+    assert bar.redraws == 1 + 2 * 2  # first batch; train and val bars' ends, 2 epochs
+
+
+def test_interval_zero_redraws_every_batch(make_trainer):
+    bar = _fit(make_trainer, TimedProgressBar(interval=0)).progress_bar_callback
+    assert bar.redraws == 2 * (30 + 8)
+
+
+def test_shows_the_latest_training_loss(make_trainer):
+    trainer = _fit(make_trainer, TimedProgressBar(interval=3600))
+    trainer.training = True
+    metrics = trainer.progress_bar_callback.get_metrics(trainer, trainer.lightning_module)
+    assert float(metrics["loss"]) > 0
+    assert "val/acc" in metrics
+
+
+@pytest.mark.parametrize("interval", [-1, "1", True])
+def test_bad_interval(interval):
+    with pytest.raises(ValueError, match="interval"):
+        TimedProgressBar(interval=interval)
+
+
+def _bars(args):
+    trainer = build(["--config", "configs/quickstart.yaml", *args]).trainer
+    return [c for c in trainer.callbacks if isinstance(c, (TQDMProgressBar, RichProgressBar))]
+
+
+def test_the_command_uses_the_timed_bar_by_default():
+    assert [type(b) for b in _bars([])] == [TimedProgressBar]
+
+
+def test_the_command_keeps_a_configured_bar_or_none():
+    bar = "--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar"
+    assert [type(b) for b in _bars([bar])] == [TQDMProgressBar]
+    assert _bars(["--trainer.enable_progress_bar=false"]) == []
