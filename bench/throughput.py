@@ -46,7 +46,7 @@ def write_table(rows: int, path: Path, seed: int = 0) -> None:
     frame.to_parquet(path)
 
 
-def nnlit_args(path: Path, rows: int, epochs: int, batch_size: int, workdir: Path) -> list[str]:
+def nnlit_args(path: Path, epochs: int, batch_size: int, workdir: Path) -> list[str]:
     return [
         "--seed_everything=0",
         f"--trainer.max_epochs={epochs}",
@@ -183,12 +183,26 @@ def nnlit_fit(args: list[str], callbacks: list[object] | None = None) -> tuple[f
     return timer.train_s, timer.val_s, cli.model.eval(), cli.datamodule
 
 
+def four_callbacks() -> list[object]:
+    """nnlit's four callbacks, set up so that the network does the same work as without them: FreezeLayers freezes
+    the first layer and gives it back to the optimizer as epoch 0 starts."""
+    from nnlit.callbacks import DeadReLUCounter, FreezeLayers, GradientSaturationMonitor, UniformInit
+
+    return [
+        UniformInit(-0.1, 0.1),
+        FreezeLayers(first_n=1, unfreeze_at_epoch=0),
+        GradientSaturationMonitor(),
+        DeadReLUCounter(),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000, help="training rows")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each row, interleaved; the fastest counts")
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
     from threadpoolctl import threadpool_limits
@@ -197,34 +211,48 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
+    best: dict[str, tuple[float, float]] = {}
+
+    def record(name: str, seconds: float, acc: float) -> None:
+        if name not in best or seconds < best[name][0]:
+            best[name] = (seconds, acc)
+
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         path = workdir / "table.parquet"
         write_table(options.rows, path)
-        args = nnlit_args(path, options.rows, options.epochs, options.batch_size, workdir / "nnlit")
-        nnlit_s, nnlit_val_s, model, dm = nnlit_fit(args)
-        x, y = dm.train_dataloader().tensors
-        x_val, y_val = dm.val_dataloader().tensors
-        results = []
-        results.append(("nnlit fit (defaults)", nnlit_s, accuracy(model, x_val, y_val)))
-        seconds, net = hand_loop(x, y, options.epochs, options.batch_size)
-        results.insert(0, ("hand-written loop", seconds, accuracy(net, x_val, y_val)))
-        seconds, clf = sklearn_mlp(x, y, options.epochs, options.batch_size)
-        results.insert(1, ("sklearn MLPClassifier", seconds, float(clf.score(x_val.numpy(), y_val.numpy()))))
-        seconds, net = naive_lightning(x, y, options.epochs, options.batch_size, workdir / "naive")
-        results.insert(2, ("naive Lightning", seconds, accuracy(net, x_val, y_val)))
+        for repeat in range(options.repeats):
+            run_dir = workdir / f"run{repeat}"
+            args = nnlit_args(path, options.epochs, options.batch_size, run_dir / "nnlit")
+            nnlit_s, _, model, dm = nnlit_fit(args)
+            x, y = dm.train_dataloader().tensors
+            x_val, y_val = dm.val_dataloader().tensors
+            seconds, net = hand_loop(x, y, options.epochs, options.batch_size)
+            record("hand-written loop", seconds, accuracy(net, x_val, y_val))
+            seconds, clf = sklearn_mlp(x, y, options.epochs, options.batch_size)
+            record("sklearn MLPClassifier", seconds, float(clf.score(x_val.numpy(), y_val.numpy())))
+            seconds, net = naive_lightning(x, y, options.epochs, options.batch_size, run_dir / "naive")
+            record("naive Lightning", seconds, accuracy(net, x_val, y_val))
+            record("nnlit fit (defaults)", nnlit_s, accuracy(model, x_val, y_val))
+            seconds, _, model, _ = nnlit_fit(args, four_callbacks())
+            record("nnlit + 4 callbacks", seconds, accuracy(model, x_val, y_val))
+            one = [*args, "--data.init_args.batches_per_step=1"]
+            seconds, _, model, _ = nnlit_fit(one)
+            record("nnlit, 1 batch per step", seconds, accuracy(model, x_val, y_val))
 
     samples = len(x) * options.epochs
-    base = samples / results[0][1]
+    base = samples / best["hand-written loop"][0]
     print(
         f"\n{len(x)} rows x {FEATURES} features, batch {options.batch_size}, {options.epochs} epochs, "
-        f"{options.threads} threads; nnlit's validation passes took {nnlit_val_s:.2f} s in all (not counted)"
+        f"{options.threads} threads, fastest of {options.repeats} interleaved runs"
     )
-    print(f"| {'row':<24} | {'samples/s':>10} | {'ratio':>6} | {'val acc':>7} |")
-    print(f"| {'-' * 24} | {'-' * 10} | {'-' * 6} | {'-' * 7} |")
-    for name, seconds, acc in results:
+    print(f"| {'row':<25} | {'samples/s':>10} | {'ratio':>6} | {'val acc':>7} |")
+    print(f"| {'-' * 25} | {'-' * 9}: | {'-' * 5}: | {'-' * 6}: |")
+    for name, (seconds, acc) in best.items():
         rate = samples / seconds
-        print(f"| {name:<24} | {rate:>10,.0f} | {rate / base:>5.2f}x | {acc:>7.4f} |")
+        print(f"| {name:<25} | {rate:>10,.0f} | {rate / base:>5.2f}x | {acc:>7.4f} |")
+    overhead = best["nnlit + 4 callbacks"][0] / best["nnlit fit (defaults)"][0] - 1
+    print(f"\nthe four callbacks cost {overhead:+.1%} of nnlit's training time")
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ def test_kill_during_a_checkpoint_save_leaves_the_previous_one_loadable(tmp_path
 
 
 def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
-    """Checkpoints every 4 steps (10 steps per epoch): killed as step 16 starts, just after its checkpoint, so the
-    run resumes 6 batches into epoch 1."""
+    """Checkpoints every 4 steps (10 steps per epoch, 2 per Lightning batch): killed as step 16 starts, just after
+    its checkpoint, so the run resumes 6 minibatches (3 groups) into epoch 1."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run(straight, "--max-epochs", "3", "--every-n-steps", "4") == 0
     assert run(killed, "--max-epochs", "3", "--every-n-steps", "4", "--kill-at-step", "16") == -signal.SIGKILL

@@ -91,8 +91,8 @@ class GradientSaturationMonitor(Callback):
         self._weights: dict[str, nn.Parameter] = {}
         self._saturated: dict[str, Tensor] = {}  # layer -> saturated outputs this epoch, on the device
         self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
-        self._norm_sums: dict[str, Tensor] = {}
-        self._norm_steps: dict[str, int] = {}
+        # layer names read together in a step -> [their summed norms (one tensor, on the device), steps]
+        self._norm_sums: dict[tuple[str, ...], list[Any]] = {}
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
         self._trainer: L.Trainer | None = None
@@ -115,19 +115,35 @@ class GradientSaturationMonitor(Callback):
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._saturated, self._totals, self._norm_sums, self._norm_steps = {}, {}, {}, {}
+        self._saturated, self._totals, self._norm_sums = {}, {}, {}
 
     @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        # frozen, unused and other optimizers' weights have no gradient or are not stepped here
+        names = tuple(n for n, w in self._weights.items() if w.grad is not None and id(w) in stepped)
+        if not names:
+            return
         with torch.no_grad():
-            for name, weight in self._weights.items():
-                if weight.grad is None or id(weight) not in stepped:  # frozen, unused, or another optimizer's
-                    continue
-                norm = torch.linalg.vector_norm(weight.grad.detach().float())
-                previous = self._norm_sums.get(name)
-                self._norm_sums[name] = norm if previous is None else previous + norm
-                self._norm_steps[name] = self._norm_steps.get(name, 0) + 1
+            # every norm in one call and one running sum per set of layers: a few kernels per step, not two per layer
+            grads = [self._weights[n].grad.detach().float() for n in names]  # type: ignore[union-attr]
+            norms = torch.stack(torch._foreach_norm(grads))
+            entry = self._norm_sums.get(names)
+            if entry is None:
+                self._norm_sums[names] = [norms, 1]
+            else:
+                entry[0] += norms
+                entry[1] += 1
+
+    def mean_grad_norms(self) -> dict[str, float]:
+        """Each weight's ``‖∇W‖₂`` averaged over this epoch's optimizer steps so far (one host sync)."""
+        sums: dict[str, float] = {}
+        steps: dict[str, int] = {}
+        for names, (total, count) in self._norm_sums.items():
+            for name, value in zip(names, total.tolist()):
+                sums[name] = sums.get(name, 0.0) + value
+                steps[name] = steps.get(name, 0) + count
+        return {name: sums[name] / steps[name] for name in self._weights if name in sums}
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -147,7 +163,7 @@ class GradientSaturationMonitor(Callback):
             for name, (saturated_count, total) in zip(names, counts.tolist()):  # one host sync per epoch
                 if total:
                     saturation[name] = saturated_count / total
-        grad_norm = {name: float(s) / self._norm_steps[name] for name, s in self._norm_sums.items()}
+        grad_norm = self.mean_grad_norms()
         ratio = None
         weights = list(self._weights)
         first, last = (weights[0], weights[-1]) if len(weights) >= 2 else ("", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -77,6 +78,32 @@ class ShardedIndexSampler:
         return order[self.rank :: self.world_size]
 
 
+class BatchGroup(NamedTuple):
+    """Several consecutive minibatches handed to one training step, as one slice of rows.
+
+    ``tensors`` hold up to ``count × batch_size`` rows; :meth:`split` gives the minibatches as views (no copy). One
+    slice instead of ``count`` batches means one device transfer and one pass through Lightning's batch handling.
+
+    Example::
+
+        >>> group = BatchGroup((torch.arange(5.0), torch.arange(5)), batch_size=2)
+        >>> [b[1].tolist() for b in group.split()]
+        [[0, 1], [2, 3], [4]]
+    """
+
+    tensors: tuple[Tensor, ...]
+    batch_size: int
+
+    def split(self) -> Iterator[tuple[Tensor, ...]]:
+        rows = len(self.tensors[0])
+        for start in range(0, rows, self.batch_size):
+            yield tuple(t[start : start + self.batch_size] for t in self.tensors)
+
+    def __len__(self) -> int:  # type: ignore[override]
+        """The number of minibatches (not the tuple's two fields)."""
+        return math.ceil(len(self.tensors[0]) / self.batch_size)
+
+
 class TensorBatchLoader:
     """Iterates over batches ``tuple(t[idx] for t in tensors)``; a drop-in for a ``DataLoader`` in Lightning.
 
@@ -85,12 +112,17 @@ class TensorBatchLoader:
         batch_size: rows per batch.
         sampler: which rows this process sees, in which order; default all rows in order.
         drop_last: drop the last batch when it is smaller than ``batch_size``.
+        group: minibatches per item: with ``group > 1`` the loader yields :class:`BatchGroup` items of up to
+            ``group`` minibatches each (for a training step that takes several optimizer steps, see
+            :class:`~nnlit.models.base.MLPModule`); its length and ``skip_batches`` count groups.
 
     Example::
 
         >>> x, y = torch.arange(10.0).view(5, 2), torch.arange(5)
         >>> [b[1].tolist() for b in TensorBatchLoader([x, y], batch_size=2)]
         [[0, 1], [2, 3], [4]]
+        >>> [len(g) for g in TensorBatchLoader([x, y], batch_size=2, group=2)]
+        [2, 1]
     """
 
     def __init__(
@@ -99,6 +131,7 @@ class TensorBatchLoader:
         batch_size: int,
         sampler: ShardedIndexSampler | None = None,
         drop_last: bool = False,
+        group: int = 1,
     ) -> None:
         if not tensors:
             raise ValueError("`tensors` must hold at least one tensor")
@@ -107,6 +140,9 @@ class TensorBatchLoader:
             raise ValueError(f"All tensors need the same number of rows, got {[len(t) for t in tensors]}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+        if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+            raise ValueError(f"`group` must be a positive integer, got {group!r}")
+        self.group = group
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
         self.sampler = sampler if sampler is not None else ShardedIndexSampler(num_rows, shuffle=False)
@@ -120,18 +156,21 @@ class TensorBatchLoader:
 
     def __len__(self) -> int:
         rows = len(self.sampler)
-        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+        batches = rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+        return math.ceil(batches / self.group)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, ...] | BatchGroup]:
         index = self.sampler.indices()
         rows = len(self.sampler)
         stop = (rows // self.batch_size) * self.batch_size if self.drop_last else rows
-        first = self.skip_batches * self.batch_size
+        step = self.batch_size * self.group
+        first = self.skip_batches * step
         self.skip_batches = 0
-        for start in range(first, stop, self.batch_size):
-            end = min(start + self.batch_size, rows)
+        for start in range(first, stop, step):
+            end = min(start + step, stop)
             if index is None:  # contiguous views, no copy
-                yield tuple(t[start:end] for t in self.tensors)
+                tensors = tuple(t[start:end] for t in self.tensors)
             else:
                 rows_idx = index[start:end]
-                yield tuple(t[rows_idx] for t in self.tensors)
+                tensors = tuple(t[rows_idx] for t in self.tensors)
+            yield tensors if self.group == 1 else BatchGroup(tensors, self.batch_size)

@@ -62,7 +62,11 @@ class TabularDataModule(L.LightningDataModule):
             noise that a model must learn to ignore.
         val_fraction: share of rows for validation, in ``(0, 1)``.
         test_fraction: share of rows for testing, in ``[0, 1)``; ``0`` for no test split.
-        batch_size: rows per batch.
+        batch_size: rows per batch: per optimizer step.
+        batches_per_step: training minibatches handed to one Lightning training step, when the model takes them
+            (nnlit's heads do, see :class:`~nnlit.models.base.MLPModule`); each is still its own optimizer step.
+            Lightning's per-step cost (about 0.5 ms, as much as a small MLP's whole step) is paid once per group.
+            ``1`` for one minibatch per Lightning step; other LightningModules always get single minibatches.
         standardize: scale features to zero mean and unit variance on the training split.
         shuffle: shuffle the training rows every epoch.
         drop_last: drop the last, smaller training batch.
@@ -95,6 +99,7 @@ class TabularDataModule(L.LightningDataModule):
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
         batch_size: int = 64,
+        batches_per_step: int = 16,
         standardize: bool = True,
         shuffle: bool = True,
         drop_last: bool = False,
@@ -116,6 +121,7 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None, got {task!r}")
         _check_positive_int("n_samples", n_samples)
         _check_positive_int("batch_size", batch_size)
+        _check_positive_int("batches_per_step", batches_per_step)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}")
         if not 0.0 <= test_fraction < 1.0:
@@ -142,6 +148,7 @@ class TabularDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.batch_size = batch_size
+        self.batches_per_step = batches_per_step
         self.standardize = standardize
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -248,6 +255,9 @@ class TabularDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if getattr(module, "takes_batch_groups", False):
+            loader.group = self.batches_per_step
         loader.skip_batches = self._batches_done_in_resumed_epoch(len(loader))
         return loader
 

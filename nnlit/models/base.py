@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.data.loader import BatchGroup
 from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
@@ -56,6 +57,10 @@ class MLPModule(L.LightningModule):
 
     #: the metric shown in the progress bar, next to the loss
     progress_bar_metric = ""
+    #: the metric a ``ReduceLROnPlateau`` scheduler watches
+    scheduler_monitor = "val/loss"
+    _automatic_choice: bool | None = None  # set through the `automatic_optimization` setter
+    _validated_epoch = -1  # the last epoch whose validation logged val/… (for ReduceLROnPlateau)
 
     def __init__(
         self,
@@ -205,8 +210,68 @@ class MLPModule(L.LightningModule):
         if datamodule is not None:
             self.check_data(datamodule)
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+    @property
+    def automatic_optimization(self) -> bool:
+        """``False``: nnlit's :meth:`training_step` runs the optimizer itself, once per minibatch, so that one
+        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup`.
+
+        ``True`` (Lightning's usual loop, one minibatch per step) when set so explicitly, when a subclass overrides
+        ``training_step``, or when the Trainer clips gradients or accumulates batches (Lightning does both only in its
+        own loop).
+        """
+        if self._automatic_choice is not None:
+            return self._automatic_choice
+        if type(self).training_step is not MLPModule.training_step:
+            return True
+        trainer = self._trainer
+        if trainer is not None and ((trainer.gradient_clip_val or 0) > 0 or trainer.accumulate_grad_batches != 1):
+            return True
+        return False
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, value: bool) -> None:
+        self._automatic_choice = value
+
+    @property
+    def takes_batch_groups(self) -> bool:
+        """Whether :meth:`training_step` takes :class:`~nnlit.data.loader.BatchGroup` batches (read by
+        :class:`~nnlit.TabularDataModule`)."""
+        return not self.automatic_optimization
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        """One minibatch, or each minibatch of a :class:`~nnlit.data.loader.BatchGroup`: forward, backward and an
+        optimizer step apiece.
+
+        Lightning's hooks keep their meaning per minibatch where it matters: ``on_before_backward``,
+        ``on_after_backward`` and ``on_before_optimizer_step`` run for every minibatch, ``trainer.global_step`` counts
+        optimizer steps and ``max_steps`` stops at the exact step. ``on_train_batch_start`` / ``_end``, ``batch_idx``
+        and Lightning's batch counts (``limit_train_batches``, ``val_check_interval`` as an integer,
+        ``log_every_n_steps``, the progress bar) count groups.
+        """
+        if self.automatic_optimization or self._trainer is None:  # no Trainer: a direct call, as in a unit test
+            if isinstance(batch, BatchGroup):
+                raise ValueError(
+                    "A BatchGroup reached a training step outside nnlit's own optimization loop (automatic "
+                    "optimization, or no Trainer), which trains one minibatch per step: set the data module's "
+                    "`batches_per_step: 1`"
+                )
+            return self._shared_step(batch, "train")
+        optimizer = self.optimizers()
+        if isinstance(optimizer, list):
+            raise ValueError(
+                f"MLPModule's training step drives one optimizer, configure_optimizers returned {len(optimizer)}: "
+                "override training_step to drive several"
+            )
+        loss = None
+        for minibatch in batch.split() if isinstance(batch, BatchGroup) else (batch,):
+            if 0 <= self.trainer.max_steps <= self.trainer.global_step:
+                break
+            loss = self._shared_step(minibatch, "train")
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            self._step_schedulers("step")
+        return None if loss is None else {"loss": loss.detach()}
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val")
@@ -225,6 +290,8 @@ class MLPModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        if not self.automatic_optimization:
+            self._step_schedulers("epoch")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -248,10 +315,10 @@ class MLPModule(L.LightningModule):
         if self.lr_scheduler is None:
             return optimizer
         scheduler = self.lr_scheduler(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": self.scheduler_interval},
-        }
+        config = {"scheduler": scheduler, "interval": self.scheduler_interval}
+        if self.automatic_optimization:  # under manual optimization Lightning ignores (and warns about) `monitor`
+            config["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
@@ -273,6 +340,29 @@ class MLPModule(L.LightningModule):
         self._step_buffers[stage].add(*self.metric_inputs(outputs, target), loss, len(x))
         return loss
 
+    def _step_schedulers(self, interval: str) -> None:
+        """Steps the schedulers of ``interval`` as Lightning's automatic loop would: every ``frequency`` optimizer
+        steps or epochs; a ``ReduceLROnPlateau`` with the monitored value, after epochs that validated."""
+        trainer = self.trainer
+        for config in trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            count = trainer.global_step if interval == "step" else trainer.current_epoch + 1
+            if count % config.frequency:
+                continue
+            if not isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                config.scheduler.step()
+                continue
+            if self._validated_epoch != trainer.current_epoch:
+                continue  # no new value of the monitored metric this epoch
+            value = trainer.callback_metrics.get(self.scheduler_monitor)
+            if value is None:
+                raise ValueError(
+                    f"ReduceLROnPlateau monitors {self.scheduler_monitor!r}, which was not logged; logged metrics: "
+                    f"{sorted(trainer.callback_metrics)}"
+                )
+            config.scheduler.step(value)
+
     def _start_epoch(self, stage: str) -> None:
         """Forgets what an interrupted epoch of the stage left behind."""
         buffer = self._step_buffers[stage]
@@ -292,6 +382,8 @@ class MLPModule(L.LightningModule):
         metrics, loss_metric = buffer.metrics, buffer.loss_metric
         if loss_metric.update_count == 0:  # no batch this epoch (e.g. resumed at the end of an epoch)
             return
+        if stage == "val" and not self.trainer.sanity_checking:
+            self._validated_epoch = self.trainer.current_epoch
         self.log(f"{stage}/loss", loss_metric.compute(), prog_bar=stage != "test")
         for name, value in metrics.compute().items():
             self.log(name, value, prog_bar=stage == "val" and name == f"val/{self.progress_bar_metric}")

@@ -72,7 +72,7 @@ def test_conv_like_output_counts_channels():
     out = torch.zeros(2, 3, 4, 4)
     out[1, 2, 3, 0] = 1.0  # channel 2 fires once, in one sample and one position
     hook(nn.ReLU(), (), out)
-    assert counter._alive["conv"].tolist() == [False, False, True]
+    assert counter.alive_units()["conv"].tolist() == [False, False, True]
 
 
 def test_negative_init_layer_reported_fully_dead_with_a_warning(make_trainer):
@@ -135,7 +135,7 @@ def test_one_dimensional_output_is_one_unit():
     hook = make_hook(counter)
     hook(nn.ReLU(), (), torch.zeros(4))
     hook(nn.ReLU(), (), torch.tensor([0.0, 2.0]))  # a smaller last batch
-    assert counter._alive["layer"].tolist() == [True]
+    assert counter.alive_units()["layer"].tolist() == [True]
 
 
 def test_unit_dim_for_sequences():
@@ -144,7 +144,7 @@ def test_unit_dim_for_sequences():
     out = torch.zeros(2, 5, 3)
     out[0, 4, 1] = 1.0
     hook(nn.ReLU(), (), out)
-    assert counter._alive["layer"].tolist() == [False, True, False]
+    assert counter.alive_units()["layer"].tolist() == [False, True, False]
 
 
 def test_module_reused_at_another_width_raises():

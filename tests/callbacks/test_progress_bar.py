@@ -17,15 +17,15 @@ def _fit(make_trainer, bar):
 
 
 def test_redraws_by_the_clock_not_per_batch(make_trainer):
-    # 30 training + 8 validation batches per epoch; with an hour between redraws only the very first batch and each
-    # bar's last batch draw
+    # 2 training batches (30 minibatches in groups of 16) and 8 validation batches per epoch; with an hour between
+    # redraws only the very first batch and each bar's last batch draw
     bar = _fit(make_trainer, TimedProgressBar(interval=3600)).progress_bar_callback
     assert bar.redraws == 1 + 2 * 2  # first batch; train and val bars' ends, 2 epochs
 
 
 def test_interval_zero_redraws_every_batch(make_trainer):
     bar = _fit(make_trainer, TimedProgressBar(interval=0)).progress_bar_callback
-    assert bar.redraws == 2 * (30 + 8)
+    assert bar.redraws == 2 * (2 + 8)
 
 
 def test_shows_the_latest_training_loss(make_trainer):

@@ -151,13 +151,15 @@ def test_everything_frozen_is_an_error():
         model.configure_optimizers()
 
 
-def test_scheduler_is_returned_with_monitor():
+def test_scheduler_is_returned_with_monitor_under_automatic_optimization():
     model = RegressionMLP(
         in_features=2, lr_scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
     )
     config = model.configure_optimizers()
     assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
-    assert config["lr_scheduler"]["monitor"] == "val/loss"
+    assert "monitor" not in config["lr_scheduler"]  # nnlit steps schedulers itself (see test_batch_groups.py)
+    model.automatic_optimization = True
+    assert model.configure_optimizers()["lr_scheduler"]["monitor"] == "val/loss"
 
 
 @pytest.mark.parametrize("head", sorted(HEADS))

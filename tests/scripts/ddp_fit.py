@@ -33,9 +33,17 @@ class FrozenOnEveryRank(L.Callback):
         weight = pl_module.network.linear1.weight.detach()
         if not torch.equal(weight, self.start):
             raise RuntimeError(f"rank {trainer.global_rank}: the frozen layer changed")
-        gathered = trainer.strategy.all_gather(pl_module.network.output.weight.detach())
-        if trainer.world_size > 1 and not torch.allclose(gathered[0], gathered[1]):
-            raise RuntimeError("the ranks' trained layers differ")
+
+
+class ReplicasAgree(L.Callback):
+    """Fails the fit when the ranks' weights differ at its end: every minibatch of a BatchGroup must have its
+    gradients averaged across ranks, not only the group's first."""
+
+    def on_train_end(self, trainer, pl_module):
+        for name, param in pl_module.named_parameters():
+            gathered = trainer.strategy.all_gather(param.detach())
+            if trainer.world_size > 1 and not torch.equal(gathered[0], gathered[1]):
+                raise RuntimeError(f"the ranks' {name} differ")
 
 
 def main() -> None:
@@ -50,9 +58,10 @@ def main() -> None:
     cls, head_kwargs, data_kwargs = HEADS[args.head]
     torch.manual_seed(0)
     model = cls(in_features=2, hidden=[16, 16], optimizer=functools.partial(torch.optim.SGD, lr=0.05), **head_kwargs)
-    # 405 rows: 81 validation rows, so the two validation shards are uneven (41 and 40)
+    # 405 rows: 81 validation rows, so the two validation shards are uneven (41 and 40); 162 training rows per rank
+    # are 11 minibatches of 16, trained as one BatchGroup per epoch
     data = TabularDataModule(n_samples=405, batch_size=16, seed=0, **data_kwargs)
-    callbacks: list[L.Callback] = []
+    callbacks: list[L.Callback] = [ReplicasAgree()]
     if args.freeze or args.unfreeze:
         callbacks.append(FreezeLayers(first_n=1, unfreeze_at_epoch=1 if args.unfreeze else None))
         callbacks.append(FrozenOnEveryRank())

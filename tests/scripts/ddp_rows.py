@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nnlit import BinaryMLP, TabularDataModule
+from nnlit.data.loader import BatchGroup
 
 
 class RecordRows(L.Callback):
@@ -28,7 +29,8 @@ class RecordRows(L.Callback):
         self.rows = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.rows.extend(batch[0][:, 0].long().tolist())
+        features = batch.tensors[0] if isinstance(batch, BatchGroup) else batch[0]
+        self.rows.extend(features[:, 0].long().tolist())
 
     def on_train_epoch_end(self, trainer, pl_module):
         gathered = trainer.strategy.all_gather(torch.tensor(self.rows))  # same length everywhere: padded shards

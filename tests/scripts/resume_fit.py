@@ -66,7 +66,8 @@ def main() -> None:
 
     L.seed_everything(0)
     model = MulticlassMLP(in_features=2, num_classes=3, hidden=[16, 16])
-    data = TabularDataModule(dataset="spiral", n_classes=3, n_samples=400, batch_size=32)
+    # 10 minibatches an epoch in groups of 2 per Lightning step: mid-epoch checkpoints fall between groups
+    data = TabularDataModule(dataset="spiral", n_classes=3, n_samples=400, batch_size=32, batches_per_step=2)
     callbacks = [
         FreezeLayers(first_n=1, unfreeze_at_epoch=2, lr_factor=0.1),
         DeadReLUCounter(),
