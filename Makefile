@@ -1,5 +1,5 @@
 # Each target sets up its environment first (scripts/setup_env.sh): a fresh clone needs nothing else.
-.PHONY: demo test test-all
+.PHONY: demo test test-all bench
 
 demo:  ## train the quick-start model on built-in data, validate it, write predictions
 	bash scripts/demo.sh
@@ -9,3 +9,6 @@ test:  ## the default test suite (fast), doctests and ruff
 
 test-all:  ## every test, the slow ones too
 	bash scripts/test.sh -m "slow or not slow"
+
+bench:  ## performance: throughput, callback overhead, scaling, memory, start-up (about 6 minutes)
+	bash scripts/bench.sh

@@ -225,8 +225,8 @@ def main() -> None:
             run_dir = workdir / f"run{repeat}"
             args = nnlit_args(path, options.epochs, options.batch_size, run_dir / "nnlit")
             nnlit_s, _, model, dm = nnlit_fit(args)
-            x, y = dm.train_dataloader().tensors
-            x_val, y_val = dm.val_dataloader().tensors
+            x, y = dm.split_tensors("train")
+            x_val, y_val = dm.split_tensors("val")
             seconds, net = hand_loop(x, y, options.epochs, options.batch_size)
             record("hand-written loop", seconds, accuracy(net, x_val, y_val))
             seconds, clf = sklearn_mlp(x, y, options.epochs, options.batch_size)

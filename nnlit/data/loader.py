@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import torch
@@ -115,6 +115,10 @@ class TensorBatchLoader:
         group: minibatches per item: with ``group > 1`` the loader yields :class:`BatchGroup` items of up to
             ``group`` minibatches each (for a training step that takes several optimizer steps, see
             :class:`~nnlit.models.base.MLPModule`); its length and ``skip_batches`` count groups.
+        rows: the rows of ``tensors`` this loader serves (a split of a larger table, without copying it); the
+            sampler's positions index this. Default: every row.
+        transform: applied to each batch's tuple of tensors after it is gathered (e.g. standardisation), so the
+            table is never transformed, nor copied, as a whole.
 
     Example::
 
@@ -132,17 +136,21 @@ class TensorBatchLoader:
         sampler: ShardedIndexSampler | None = None,
         drop_last: bool = False,
         group: int = 1,
+        rows: Tensor | None = None,
+        transform: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
     ) -> None:
         if not tensors:
             raise ValueError("`tensors` must hold at least one tensor")
-        num_rows = len(tensors[0])
-        if any(len(t) != num_rows for t in tensors):
+        if any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError(f"All tensors need the same number of rows, got {[len(t) for t in tensors]}")
+        num_rows = len(tensors[0]) if rows is None else len(rows)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
         if isinstance(group, bool) or not isinstance(group, int) or group < 1:
             raise ValueError(f"`group` must be a positive integer, got {group!r}")
         self.group = group
+        self.rows = rows
+        self.transform = transform
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
         self.sampler = sampler if sampler is not None else ShardedIndexSampler(num_rows, shuffle=False)
@@ -166,6 +174,8 @@ class TensorBatchLoader:
         step = self.batch_size * self.group
         first = self.skip_batches * step
         self.skip_batches = 0
+        if self.rows is not None:  # positions in the split -> rows of the table
+            index = self.rows if index is None else self.rows[index]
         for start in range(first, stop, step):
             end = min(start + step, stop)
             if index is None:  # contiguous views, no copy
@@ -173,4 +183,6 @@ class TensorBatchLoader:
             else:
                 rows_idx = index[start:end]
                 tensors = tuple(t[rows_idx] for t in self.tensors)
+            if self.transform is not None:
+                tensors = self.transform(tensors)
             yield tensors if self.group == 1 else BatchGroup(tensors, self.batch_size)

@@ -246,12 +246,10 @@ class TabularDataModule(L.LightningDataModule):
             "test": order[n_val : n_val + n_test],
             "train": order[n_val + n_test :],
         }
-        if self.mean is None:  # fitted once; a checkpoint's values, restored after setup, take precedence
-            train_x = table.x[self._splits["train"]]
-            if self.standardize:
-                self.mean = train_x.mean(dim=0)
-                std = train_x.std(dim=0, unbiased=False)
-                self.std = torch.where(std > 0, std, torch.ones_like(std))
+        if self.mean is None and self.standardize:  # fitted once; a checkpoint's values, restored later, win
+            mean, std = _column_mean_std(table.x, self._splits["train"])
+            self.mean = mean
+            self.std = torch.where(std > 0, std, torch.ones_like(std))
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -274,7 +272,7 @@ class TabularDataModule(L.LightningDataModule):
         rows = torch.arange(len(x))
         rank, world_size = self._rank_and_world_size()
         sampler = ShardedIndexSampler(len(x), shuffle=False, rank=rank, world_size=world_size, pad=False)
-        return TensorBatchLoader([self.transform(x), rows], self.batch_size, sampler=sampler)
+        return TensorBatchLoader([x, rows], self.batch_size, sampler=sampler, transform=self._transform_batch)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -291,6 +289,23 @@ class TabularDataModule(L.LightningDataModule):
         self.feature_names = state_dict["feature_names"]
 
     # ---------------------------------------------------------------- transforms
+    def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
+        """The standardised features and the targets of the ``"train"``, ``"val"`` or ``"test"`` rows (a copy).
+
+        Example::
+
+            >>> dm = TabularDataModule(dataset="xor", n_samples=100)
+            >>> dm.setup("fit")
+            >>> [t.shape for t in dm.split_tensors("val")]
+            [torch.Size([20, 2]), torch.Size([20])]
+        """
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
+        if not self._splits:
+            self.setup()
+        table, index = self._load(), self._splits[split]
+        return self.transform(table.x[index]), table.y[index]
+
     def transform(self, x: Tensor) -> Tensor:
         """Standardises features with the fitted training mean and standard deviation (identity if off)."""
         if self.mean is None or self.std is None:
@@ -327,8 +342,18 @@ class TabularDataModule(L.LightningDataModule):
         sampler = ShardedIndexSampler(
             len(index), shuffle=shuffle, seed=self.seed, rank=rank, world_size=world_size, pad=pad
         )
-        tensors = [self.transform(table.x[index]), table.y[index]]
-        return TensorBatchLoader(tensors, self.batch_size, sampler=sampler, drop_last=drop_last)
+        # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
+        return TensorBatchLoader(
+            [table.x, table.y],
+            self.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            rows=index,
+            transform=self._transform_batch,
+        )
+
+    def _transform_batch(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return (self.transform(tensors[0]), *tensors[1:])
 
     def _batches_done_in_resumed_epoch(self, num_batches: int) -> int:
         """Batches of the current epoch a checkpoint taken mid-epoch had already trained on (0 otherwise)."""
@@ -431,7 +456,7 @@ def _table_from_arrays(
     names = names if names is not None else [f"x{i + 1}" for i in range(x_np.shape[1])]
     if len(names) != x_np.shape[1]:
         raise ValueError(f"{len(names)} feature names for {x_np.shape[1]} feature columns")
-    features = torch.as_tensor(x_np.astype(np.float32))
+    features = torch.as_tensor(x_np.astype(np.float32, copy=False))  # shares float32 arrays: never modified
     _check_finite(features, names, "feature column", source)
     if task is None:
         task = "regression" if y_np.dtype.kind == "f" else "classification"
@@ -481,15 +506,29 @@ def _missing(y: np.ndarray) -> np.ndarray:
 
 
 def _check_finite(x: Tensor, names: list[str], kind: str, source: str) -> None:
-    bad = ~torch.isfinite(x)
-    if not bad.any():
+    # NaN propagates through amax / amin and ±inf is their result: no mask of the table's size unless one is bad
+    if not x.numel() or bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
         return
+    bad = ~torch.isfinite(x)
     counts = bad.sum(dim=0)
     problems = []
     for col in torch.nonzero(counts).flatten().tolist():
         first = int(torch.nonzero(bad[:, col])[0])
         problems.append(f"{names[col]!r}: {int(counts[col])} rows (first at row {first})")
     raise ValueError(f"NaN or inf in {source}, {kind} " + "; ".join(problems))
+
+
+def _column_mean_std(x: Tensor, index: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
+    """Mean and (population) standard deviation of ``x[index]`` per column, in float64 over chunks of rows: no copy
+    of the rows as a whole."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, len(index), chunk):
+        total += x[index[start : start + chunk]].double().sum(dim=0)
+    mean = total / len(index)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(index), chunk):
+        squares += ((x[index[start : start + chunk]].double() - mean) ** 2).sum(dim=0)
+    return mean.float(), (squares / len(index)).sqrt().float()
 
 
 def _check_positive_int(name: str, value: int) -> None:
