@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="$(bash scripts/setup_env.sh | tail -n 1)"
-export PATH="$(dirname "$py"):$PATH"
+bin="$(dirname "$py")"
+export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/startup.py
 "$py" bench/throughput.py 2>/dev/null  # stderr: the progress bars of the default-settings runs
 (cd bench && "$py" scaling.py 2>/dev/null)
 "$py" bench/memory.py
