@@ -1,5 +1,5 @@
 # Each target sets up its environment first (scripts/setup_env.sh): a fresh clone needs nothing else.
-.PHONY: demo test test-all bench
+.PHONY: demo test test-all bench pictures
 
 demo:  ## train the quick-start model on built-in data, validate it, write predictions
 	bash scripts/demo.sh
@@ -12,3 +12,6 @@ test-all:  ## every test, the slow ones too
 
 bench:  ## performance: throughput, callback overhead, scaling, memory, start-up (about 6 minutes)
 	bash scripts/bench.sh
+
+pictures:  ## regenerate the README's pictures (docs/pictures/*.png) by training the lessons (about a minute)
+	bash scripts/pictures.sh

@@ -7,12 +7,17 @@ the model, so nobody types them twice.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.data.tabular import TabularDataModule
@@ -33,13 +38,24 @@ class NNLitCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer, with :class:`~nnlit.callbacks.TimedProgressBar` in place of Lightning's default bar (which
-        redraws after every batch) unless the config names a progress bar or disables it."""
+        redraws after every batch) unless the config names a progress bar or disables it, and a ``CSVLogger`` as the
+        default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
+        config names one or sets ``report: false``."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and "callbacks" not in kwargs and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, TimedProgressBar()]
+        wants_report = self.subcommand == "fit" and self._get(self.config_init, "report", default=True)
+        if wants_report and not any(isinstance(c, FitReport) for c in kwargs.get("callbacks", callbacks)):
+            kwargs["callbacks"] = [*kwargs.get("callbacks", callbacks), FitReport()]
+        if config.get("logger") in (None, True) and "logger" not in kwargs:
+            # Lightning's default logger is TensorBoard's when tensorboard(X) happens to be installed, else a CSV one;
+            # nnlit always writes metrics.csv (`nnlit plot` reads it): name a TensorBoardLogger to get TensorBoard's.
+            kwargs["logger"] = CSVLogger(
+                config.get("default_root_dir") or os.getcwd(), version=SLURMEnvironment.job_id()
+            )
         return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
@@ -54,6 +70,12 @@ class NNLitCLI(LightningCLI):
         parser.link_arguments("data.target_mean", "model.init_args.target_mean", apply_on="instantiate")
         parser.link_arguments("data.target_std", "model.init_args.target_std", apply_on="instantiate")
         parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
+        parser.add_argument(
+            "--report",
+            type=bool,
+            default=True,
+            help="print a report when `fit` ends (capacity, metrics, dead units, saturation, advice): FitReport",
+        )
 
 
 def _make(args: list[str] | None, run: bool) -> NNLitCLI:
@@ -70,8 +92,21 @@ def _make(args: list[str] | None, run: bool) -> NNLitCLI:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
-    _make(args, run=True)
+    """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests).
+
+    ``nnlit plot …`` goes to :func:`nnlit.plots.main`, ``nnlit export …`` to :func:`nnlit.export.main`; every other
+    subcommand (``fit``, ``validate``, ``test``, ``predict``) to the LightningCLI."""
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] == "plot":
+        from nnlit.plots import main as plot
+
+        plot(argv[1:])
+    elif argv and argv[0] == "export":
+        from nnlit.export import main as export
+
+        export(argv[1:])
+    else:
+        _make(argv, run=True)
 
 
 def build(args: list[str]) -> NNLitCLI:

@@ -1,7 +1,19 @@
-"""Pictures of a run: training curves and, for 2-D data, the decision boundary (needs the ``plots`` extra)."""
+"""Pictures of a run (needs the ``plots`` extra, matplotlib).
+
+- :func:`plot_training_curves`: loss and the main metric per epoch, train against validation;
+- :func:`plot_decision_boundary`: for 2-feature classification data, the model over the plane;
+- :func:`plot_dead_units`: a units × epochs heatmap per ReLU layer, from :class:`~nnlit.callbacks.DeadReLUCounter`;
+- :func:`plot_gradients`: gradient norms per layer (log scale) and saturation, from
+  :class:`~nnlit.callbacks.GradientSaturationMonitor`.
+
+Each ``plot_*`` writes a PNG and returns its path; each ``*_figure`` returns the matplotlib figure instead. The
+:class:`~nnlit.callbacks.SavePlots` callback draws them at the end of a fit, and ``nnlit plot RUN_DIR`` from a
+finished run.
+"""
 
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
 from typing import Any
@@ -11,6 +23,8 @@ import torch
 #: where the plotting area sits in the figure, as (left, bottom, width, height) fractions: fixed, so that a pixel of
 #: the saved PNG can be traced back to a point of the plane (the tests read pictures back this way)
 AXES_BOX = (0.1, 0.1, 0.8, 0.8)
+#: pixels per inch of the saved PNGs
+DPI = 100
 
 
 def _pyplot() -> Any:
@@ -24,12 +38,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_training_curves(metrics_csv: str | Path, out: str | Path) -> Path:
-    """Loss and the main metric per epoch, train against validation, from a CSVLogger ``metrics.csv``.
+def read_metrics_csv(metrics_csv: str | Path) -> dict[str, dict[int, float]]:
+    """The epoch-level values of a CSVLogger ``metrics.csv``, as ``{name: {epoch: value}}``.
 
     Raises:
         FileNotFoundError: naming the file.
-        ValueError: when the file has no epoch-level ``train/loss`` or ``val/loss``.
     """
     path = Path(metrics_csv)
     if not path.is_file():
@@ -39,27 +52,145 @@ def plot_training_curves(metrics_csv: str | Path, out: str | Path) -> Path:
     series: dict[str, dict[int, float]] = {}
     for row in rows:
         for key, value in row.items():
-            if value and key not in ("epoch", "step"):
-                series.setdefault(key, {})[int(float(row["epoch"]))] = float(value)
+            if value and key not in ("epoch", "step") and not key.endswith("_step") and row.get("epoch"):
+                series.setdefault(key.removesuffix("_epoch"), {})[int(float(row["epoch"]))] = float(value)
+    return series
+
+
+def plot_training_curves(metrics: str | Path | dict[str, dict[int, float]], out: str | Path) -> Path:
+    """Loss and the main metric (accuracy, else R²) per epoch, train against validation.
+
+    Args:
+        metrics: a CSVLogger ``metrics.csv``, or ``{name: {epoch: value}}`` (what :func:`read_metrics_csv` returns).
+        out: the PNG to write.
+
+    Raises:
+        FileNotFoundError: naming a missing file.
+        ValueError: when there is no ``train/loss`` or ``val/loss``.
+    """
+    series = metrics if isinstance(metrics, dict) else read_metrics_csv(metrics)
     if "train/loss" not in series and "val/loss" not in series:
-        raise ValueError(f"{str(path)!r} has no train/loss or val/loss column: was it written by an nnlit run?")
+        where = "these metrics" if isinstance(metrics, dict) else repr(str(metrics))
+        raise ValueError(f"{where} have no train/loss or val/loss: were they logged by an nnlit run?")
+    return save_figure(curves_figure(series), out)
+
+
+def curves_figure(series: dict[str, dict[int, float]]) -> Any:
+    """The figure of :func:`plot_training_curves`, not yet saved."""
     metric = next((m for m in ("acc", "r2") if f"val/{m}" in series or f"train/{m}" in series), None)
     plt = _pyplot()
-    panels = 2 if metric else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.5), squeeze=False)
-    for ax, name in zip(axes[0], ["loss", metric][:panels]):
+    names = ["loss", metric] if metric else ["loss"]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
         for stage, style in (("train", "-"), ("val", "--")):
-            points = series.get(f"{stage}/{name}", {})
+            points = dict(sorted(series.get(f"{stage}/{name}", {}).items()))
             if points:
-                ax.plot(list(points), list(points.values()), style, label=stage)
-        ax.set_xlabel("epoch")
+                ax.plot(
+                    list(points), list(points.values()), style, marker="." if len(points) < 30 else None, label=stage
+                )
+        _epoch_axis(ax)
         ax.set_title(str(name))
         ax.legend()
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
-@torch.no_grad()
+def plot_dead_units(history: list[dict[str, Any]], out: str | Path) -> Path:
+    """A heatmap per ReLU layer of :class:`~nnlit.callbacks.DeadReLUCounter`'s history: units down, epochs across,
+    dark where a unit never fired during that epoch.
+
+    Raises:
+        ValueError: when the history holds no per-unit record (no epoch ended, or no ReLU layer was found).
+    """
+    return save_figure(dead_units_figure(history), out)
+
+
+def dead_units_figure(history: list[dict[str, Any]]) -> Any:
+    """The figure of :func:`plot_dead_units`, not yet saved."""
+    entries = [h for h in history if h.get("dead_units")]
+    if not entries:
+        raise ValueError(
+            "No per-unit record in this DeadReLUCounter history: did a training epoch end with a ReLU "
+            "layer in the model?"
+        )
+    layers = list(entries[-1]["dead_units"])
+    epochs = [h["epoch"] for h in entries]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers) + 0.8, 4), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        width = entries[-1]["dead_units"][layer].numel()
+        grid = torch.full((width, len(entries)), float("nan"))
+        for column, entry in enumerate(entries):
+            mask = entry["dead_units"].get(layer)
+            if mask is not None and mask.numel() == width:
+                grid[:, column] = mask.float()
+        ax.imshow(
+            grid.numpy(),
+            aspect="auto",
+            interpolation="nearest",
+            cmap="Greys",
+            vmin=0,
+            vmax=1,
+            extent=(epochs[0] - 0.5, epochs[-1] + 0.5, width - 0.5, -0.5),
+        )
+        ax.set_title(f"{layer}: {int(grid[:, -1].nansum())}/{width} dead", fontsize=9)
+        _epoch_axis(ax)
+        ax.set_ylabel("unit")
+    fig.suptitle("units that never fired (black)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradients(history: list[dict[str, Any]], out: str | Path) -> Path:
+    """Per-layer gradient norms per epoch (log scale), and, where the model has sigmoid / tanh layers, their
+    saturated fraction, from :class:`~nnlit.callbacks.GradientSaturationMonitor`'s history.
+
+    Raises:
+        ValueError: when the history has no gradient norm.
+    """
+    return save_figure(gradients_figure(history), out)
+
+
+def gradients_figure(history: list[dict[str, Any]]) -> Any:
+    """The figure of :func:`plot_gradients`, not yet saved."""
+    norms: dict[str, dict[int, float]] = {}
+    saturation: dict[str, dict[int, float]] = {}
+    for entry in history:
+        for name, value in entry.get("grad_norm", {}).items():
+            norms.setdefault(name, {})[entry["epoch"]] = value
+        for name, value in entry.get("saturation", {}).items():
+            saturation.setdefault(name, {})[entry["epoch"]] = value
+    if not norms:
+        raise ValueError("No gradient norm in this GradientSaturationMonitor history: did a training epoch end?")
+    plt = _pyplot()
+    panels = 2 if saturation else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 3.8), squeeze=False)
+    ax = axes[0][0]
+    colours = plt.get_cmap("viridis")
+    for i, (name, points) in enumerate(norms.items()):  # first layer dark, last layer light: depth reads as colour
+        ax.plot(
+            list(points),
+            [max(v, 1e-30) for v in points.values()],
+            marker=".",
+            label=name,
+            color=colours(i / max(len(norms) - 1, 1)),
+        )
+    ax.set_yscale("log")
+    _epoch_axis(ax)
+    ax.set_title("mean gradient norm per weight")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if saturation:
+        ax = axes[0][1]
+        for name, points in saturation.items():
+            ax.plot(list(points), list(points.values()), marker=".", label=name)
+        ax.set_ylim(-0.02, 1.02)
+        _epoch_axis(ax)
+        ax.set_title("saturated fraction of outputs")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def plot_decision_boundary(model: torch.nn.Module, datamodule: Any, out: str | Path, resolution: int = 200) -> Path:
     """The model's prediction over the plane, with the training points on top; for 2-feature classification data.
 
@@ -69,6 +200,12 @@ def plot_decision_boundary(model: torch.nn.Module, datamodule: Any, out: str | P
     Raises:
         ValueError: when the data does not have exactly 2 features or is not classification.
     """
+    return save_figure(decision_boundary_figure(model, datamodule, resolution), out)
+
+
+@torch.no_grad()
+def decision_boundary_figure(model: torch.nn.Module, datamodule: Any, resolution: int = 200) -> Any:
+    """The figure of :func:`plot_decision_boundary`, not yet saved."""
     table = datamodule._load()
     if table.x.shape[1] != 2:
         raise ValueError(f"A decision boundary is drawn for 2 features; the data has {table.x.shape[1]}")
@@ -107,12 +244,164 @@ def plot_decision_boundary(model: torch.nn.Module, datamodule: Any, out: str | P
     names = datamodule.feature_names or ["x1", "x2"]
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    return _save(fig, out)
+    return fig
 
 
-def _save(fig: Any, out: str | Path) -> Path:
+def _epoch_axis(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def save_figure(fig: Any, out: str | Path) -> Path:
+    """Writes a figure as a PNG (creating its folder), closes it, and returns the path."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    _pyplot().close(fig)
+    try:
+        fig.savefig(path, dpi=DPI)
+    finally:
+        _pyplot().close(fig)
     return path
+
+
+def figure_rgb(fig: Any) -> Any:
+    """The figure's pixels as a ``(height, width, 3)`` uint8 array, as saved (for TensorBoard's ``add_image``)."""
+    import numpy as np
+
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def draws_boundary(datamodule: Any) -> bool:
+    """Whether :func:`plot_decision_boundary` applies: an nnlit data module with 2 features and classes."""
+    from nnlit.data.tabular import TabularDataModule
+
+    return (
+        isinstance(datamodule, TabularDataModule)
+        and datamodule.num_classes is not None
+        and datamodule.num_features == 2
+    )
+
+
+def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str | Path | None = None) -> list[Path]:
+    """Draws the pictures of a finished ``nnlit fit`` run, as :class:`~nnlit.callbacks.SavePlots` does at fit end.
+
+    Args:
+        run_dir: the run's log directory (``…/lightning_logs/version_N``, holding ``metrics.csv`` and the
+            ``config.yaml`` the ``nnlit`` command saved), or a folder above it (its newest version is taken).
+        ckpt_path: the checkpoint for the model and the monitors' histories; by default ``last.ckpt`` (else the newest
+            ``.ckpt``) of the run's ``checkpoints/`` folder or of the folders its ``ModelCheckpoint``s wrote to.
+            Without one, only the training curves are drawn.
+        out: the folder for the PNG files; by default ``<run_dir>/plots``.
+
+    Returns:
+        The paths written: ``curves.png``, and with a checkpoint ``decision_boundary.png`` (2-feature
+        classification), ``dead_units.png`` (a ``DeadReLUCounter`` was used), ``gradients.png`` (a
+        ``GradientSaturationMonitor`` was used).
+
+    Raises:
+        FileNotFoundError: when ``run_dir`` has no ``metrics.csv`` (naming what was searched), or ``ckpt_path`` does
+            not exist.
+    """
+    import torch
+
+    log_dir = _find_log_dir(Path(run_dir))
+    folder = Path(out) if out is not None else log_dir / "plots"
+    config = log_dir / "config.yaml"
+    checkpoint_file = Path(ckpt_path) if ckpt_path is not None else _find_checkpoint(log_dir, config)
+    if checkpoint_file is not None and not checkpoint_file.is_file():
+        raise FileNotFoundError(f"No checkpoint at {str(checkpoint_file)!r}")
+    checkpoint = (
+        None if checkpoint_file is None else torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+    )
+
+    written = [plot_training_curves(log_dir / "metrics.csv", folder / "curves.png")]
+    if checkpoint is None:
+        print(f"No checkpoint found for {str(log_dir)!r}: drew the training curves only (pass --ckpt_path)")
+        return written
+    for key, state in checkpoint.get("callbacks", {}).items():
+        history = state.get("history") if isinstance(state, dict) else None
+        if key.startswith("DeadReLUCounter") and history and any(h.get("dead_units") for h in history):
+            written.append(plot_dead_units(history, folder / "dead_units.png"))
+        if key.startswith("GradientSaturationMonitor") and history and any(h.get("grad_norm") for h in history):
+            written.append(plot_gradients(history, folder / "gradients.png"))
+    if config.is_file():
+        cli = _build_from_run_config(config)
+        if draws_boundary(cli.datamodule):
+            cli.datamodule.setup("fit")
+            cli.model.load_state_dict(checkpoint["state_dict"])
+            written.append(plot_decision_boundary(cli.model, cli.datamodule, folder / "decision_boundary.png"))
+    return written
+
+
+def _build_from_run_config(config: Path) -> Any:
+    """The model and data module of a run, from the ``config.yaml`` that ``nnlit fit`` saved in its log directory."""
+    import tempfile
+
+    import yaml
+
+    from nnlit.cli import build
+
+    saved = yaml.safe_load(config.read_text()) or {}
+    # without the `fit` subcommand's own keys (ckpt_path, weights_only, …)
+    values = {k: v for k, v in saved.items() if k in ("seed_everything", "trainer", "model", "data")}
+    values.setdefault("trainer", {}).update(logger=False, callbacks=[], enable_progress_bar=False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.yaml"
+        path.write_text(yaml.safe_dump(values))
+        return build(["--config", str(path)])
+
+
+def _find_log_dir(run_dir: Path) -> Path:
+    if (run_dir / "metrics.csv").is_file():
+        return run_dir
+    found = sorted(run_dir.glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f"No metrics.csv in {str(run_dir)!r} or below it: give the log directory of a run made with a CSVLogger "
+            "(the nnlit command's default), e.g. runs/quickstart/lightning_logs/version_0"
+        )
+    return found[-1].parent
+
+
+def _find_checkpoint(log_dir: Path, config: Path) -> Path | None:
+    folders = [log_dir / "checkpoints"]
+    if config.is_file():
+        import yaml
+
+        callbacks = (yaml.safe_load(config.read_text()) or {}).get("trainer", {}).get("callbacks") or []
+        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+            dirpath = isinstance(callback, dict) and (callback.get("init_args") or {}).get("dirpath")
+            if dirpath:
+                folders.append(Path(dirpath))
+    for folder in folders:
+        if (folder / "last.ckpt").is_file():
+            return folder / "last.ckpt"
+    found = sorted((p for f in folders for p in f.glob("*.ckpt")), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def main(args: list[str] | None = None) -> None:
+    """``nnlit plot RUN_DIR [--ckpt_path CKPT] [--out DIR]``: see :func:`plot_run`."""
+    parser = argparse.ArgumentParser(
+        prog="nnlit plot",
+        description="Draw the pictures of a finished nnlit fit as PNG files: training curves, and from its checkpoint "
+        "the decision boundary (2-feature classification), dead units (DeadReLUCounter) and gradient norms "
+        "(GradientSaturationMonitor).",
+    )
+    parser.add_argument("run_dir", help="the run's log directory (lightning_logs/version_N) or a folder above it")
+    parser.add_argument("--ckpt_path", default=None, help="default: last.ckpt (or the newest) of the run")
+    parser.add_argument("--out", default=None, help="folder for the PNG files (default: RUN_DIR/plots)")
+    options = parser.parse_args(args)
+    try:
+        written = plot_run(options.run_dir, options.ckpt_path, options.out)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        parser.exit(2, f"nnlit plot: error: {err}\n")
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -68,3 +68,44 @@ def test_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install 'nnlit\[plots\]'"):
         plot_decision_boundary(BinaryMLP(in_features=2), TabularDataModule(dataset="xor"), tmp_path / "x.png")
+
+
+def test_nnlit_plot_draws_a_finished_run(tmp_path, monkeypatch, capsys):
+    """`nnlit fit` on a lesson, then `nnlit plot` on its run directory, redraws what SavePlots drew at fit end."""
+    from pathlib import Path
+
+    from nnlit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs" / "demos" / "vanishing_sigmoid.yaml"
+    main(["fit", "--config", str(config), "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false"])
+    log_dir = tmp_path / "runs" / "demos" / "vanishing_sigmoid" / "lightning_logs" / "version_0"
+    at_fit_end = sorted(p.name for p in (log_dir / "plots").glob("*.png"))
+    assert at_fit_end == ["curves.png", "decision_boundary.png", "gradients.png"]  # plane: 2 features, 2 classes
+    capsys.readouterr()
+
+    # no ModelCheckpoint in this lesson: Lightning's default one wrote to version_0/checkpoints, found by itself
+    main(["plot", str(tmp_path / "runs" / "demos" / "vanishing_sigmoid"), "--out", str(tmp_path / "again")])
+    printed = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in printed) == at_fit_end
+    for name in at_fit_end:
+        redrawn, original = plt.imread(tmp_path / "again" / name), plt.imread(log_dir / "plots" / name)
+        assert redrawn.shape == original.shape, name
+    gradients = plt.imread(tmp_path / "again" / "gradients.png")
+    assert gradients.shape[:2] == (380, 1300)  # two panels: norms and the sigmoids' saturation
+
+
+def test_nnlit_plot_errors(tmp_path, capsys):
+    from nnlit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "No metrics.csv in" in capsys.readouterr().err
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,1,0.5\n")
+    with pytest.raises(SystemExit):
+        main(["plot", str(tmp_path), "--ckpt_path", str(tmp_path / "nope.ckpt")])
+    assert "No checkpoint at" in capsys.readouterr().err
+    main(["plot", str(tmp_path)])  # a metrics file and no checkpoint: the curves only, said so
+    out = capsys.readouterr().out
+    assert "drew the training curves only" in out and (tmp_path / "plots" / "curves.png").is_file()

@@ -64,8 +64,12 @@ class DeadReLUCounter(Callback):
         self.threshold = threshold
         self.include_validation = include_validation
         self.unit_dim = unit_dim
-        #: one entry per finished epoch: {"epoch", "dead": {layer: count}, "units": {layer: n}, "never_positive": …}
+        #: one entry per finished epoch: {"epoch", "dead": {layer: count}, "units": {layer: n}, "never_positive": …,
+        #: "dead_units": {layer: bool tensor on the CPU, True where the unit never fired}} (``dead_units`` holds
+        #: LeakyReLU / PReLU layers' never-positive units too)
         self.history: list[dict[str, Any]] = []
+        #: the warnings raised so far, with their advice (for reports)
+        self.advice: list[str] = []
         self._layers: dict[str, nn.Module] = {}
         self._peak: dict[str, Tensor] = {}  # layer -> each unit's largest output this epoch, on the device
         self._handles: list[RemovableHandle] = []
@@ -101,9 +105,10 @@ class DeadReLUCounter(Callback):
         dead: dict[str, int] = {}
         never_positive: dict[str, int] = {}
         units: dict[str, int] = {}
-        for name, alive in self._combine_ranks(trainer, pl_module).items():
-            count = int((~alive).sum())
-            units[name] = alive.numel()
+        masks = {name: ~alive.cpu() for name, alive in self._combine_ranks(trainer, pl_module).items()}
+        for name, mask in masks.items():
+            count = int(mask.sum())
+            units[name] = mask.numel()
             (dead if isinstance(self._layers[name], DYING) else never_positive)[name] = count
         for name, count in dead.items():
             pl_module.log(f"dead_relu/{name}", count / units[name], on_epoch=True)
@@ -114,7 +119,13 @@ class DeadReLUCounter(Callback):
             total_units = sum(units[name] for name in dead)
             pl_module.log("dead_relu/total", sum(dead.values()) / total_units, on_epoch=True)
         self.history.append(
-            {"epoch": trainer.current_epoch, "dead": dead, "never_positive": never_positive, "units": units}
+            {
+                "epoch": trainer.current_epoch,
+                "dead": dead,
+                "never_positive": never_positive,
+                "units": units,
+                "dead_units": masks,
+            }
         )
 
     def _combine_ranks(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Tensor]:
@@ -145,12 +156,13 @@ class DeadReLUCounter(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "warned": sorted(self._warned)}
+        return {"history": self.history, "warned": sorted(self._warned), "advice": self.advice}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
         self._warned = set(state_dict["warned"])
+        self.advice = list(state_dict.get("advice", []))
 
     def _make_hook(self, name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
@@ -182,8 +194,12 @@ class DeadReLUCounter(Callback):
         if name in self._warned or dead / units < self.threshold:
             return
         self._warned.add(name)
-        rank_zero_warn(
+        self._warn(
             f"{dead}/{units} units ({dead / units:.0%}) of {name} output 0 for every training sample of epoch "
             f"{epoch}: dead ReLUs, which get no gradient and stay dead. Lower the learning rate, use LeakyReLU, or "
             "re-initialise the layer (a negative bias or weights can kill it from the start)."
         )
+
+    def _warn(self, message: str) -> None:
+        self.advice.append(message)
+        rank_zero_warn(message)

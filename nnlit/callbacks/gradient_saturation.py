@@ -87,6 +87,8 @@ class GradientSaturationMonitor(Callback):
         self.saturation_threshold = saturation_threshold
         #: one entry per epoch: {"epoch", "saturation": {layer: fraction}, "grad_norm": {layer: mean norm}, "ratio"}
         self.history: list[dict[str, Any]] = []
+        #: the warnings raised so far, with their advice (for reports)
+        self.advice: list[str] = []
         self._activations: dict[str, nn.Module] = {}
         self._weights: dict[str, nn.Parameter] = {}
         self._saturated: dict[str, Tensor] = {}  # layer -> saturated outputs this epoch, on the device
@@ -190,12 +192,13 @@ class GradientSaturationMonitor(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "warned": sorted(self._warned)}
+        return {"history": self.history, "warned": sorted(self._warned), "advice": self.advice}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
         self._warned = set(state_dict["warned"])
+        self.advice = list(state_dict.get("advice", []))
 
     def _make_hook(self, name: str) -> Callable[[nn.Module, Any, Tensor], None]:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
@@ -214,7 +217,7 @@ class GradientSaturationMonitor(Callback):
         if "ratio" in self._warned or ratio >= self.ratio_threshold:
             return
         self._warned.add("ratio")
-        rank_zero_warn(
+        self._warn(
             f"In epoch {epoch} the gradient of {first} is {ratio:.1e} of the gradient of {last}: vanishing gradients, "
             "the first layers barely learn. Use ReLU / LeakyReLU instead of sigmoid / tanh, fewer layers, or a "
             "default (Kaiming / Xavier) initialisation."
@@ -224,11 +227,15 @@ class GradientSaturationMonitor(Callback):
         if name in self._warned or value <= self.saturation_threshold:
             return
         self._warned.add(name)
-        rank_zero_warn(
+        self._warn(
             f"In epoch {epoch} {value:.0%} of the outputs of {name} are saturated (derivative below 6% of its "
             "maximum): little gradient flows through it. Standardise the inputs, use smaller initial weights or a "
             "lower learning rate, or a non-saturating activation (ReLU)."
         )
+
+    def _warn(self, message: str) -> None:
+        self.advice.append(message)
+        rank_zero_warn(message)
 
 
 def _is_activation(module: nn.Module) -> bool:

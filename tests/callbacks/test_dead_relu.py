@@ -51,6 +51,8 @@ def test_counts_match_a_direct_computation(make_trainer):
     expected_dead = int((~expected_alive).sum())
     assert expected_dead == 3  # units 0, 2, 3; only unit 1 ever fires
     assert [h["dead"] for h in counter.history] == [{"act": expected_dead}] * 2
+    for entry in counter.history:  # the per-unit record behind the heatmap: exactly the units that never fired
+        assert torch.equal(entry["dead_units"]["act"], ~expected_alive)
     assert trainer.callback_metrics["dead_relu/act"] == pytest.approx(expected_dead / 4)
     assert trainer.callback_metrics["dead_relu/total"] == pytest.approx(expected_dead / 4)
 
@@ -118,6 +120,16 @@ def test_state_round_trip():
     other = DeadReLUCounter()
     other.load_state_dict(counter.state_dict())
     assert other.history == counter.history and other._warned == {"a"}
+
+
+def test_advice_is_kept_with_the_warning(make_trainer):
+    counter = DeadReLUCounter(threshold=0.5)
+    with pytest.warns(UserWarning, match="dead ReLUs"):
+        make_trainer(callbacks=[counter]).fit(Foreign(), train_dataloaders=loader(X))
+    assert len(counter.advice) == 1 and "3/4 units (75%) of act" in counter.advice[0]
+    other = DeadReLUCounter()
+    other.load_state_dict(counter.state_dict())
+    assert other.advice == counter.advice
 
 
 def test_bad_threshold():

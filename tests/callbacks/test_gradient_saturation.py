@@ -89,6 +89,7 @@ def test_vanishing_gradients_lesson(make_trainer):
     with pytest.warns(UserWarning, match=r"gradient of network.linear1 is .* of the gradient of network.output"):
         make_trainer(callbacks=[monitor]).fit(deep_net("sigmoid"), datamodule=data)
     assert monitor.history[-1]["ratio"] < 1e-3
+    assert len(monitor.advice) == 1 and "vanishing gradients" in monitor.advice[0]
 
     monitor = GradientSaturationMonitor()
     with warnings.catch_warnings(record=True) as caught:
@@ -96,13 +97,17 @@ def test_vanishing_gradients_lesson(make_trainer):
         make_trainer(callbacks=[monitor]).fit(deep_net("relu"), datamodule=data)
     assert monitor.history[-1]["ratio"] > 1e-3
     assert not [w for w in caught if "vanishing gradients" in str(w.message)]
+    assert monitor.advice == []
 
 
 def test_saturation_warning(make_trainer):
+    monitor = GradientSaturationMonitor(saturation_threshold=0.01)
     with pytest.warns(UserWarning, match=r"of the outputs of tanh are saturated"):
-        make_trainer(callbacks=[GradientSaturationMonitor(saturation_threshold=0.01)]).fit(
-            Foreign(), train_dataloaders=TensorBatchLoader([X, Y], 16)
-        )
+        make_trainer(callbacks=[monitor]).fit(Foreign(), train_dataloaders=TensorBatchLoader([X, Y], 16))
+    assert [m for m in monitor.advice if "of the outputs of tanh are saturated" in m] == monitor.advice != []
+    other = GradientSaturationMonitor()
+    other.load_state_dict(monitor.state_dict())
+    assert other.advice == monitor.advice
 
 
 @pytest.mark.parametrize(

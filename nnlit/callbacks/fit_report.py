@@ -1,0 +1,169 @@
+"""One compact table when a fit ends: capacity, final metrics, what the monitors saw, and their advice."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+from typing_extensions import override
+
+from nnlit.callbacks.dead_relu import DeadReLUCounter
+from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
+
+#: the columns of the layer table
+COLUMNS = ("layer", "kind", "params", "grad norm", "dead", "saturated")
+
+
+class FitReport(Callback):
+    """Prints a report when a fit ends, and writes it to ``<trainer.log_dir>/report.txt`` when there is a logger.
+
+    - the model: its class, parameter count (trainable and frozen), and epochs trained;
+    - the final epoch's logged metrics, train against validation (every ``train/<name>`` and ``val/<name>``);
+    - a row per ``nn.Linear`` and per monitored activation, in the model's order: shape and parameters, the mean
+      gradient norm of the last epoch (with a :class:`~nnlit.callbacks.GradientSaturationMonitor`), dead units
+      (with a :class:`~nnlit.callbacks.DeadReLUCounter`) and the saturated fraction of sigmoid / tanh outputs;
+    - the first / last gradient-norm ratio, and every warning the monitors raised, with its advice.
+
+    Columns without a monitor are left blank. The table is drawn with ``rich`` when it is installed, in plain text
+    otherwise. Only the global rank 0 prints. The ``nnlit fit`` command adds this callback unless the config names
+    one or sets ``report: false``.
+
+    Args:
+        print_report: print the report (it is always kept in :attr:`text` and written next to the logs).
+
+    Example::
+
+        >>> import lightning as L
+        >>> trainer = L.Trainer(callbacks=[DeadReLUCounter(), FitReport()])
+    """
+
+    def __init__(self, print_report: bool = True) -> None:
+        self.print_report = print_report
+        #: the last report, in plain text
+        self.text = ""
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        sections = report_sections(trainer, pl_module)
+        self.text = render_plain(sections)
+        if trainer.loggers and trainer.log_dir:
+            path = Path(trainer.log_dir) / "report.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.text)
+        if self.print_report:
+            if importlib.util.find_spec("rich") is not None:
+                print_rich(sections)
+            else:
+                print(self.text)
+
+
+def report_sections(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    """What the report shows, as plain data: ``title``, ``metrics`` (rows of name, train, val), ``layers`` (rows
+    of :data:`COLUMNS`), ``notes`` (lines)."""
+    params = sum(p.numel() for p in pl_module.parameters())
+    trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+    frozen = f", {params - trainable:,} frozen" if trainable < params else ""
+    epochs = trainer.current_epoch  # epochs completed
+    title = f"{type(pl_module).__name__}: {params:,} parameters{frozen}, {epochs} epoch{'s' * (epochs != 1)}"
+
+    metrics: dict[str, dict[str, float]] = {}
+    for key, value in trainer.callback_metrics.items():
+        stage, _, name = key.partition("/")
+        if stage in ("train", "val") and name and "/" not in name and value.numel() == 1:
+            metrics.setdefault(name.removesuffix("_epoch"), {})[stage] = float(value)
+    metric_rows = [[name, _number(v.get("train")), _number(v.get("val"))] for name, v in metrics.items()]
+
+    counter = _find(trainer, DeadReLUCounter)
+    monitor = _find(trainer, GradientSaturationMonitor)
+    last_dead = counter.history[-1] if counter and counter.history else {}
+    last_grad = monitor.history[-1] if monitor and monitor.history else {}
+    layers = []
+    for name, module in pl_module.named_modules():
+        if isinstance(module, nn.Linear):
+            norm = last_grad.get("grad_norm", {}).get(name)
+            shape = f"Linear {module.in_features}→{module.out_features}"
+            count = sum(p.numel() for p in module.parameters())
+            frozen_mark = " (frozen)" if not any(p.requires_grad for p in module.parameters()) else ""
+            layers.append([name, shape + frozen_mark, f"{count:,}", _number(norm), "", ""])
+            continue
+        dead = {**last_dead.get("dead", {}), **last_dead.get("never_positive", {})}.get(name)
+        saturated = last_grad.get("saturation", {}).get(name)
+        if dead is not None or saturated is not None:
+            units = last_dead.get("units", {}).get(name)
+            dead_text = f"{dead}/{units}" if dead is not None else ""
+            if name in last_dead.get("never_positive", {}):
+                dead_text += " never >0"
+            layers.append([name, type(module).__name__, "", "", dead_text, _percent(saturated)])
+
+    notes = []
+    if last_grad.get("ratio") is not None:
+        notes.append(f"gradient norm, first / last layer: {last_grad['ratio']:.3g}")
+    for callback in (counter, monitor):
+        notes.extend(f"advice: {message}" for message in (callback.advice if callback else []))
+    return {"title": title, "metrics": metric_rows, "layers": layers, "notes": notes}
+
+
+def render_plain(sections: dict[str, Any]) -> str:
+    """The report as plain text, columns aligned."""
+    out = io.StringIO()
+    out.write(f"nnlit fit report: {sections['title']}\n")
+    if sections["metrics"]:
+        out.write("\n" + _table(["metric", "train", "val"], sections["metrics"]))
+    if sections["layers"]:
+        out.write("\n" + _table(*_layer_table(sections["layers"])))
+    for note in sections["notes"]:
+        out.write(f"\n{note}")
+    return out.getvalue().rstrip("\n") + "\n"
+
+
+def print_rich(sections: dict[str, Any]) -> None:
+    """Prints the report with ``rich`` tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]nnlit fit report[/bold]: {sections['title']}")
+    if sections["metrics"]:
+        table = Table("metric", "train", "val")
+        for row in sections["metrics"]:
+            table.add_row(*row)
+        console.print(table)
+    if sections["layers"]:
+        header, rows = _layer_table(sections["layers"])
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for note in sections["notes"]:
+        console.print(note, markup=False)
+
+
+def _layer_table(layers: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The layer rows without the columns no monitor filled."""
+    keep = [i for i in range(len(COLUMNS)) if i < 3 or any(row[i] for row in layers)]
+    return [COLUMNS[i] for i in keep], [[row[i] for i in keep] for row in layers]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() + "\n" for line in lines)
+
+
+def _find(trainer: L.Trainer, cls: type) -> Any:
+    return next((c for c in trainer.callbacks if isinstance(c, cls)), None)  # type: ignore[attr-defined]
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
