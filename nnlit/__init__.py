@@ -1,5 +1,6 @@
 """nnlit: multilayer perceptrons on PyTorch Lightning, and the diagnostics that teach and debug them."""
 
+from nnlit.checkpoint import load
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 from nnlit.models.binary import BinaryMLP
@@ -19,4 +20,5 @@ __all__ = [
     "RegressionMLP",
     "TabularDataModule",
     "__version__",
+    "load",
 ]

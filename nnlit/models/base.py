@@ -320,6 +320,15 @@ class MLPModule(L.LightningModule):
             config["monitor"] = self.scheduler_monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Records the class that saves the checkpoint (``checkpoint["nnlit"]["class_path"]``) and nnlit's version,
+        so that :func:`nnlit.load` rebuilds the right class without being told. A subclass overriding this hook calls
+        ``super()``."""
+        from nnlit import __version__  # here, not at the top: nnlit/__init__.py imports this module
+
+        cls = type(self)
+        checkpoint["nnlit"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "version": __version__}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
 
