@@ -23,6 +23,12 @@ from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 
+DESCRIPTION = (
+    "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config configs/quickstart.yaml` trains. "
+    "Besides Lightning's subcommands below: `nnlit plot RUN_DIR` draws a finished run, `nnlit export --ckpt_path X "
+    "--format onnx|torchscript` writes a file to serve a model (each has its own --help)."
+)
+
 
 class NNLitCLI(LightningCLI):
     """LightningCLI with the data → model links and a CSV prediction writer.
@@ -86,6 +92,7 @@ def _make(args: list[str] | None, run: bool) -> NNLitCLI:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
         run=run,
         args=args,
     )
@@ -106,7 +113,7 @@ def main(args: list[str] | None = None) -> None:
 
         export(argv[1:])
     else:
-        _make(argv, run=True)
+        _make(args, run=True)  # None lets LightningCLI read sys.argv itself
 
 
 def build(args: list[str]) -> NNLitCLI:

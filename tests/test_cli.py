@@ -226,3 +226,16 @@ def test_predict_config_is_the_source_of_truth(tmp_path):
         ValueError, match=r"network.linear1.weight: \(16, 2\) in the checkpoint, \(32, 2\) in the model"
     ):
         main(["predict", *base, f"--ckpt_path={ckpt}", "--model.init_args.hidden=[32, 16]"])
+
+
+def test_help_names_every_subcommand():
+    """`nnlit --help` (the console script, reading sys.argv itself) lists Lightning's subcommands and nnlit's own."""
+    import subprocess
+    import sys
+
+    script = "import sys; from nnlit.cli import main; sys.argv = ['nnlit', '--help']; main()"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = " ".join(result.stdout.split())
+    assert "{fit,validate,test,predict}" in text and "nnlit plot RUN_DIR" in text and "nnlit export" in text
+    assert "args parameter is intended" not in result.stderr  # main(None) leaves sys.argv to LightningCLI
