@@ -8,6 +8,7 @@ from nnlit.models.multiclass import MulticlassMLP
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.maxout import Maxout
 from nnlit.nn.mlp import MLP
+from nnlit.predictor import Predictor
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "MLPModule",
     "Maxout",
     "MulticlassMLP",
+    "Predictor",
     "RegressionMLP",
     "TabularDataModule",
     "__version__",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the environment and runs the performance benchmarks (about 6 minutes on 2 cores): throughput against a
-# hand-written loop and scikit-learn, the callbacks' overhead, scaling, peak memory and start-up time.
+# hand-written loop and scikit-learn, the callbacks' overhead, scaling, peak memory, start-up time and
+# Predictor's rows/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="$(bash scripts/setup_env.sh | tail -n 1)"
@@ -10,3 +11,4 @@ export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/sta
 (cd bench && "$py" scaling.py 2>/dev/null)
 "$py" bench/memory.py
 "$py" bench/startup.py
+"$py" bench/predict.py 2>/dev/null  # stderr: Lightning's checkpoint-loading notes
