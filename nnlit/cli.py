@@ -71,6 +71,7 @@ class NNLitCLI(LightningCLI):
         # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
         # training mean and std let RegressionMLP learn standardised targets while reporting in the target's units.
         parser.link_arguments("data.num_features", "model.init_args.in_features", apply_on="instantiate")
+        parser.link_arguments("data.categories", "model.init_args.categories", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_targets", "model.init_args.out_features", apply_on="instantiate")
         parser.link_arguments("data.target_mean", "model.init_args.target_mean", apply_on="instantiate")

@@ -1,4 +1,4 @@
-"""Fast in-process predictions from a trained model on rows of a numeric table: :class:`Predictor`."""
+"""Fast in-process predictions from a trained model on raw rows of a table: :class:`Predictor`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from nnlit.checkpoint import MapLocation, load
+from nnlit.data.preprocessing import CategoryCodes, impute, is_missing
 from nnlit.models.base import MLPModule
 
 #: The checkpoint entry where Lightning saves :meth:`TabularDataModule.state_dict()
@@ -30,9 +31,9 @@ _FORMS = (
 
 
 class Predictor:
-    """Predicts with a trained nnlit model on rows of a numeric table, in the process, with the preprocessing of
-    training: the checkpoint's feature names and order, standardisation with the training mean and standard deviation,
-    and the original class labels.
+    """Predicts with a trained nnlit model on raw rows of a table, in the process, with the preprocessing of training:
+    the checkpoint's feature names, category vocabularies, medians for missing numbers, standardisation with the
+    training mean and standard deviation, and the original class labels.
 
     :meth:`predict` takes a pandas ``DataFrame``, a dict of one row (``{"x1": 0.3, …}``), a dict of columns
     (``{"x1": [0.3, …], …}``), a list of dicts, or a 2-D numpy array / torch tensor / list of lists whose columns are
@@ -42,10 +43,13 @@ class Predictor:
     ``prediction`` (``prediction_<j>`` for several outputs): a ``DataFrame`` (with the input's index) for a
     ``DataFrame``, else a dict of lists. An input of no rows gives a result of no rows.
 
-    The module is put in eval mode and runs under ``torch.inference_mode()`` on its own device. Only numeric columns
-    are taken (numbers, bools, numeric strings); a value that is not a number, NaN, inf or a missing value is an
-    error naming its column and row. :meth:`prepare_columns` is the step that turns an input into the feature
-    matrix; :meth:`predict_tensor` runs the model on a ready float32 matrix.
+    The module is put in eval mode and runs under ``torch.inference_mode()`` on its own device. Numeric columns take
+    numbers, bools and numeric strings; a value that is not a number, or inf, is an error naming its column and row.
+    A missing number (NaN, ``None``) is filled with the training median when the model was trained with
+    ``missing="median"`` or ``"median_indicator"``, and is an error otherwise. A categorical column takes any value:
+    one training did not see takes the unknown category, counted in :attr:`unknown_counts` and warned about once per
+    predictor. :meth:`prepare_columns` is the step that turns an input into the model's input matrix;
+    :meth:`predict_tensor` runs the model on a ready float32 matrix.
 
     Build one with :meth:`from_checkpoint`, or by hand for a model trained without nnlit's data module.
 
@@ -56,9 +60,15 @@ class Predictor:
         mean: the training mean of each feature; ``None`` (with ``std``) for no standardisation.
         std: the training standard deviation of each feature, all ``> 0``.
         classes: the original label of each class index of a classifier; ``None`` labels rows with the indices.
+        categorical: the feature names that are categorical, in the order of the model's code columns.
+        vocabularies: the training values of each categorical feature, in code order (code 0 is unknown).
+        median: the training median of each numeric feature, to fill missing numbers; ``None``: missing numbers are
+            an error.
+        indicators: the numeric features that have a was-missing input column, in the model's order.
 
     Raises:
-        ValueError: when an argument does not fit the module (a count of names, means or classes), naming it.
+        ValueError: when an argument does not fit the module (a count of names, means, classes or categories),
+            naming it.
 
     Example::
 
@@ -79,21 +89,42 @@ class Predictor:
         mean: Sequence[float] | Tensor | np.ndarray | None = None,
         std: Sequence[float] | Tensor | np.ndarray | None = None,
         classes: Sequence[Any] | None = None,
+        categorical: Sequence[str] | None = None,
+        vocabularies: Sequence[Sequence[Any]] | None = None,
+        median: Sequence[float] | Tensor | np.ndarray | None = None,
+        indicators: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(module, MLPModule):
             raise TypeError(f"`module` must be an nnlit MLPModule (e.g. from nnlit.load), got {type(module).__name__}")
         self.module = module.eval()
-        self.num_features: int = module.in_features
+        #: the width of the model's input: numeric features, was-missing columns, category codes
+        self.num_inputs: int = module.in_features
+        self.indicators = list(indicators or [])
+        self.categorical = list(categorical or [])
+        #: the raw feature columns the predictor takes
+        self.num_features: int = self.num_inputs - len(self.indicators)
         self.feature_names = None if feature_names is None else _check_names(feature_names, self.num_features)
         self.device = module.device
-        self.mean, self.std = _check_scaler(mean, std, self.num_features, self.device)
+        self.mean, self.std = _check_scaler(mean, std, self.num_inputs, self.device)
+        self.codes = _check_categorical(self.categorical, vocabularies, self.feature_names, module)
+        self._numeric = [n for n in self.feature_names or [] if n not in set(self.categorical)]
+        self.median = _check_median(median, self.num_features - len(self.categorical), self.device)
+        unknown_indicators = [n for n in self.indicators if n not in self._numeric]
+        if unknown_indicators:
+            raise ValueError(f"`indicators` {unknown_indicators} are not numeric features: {self._numeric}")
+        if self.indicators and self.median is None:
+            raise ValueError("`indicators` need the `median` of each numeric feature, to fill what is missing")
+        self._indicator_positions = [self._numeric.index(n) for n in self.indicators]
+        #: values of each categorical feature that training did not see, counted over every call of predict
+        self.unknown_counts: dict[str, int] = dict.fromkeys(self.categorical, 0)
+        self._warned_unknown = False
         self._labels = self.feature_names or [f"column {j}" for j in range(self.num_features)]
-        self._getter = _row_getter(self.feature_names)
+        self._getter = _row_getter(self.feature_names if not self.categorical else self._numeric)
         self._frame_layout: tuple[Any, list[int] | None, list[Any]] | None = None
         self._warned_extra_columns = False
         self._output_index: Any = None
         # one run on a zero row tells the output layout (and warms the model up)
-        outputs = self.predict_tensor(torch.zeros(1, self.num_features, device=self.device))
+        outputs = self.predict_tensor(torch.zeros(1, self.num_inputs, device=self.device))
         self.classes = _check_classes(classes, outputs, type(module).__name__)
         self._class_array = None if self.classes is None else _label_array(self.classes)
         self.output_columns = self._output_columns(outputs)
@@ -103,8 +134,8 @@ class Predictor:
         cls, path: str | os.PathLike[str], map_location: MapLocation = "cpu", weights_only: bool = True
     ) -> Predictor:
         """A predictor for a checkpoint saved by a fit with :class:`~nnlit.TabularDataModule`: the module from
-        :func:`nnlit.load`, the feature names, mean, std and classes from the checkpoint's ``"TabularDataModule"``
-        entry.
+        :func:`nnlit.load`, the feature names, mean, std, classes, vocabularies and medians from the checkpoint's
+        ``"TabularDataModule"`` entry.
 
         Args:
             path: the ``.ckpt`` file.
@@ -142,7 +173,17 @@ class Predictor:
                 "predictor by hand with the preprocessing the model was trained with: "
                 f"Predictor(nnlit.load({str(path)!r}), feature_names=[...], mean=[...], std=[...], classes=[...])"
             )
-        return cls(module, state["feature_names"], state["mean"], state["std"], state["classes"])
+        return cls(
+            module,
+            state["feature_names"],
+            state["mean"],
+            state["std"],
+            state["classes"],
+            categorical=state.get("categorical"),
+            vocabularies=state.get("vocabularies"),
+            median=state.get("median"),
+            indicators=state.get("indicators"),
+        )
 
     # ---------------------------------------------------------------- predictions
     def predict(self, rows: Any) -> Any:
@@ -163,9 +204,10 @@ class Predictor:
         return {name: values.tolist() for name, values in table.items()}
 
     def predict_tensor(self, x: Tensor) -> dict[str, Tensor]:
-        """The module's :meth:`~nnlit.MLPModule.predict_outputs` for ``x`` (rows × features, in feature order, in the
-        units of the training data), standardised on the module's device: the fast path, without the checks of
-        values that :meth:`predict` makes.
+        """The module's :meth:`~nnlit.MLPModule.predict_outputs` for ``x``, the model's input as
+        :meth:`prepare_columns` returns it (rows × :attr:`num_inputs`: the numeric features in the units of the
+        training data with missing values filled, the was-missing columns, the category codes), standardised on the
+        module's device: the fast path, without the checks of values that :meth:`predict` makes.
 
         Example::
 
@@ -174,9 +216,9 @@ class Predictor:
             >>> predictor.predict_tensor(torch.zeros(5, 3))["prediction"].shape
             torch.Size([5, 2])
         """
-        if x.ndim != 2 or x.shape[1] != self.num_features:
+        if x.ndim != 2 or x.shape[1] != self.num_inputs:
             raise ValueError(
-                f"`x` must have shape (rows, {self.num_features}) for a model of {self.num_features} features, got "
+                f"`x` must have shape (rows, {self.num_inputs}) for a model of {self.num_inputs} input columns, got "
                 f"{tuple(x.shape)}"
             )
         with torch.inference_mode():
@@ -187,8 +229,10 @@ class Predictor:
 
     # ---------------------------------------------------------------- input columns
     def prepare_columns(self, rows: Any) -> Tensor:
-        """The float32 feature matrix (rows × features, in feature order, not yet standardised) of any input that
-        :meth:`predict` takes, checked: every feature column present, every value a finite number.
+        """The model's float32 input matrix (rows × :attr:`num_inputs`, not yet standardised) for any input that
+        :meth:`predict` takes, checked: every feature column present, every numeric value a number. Numeric features
+        come first, in feature order, with missing values filled with the training median (when the model was
+        trained so); then the was-missing columns; then the code of each categorical feature.
 
         Example::
 
@@ -198,18 +242,20 @@ class Predictor:
             tensor([[3.5000, 1.0000],
                     [4.0000, 2.0000]])
         """
+        if self.categorical:
+            return self._mixed_columns(rows)
         frame_type = _dataframe_type()
         if frame_type is not None and isinstance(rows, frame_type):
             x = self._frame_columns(rows)
         elif isinstance(rows, Mapping):
             x = self._mapping_columns(rows)
         elif isinstance(rows, Tensor):
-            return self._tensor_columns(rows)
+            return self._numeric_input(self._tensor_columns(rows))
         elif isinstance(rows, np.ndarray):
             x = self._positional_columns(rows)
         elif isinstance(rows, (list, tuple)):
             if not rows:
-                return torch.zeros(0, self.num_features)
+                return torch.zeros(0, self.num_inputs)
             if isinstance(rows[0], Mapping):
                 x = self._row_dict_columns(rows)
             else:
@@ -218,7 +264,70 @@ class Predictor:
             raise TypeError(f"Predictor.predict takes {_FORMS}; got {type(rows).__name__}")
         self._check_finite(x)
         # pandas hands out read-only arrays, which torch warns about: copied then (nothing here writes to them)
-        return torch.from_numpy(np.require(x, requirements="W"))
+        return self._numeric_input(torch.from_numpy(np.require(x, requirements="W")))
+
+    def _numeric_input(self, x: Tensor) -> Tensor:
+        """Numeric features with missing values filled and was-missing columns added, when the model had them."""
+        return x if self.median is None else impute(x, self.median.to(x.device), self._indicator_positions)
+
+    def _mixed_columns(self, rows: Any) -> Tensor:
+        """The model's input for a table with categorical features: numbers as in the numeric-only path, then codes."""
+        columns, num_rows = self._named_columns(rows)
+        numeric = self._float_matrix([columns[name] for name in self._numeric], num_rows, self._numeric)
+        self._check_finite(numeric, self._numeric)
+        x = self._numeric_input(torch.from_numpy(numeric))
+        codes = np.empty((num_rows, len(self.categorical)), dtype=np.float32)
+        unknown: dict[str, int] = {}
+        for j, (name, vocabulary) in enumerate(zip(self.categorical, self.codes)):
+            codes[:, j], count = vocabulary.encode(columns[name])
+            if count:
+                unknown[name] = count
+                self.unknown_counts[name] += count
+        if unknown and not self._warned_unknown:
+            self._warned_unknown = True
+            shown = ", ".join(f"{name!r}: {n}" for name, n in unknown.items())
+            warnings.warn(
+                f"Predictor: values that training did not see take the unknown category ({shown}); "
+                "`predictor.unknown_counts` keeps counting them (this warning is shown once per Predictor)",
+                UserWarning,
+                stacklevel=_outside_stacklevel(),
+            )
+        return torch.cat([x, torch.from_numpy(codes)], dim=1).to(self.device)
+
+    def _named_columns(self, rows: Any) -> tuple[dict[str, Any], int]:
+        """Every feature column of a named input, as a sequence of values, and the number of rows."""
+        names = self._require_names("named columns")
+        frame_type = _dataframe_type()
+        if frame_type is not None and isinstance(rows, frame_type):
+            _, extra = self._layout(rows.columns.tolist(), "the DataFrame")
+            self._warn_extra_columns(extra)
+            return {name: rows[name].to_numpy(dtype=object) for name in names}, len(rows)
+        if isinstance(rows, Mapping):
+            present = next((rows[name] for name in names if name in rows), None)
+            if _is_column(present):
+                missing = [name for name in names if name not in rows]
+                if missing:
+                    self._raise_missing(missing, list(rows), "the dict of columns")
+                self._warn_extra_columns([key for key in rows if key not in set(names)])
+                columns = {name: list(_as_column(rows[name])) for name in names}
+                lengths = {len(values) for values in columns.values()}
+                if len(lengths) > 1:
+                    shown = ", ".join(f"{name!r}: {len(values)}" for name, values in columns.items())
+                    raise ValueError(f"The columns of a dict of columns must have the same number of rows, got {shown}")
+                return columns, lengths.pop()
+            rows = [rows]
+        if isinstance(rows, (list, tuple)) and all(isinstance(row, Mapping) for row in rows):
+            try:
+                columns = {name: [row[name] for row in rows] for name in names}
+            except KeyError:
+                self._raise_missing_in_rows(rows, names)
+            known = set(names)
+            self._warn_extra_columns(sorted({key for row in rows for key in row if key not in known}, key=str))
+            return columns, len(rows)
+        raise TypeError(
+            "A model with categorical features takes named columns: a pandas DataFrame, a dict of one row, a dict of "
+            f"columns or a list of dicts; got {type(rows).__name__}"
+        )
 
     def _frame_columns(self, frame: Any) -> np.ndarray:
         names = self._require_names("a DataFrame")
@@ -285,7 +394,7 @@ class Predictor:
         self._check_width(rows)
         x = rows.detach().to(device=self.device, dtype=torch.float32)
         if x.numel() and not bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
-            self._raise_not_finite(~torch.isfinite(x).cpu().numpy())
+            self._check_finite(x.cpu().numpy())
         return x
 
     # ---------------------------------------------------------------- checks
@@ -343,40 +452,58 @@ class Predictor:
                 f"got shape {tuple(x.shape)}" + (": wrap one row in a list" if x.ndim == 1 else "")
             )
 
-    def _float_matrix(self, columns: Sequence[Any], num_rows: int) -> np.ndarray:
-        """Columns in feature order as a float32 matrix, column by column, so that a value that is not a number is
-        found with its column."""
-        x = np.empty((num_rows, self.num_features), dtype=np.float32)
+    def _float_matrix(self, columns: Sequence[Any], num_rows: int, labels: Sequence[str] | None = None) -> np.ndarray:
+        """Columns as a float32 matrix, column by column, so that a value that is not a number is found with its
+        column (``labels``, default the feature names). A missing value (``None``, pandas' ``NA``) becomes NaN."""
+        labels = self._labels if labels is None else labels
+        x = np.empty((num_rows, len(columns)), dtype=np.float32)
         for j, values in enumerate(columns):
             try:
                 x[:, j] = values
             except (TypeError, ValueError) as err:
-                raise self._bad_value_error(j, values, err) from err
+                column = np.asarray(values, dtype=object).reshape(-1)
+                missing = is_missing(column)
+                if missing.any():
+                    column[missing] = np.nan
+                    try:
+                        x[:, j] = column
+                        continue
+                    except (TypeError, ValueError):
+                        pass
+                raise self._bad_value_error(labels[j], values, err) from err
         return x
 
-    def _bad_value_error(self, column: int, values: Any, err: Exception) -> ValueError:
-        label = self._labels[column]
+    def _bad_value_error(self, label: str, values: Any, err: Exception) -> ValueError:
         for row, value in enumerate(values):
-            if not _is_number(value):
+            if not _is_number(value) and not is_missing(np.array([value], dtype=object))[0]:
                 hint = (
-                    ": categorical (text) columns are not supported yet, encode them as numbers as in training"
+                    ": the model was trained on numbers in this column (text columns are categorical in training)"
                     if isinstance(value, str)
                     else ""
                 )
                 return ValueError(f"Column {label!r} holds a value that is not a number at row {row}: {value!r}{hint}")
         return ValueError(f"Column {label!r} cannot be converted to float32: {err}")
 
-    def _check_finite(self, x: np.ndarray) -> None:
+    def _check_finite(self, x: np.ndarray, labels: Sequence[str] | None = None) -> None:
         # NaN propagates through min / max and ±inf is their result: no mask of the table's size unless one is bad
         if x.size and not (math.isfinite(x.max()) and math.isfinite(x.min())):
-            self._raise_not_finite(~np.isfinite(x))
+            self._raise_not_finite(np.isinf(x) if self.median is not None else ~np.isfinite(x), labels)
 
-    def _raise_not_finite(self, bad: np.ndarray) -> NoReturn:
+    def _raise_not_finite(self, bad: np.ndarray, labels: Sequence[str] | None = None) -> None:
+        if not bad.any():
+            return  # only NaN, which the training median fills
+        labels = self._labels if labels is None else labels
         column = int(np.flatnonzero(bad.any(axis=0))[0])
         rows = np.flatnonzero(bad[:, column])
+        if self.median is not None:
+            raise ValueError(
+                f"Column {labels[column]!r} holds inf at row {int(rows[0])} ({len(rows)} rows in all): missing "
+                "numbers are filled with the training median, infinite ones are an error"
+            )
         raise ValueError(
-            f"Column {self._labels[column]!r} holds NaN, inf or a missing value at row {int(rows[0])} ({len(rows)} "
-            "rows in all): the model takes finite numbers only, as in training; fill or drop those rows"
+            f"Column {labels[column]!r} holds NaN, inf or a missing value at row {int(rows[0])} ({len(rows)} rows in "
+            "all): the model takes finite numbers only, as in training (trained with the data module's `missing: "
+            "median`, it would fill them); fill or drop those rows"
         )
 
     # ---------------------------------------------------------------- output columns
@@ -530,6 +657,46 @@ def _check_scaler(mean: Any, std: Any, num_features: int, device: torch.device) 
     if (tensors[1] <= 0).any():
         raise ValueError(f"`std` must be > 0, got {tensors[1].tolist()}")
     return tensors[0], tensors[1]
+
+
+def _check_categorical(
+    categorical: list[str], vocabularies: Sequence[Sequence[Any]] | None, names: list[str] | None, module: MLPModule
+) -> list[CategoryCodes]:
+    """The codes of each categorical feature, checked against the feature names and the module's ``categories``."""
+    expected = list(getattr(module, "categories", None) or [])
+    if not categorical:
+        if expected:
+            raise ValueError(
+                f"The module takes {len(expected)} categorical columns (categories={expected}): give `categorical` and "
+                "`vocabularies`"
+            )
+        return []
+    if names is None:
+        raise ValueError("A predictor with `categorical` features needs `feature_names`")
+    unknown = [name for name in categorical if name not in names]
+    if unknown:
+        raise ValueError(f"`categorical` names {unknown}, which are not in `feature_names`: {names}")
+    if vocabularies is None or len(vocabularies) != len(categorical):
+        count = "none" if vocabularies is None else len(vocabularies)
+        raise ValueError(f"`vocabularies` needs one list per categorical feature ({len(categorical)}), got {count}")
+    codes = [CategoryCodes(v) for v in vocabularies]
+    if [len(c) for c in codes] != expected:
+        raise ValueError(
+            f"The vocabularies give {[len(c) for c in codes]} codes per categorical feature (unknown included), the "
+            f"module takes categories={expected}"
+        )
+    return codes
+
+
+def _check_median(median: Any, num_numeric: int, device: torch.device) -> Tensor | None:
+    if median is None:
+        return None
+    tensor = torch.as_tensor(median, dtype=torch.float32).reshape(-1)
+    if len(tensor) != num_numeric:
+        raise ValueError(f"`median` needs {num_numeric} values (one per numeric feature), got {len(tensor)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"`median` must be finite, got {tensor.tolist()}")
+    return tensor.to(device)
 
 
 def _check_classes(classes: Sequence[Any] | None, outputs: dict[str, Tensor], head: str) -> list[Any] | None:

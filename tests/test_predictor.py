@@ -296,8 +296,8 @@ def test_a_value_that_is_not_a_number_is_named(checkpoints, rows):
     predictor = Predictor.from_checkpoint(checkpoints["binary"])
     with pytest.raises(
         ValueError,
-        match=r"Column 'b' holds a value that is not a number at row 2: 'oops': categorical \(text\) columns are not "
-        "supported yet",
+        match=r"Column 'b' holds a value that is not a number at row 2: 'oops': the model was trained on numbers in "
+        "this column",
     ):
         predictor.predict(rows)
 

@@ -13,7 +13,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 PRINTS = {
     "layer_parameters": ["{'linear1': 36, 'output': 10}", "val/acc = "],
     "ort.InferenceSession": ["True ["],  # the ONNX file's outputs equal the module's
-    "Predictor.from_checkpoint": ["['row', 'prediction', 'prob_no', 'prob_yes'] (5, 4)"],
+    'Predictor.from_checkpoint("credit.ckpt")': ["['row', 'prediction', 'prob_no', 'prob_yes'] (5, 4)"],
+    "customers.ckpt": ["4 [4, 31]", "{'city': 1, 'plan': 0}"],
 }
 
 

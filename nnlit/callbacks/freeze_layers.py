@@ -22,8 +22,8 @@ class FreezeLayers(BaseFinetuning):
 
     Choose the layers by name patterns (``fnmatch`` over the LightningModule's module names, e.g.
     ``["network.linear1", "network.norm1"]`` or ``["backbone.*"]``) or as ``first_n``: the first ``n`` layers with a
-    weight matrix (Linear, conv) in module order, with the norm layers that come before the next one. Frozen
-    parameters have ``requires_grad=False``; nnlit's modules never give them to the optimizer.
+    weight matrix (Linear, conv; not embeddings) in module order, with the norm layers that come before the next one.
+    Frozen parameters have ``requires_grad=False``; nnlit's modules never give them to the optimizer.
 
     With ``unfreeze_at_epoch=k`` they start training at epoch ``k`` in a new optimizer param group whose learning
     rate is ``lr_factor`` × that of the first group: the fine-tuning lesson's smaller learning rate for pretrained
@@ -184,5 +184,8 @@ class FreezeLayers(BaseFinetuning):
 
 
 def _has_weight_matrix(module: nn.Module) -> bool:
+    """A layer of the network's depth: a Linear or conv weight; an embedding table is a lookup, not a layer."""
     weight = getattr(module, "weight", None)
-    return isinstance(weight, nn.Parameter) and weight.ndim >= 2
+    return (
+        isinstance(weight, nn.Parameter) and weight.ndim >= 2 and not isinstance(module, nn.EmbeddingBag | nn.Embedding)
+    )

@@ -60,7 +60,8 @@ class GradientSaturationMonitor(Callback):
     ``ε = 0.015`` (the same pre-activations, as ``σ(x) = (1 + tanh(x/2)) / 2``); softsign ``|y| > 0.757``; hardtanh at
     its clamps. Counts accumulate on the device and are summed across DDP ranks once per epoch.
 
-    **Gradients.** ``‖∇W‖₂`` of every module weight with two or more dimensions (Linear, conv), read in
+    **Gradients.** ``‖∇W‖₂`` of every module weight with two or more dimensions (Linear, conv; not embedding
+    tables, whose rows get gradients only from the rows of their category), read in
     ``on_before_optimizer_step`` (after AMP unscaling and the DDP all-reduce) and averaged over the epoch's optimizer
     steps. The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1, the early layers
     barely learn: vanishing gradients. It is not logged while the first or the last weight layer gets no gradient
@@ -107,7 +108,9 @@ class GradientSaturationMonitor(Callback):
         self._weights = {
             name: m.weight
             for name, m in modules.items()
-            if isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.ndim >= 2
+            if isinstance(getattr(m, "weight", None), nn.Parameter)
+            and m.weight.ndim >= 2
+            and not isinstance(m, nn.Embedding | nn.EmbeddingBag)  # a lookup table, not a layer of the depth
         }
         others = sorted({type(m).__name__ for m in modules.values() if _is_activation(m) and not _bounded(m)})
         if others:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import lightning as L
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from nnlit.data.files import read_table
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
+from nnlit.data.preprocessing import MISSING, CategoryCodes, column_medians, column_vocabulary, impute
 from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
 
@@ -21,25 +23,47 @@ BUILTIN = sorted([*SYNTHETIC, *REAL])
 
 Task = Literal["classification", "regression"]
 TASKS = ("classification", "regression")
+Missing = Literal["error", "median", "median_indicator"]
 
 
 @dataclass
 class _Table:
-    x: Tensor  # float32 features, (rows, features), not yet standardised
+    x: Tensor  # float32 numeric features, (rows, numeric), not yet imputed nor standardised
     y: Tensor  # int64 class indices (rows,), float32 probability rows (rows, K), or float32 targets (rows, T)
-    feature_names: list[str]
+    feature_names: list[str]  # the numeric columns, then the categorical ones
     task: str
     classes: list[Any] | None  # original label of each class index; None for regression
+    categorical: list[str] = field(default_factory=list)
+    codes: Tensor | None = None  # int64 (rows, categorical): each value's position in `values`
+    values: list[list[Any]] = field(default_factory=list)  # each categorical column's distinct values, sorted
+
+    @property
+    def numeric(self) -> list[str]:
+        return self.feature_names[: self.x.shape[1]]
 
 
 class TabularDataModule(L.LightningDataModule):
     """Tabular data held in memory and served as slices of tensors.
 
     Exactly one source: a built-in ``dataset`` name, a CSV / Parquet ``path`` (with the ``target`` column), or arrays
-    through :meth:`from_arrays`. Rows are split once with ``seed`` into train / val / test; features are standardised
-    with the training split's mean and standard deviation; class labels of any type (strings, integers) are encoded
-    as ``0..K-1`` and decoded back for predictions. The scaler and the label mapping are part of :meth:`state_dict`,
-    so a checkpoint carries them and ``predict`` reuses them.
+    or a ``DataFrame`` through :meth:`from_arrays`. Rows are split once with ``seed`` into train / val / test; features
+    are standardised with the training split's mean and standard deviation; class labels of any type (strings,
+    integers) are encoded as ``0..K-1`` and decoded back for predictions.
+
+    **Categorical columns**: text, pandas ``category`` columns, and the columns listed in ``categorical`` (e.g. integer
+    codes). Each value becomes a code, ``1 … n`` for the values of the training split; a value the training split did
+    not have (in validation, test or prediction rows) gets code ``0``, the unknown category, and their count is logged
+    once per split. A missing value is a category of its own. The codes follow the numeric columns in the model's
+    input, and the model one-hot encodes or embeds them (:class:`~nnlit.nn.categorical.CategoricalEncoder`; the CLI
+    links :attr:`categories` into the model).
+
+    **Missing numbers** (NaN, empty CSV cells) follow ``missing``: ``"error"`` (the default) stops with the columns
+    and rows that have them; ``"median"`` fills them with the training split's median of the column;
+    ``"median_indicator"`` also adds a 0 / 1 "was missing" input for each column that had missing values in the
+    training split (as scikit-learn's ``SimpleImputer(add_indicator=True)``). Infinite values are always an error.
+
+    The scaler, medians, vocabularies and the label mapping are fitted on the training split only and are part of
+    :meth:`state_dict`, so a checkpoint carries them, and ``predict`` and :class:`~nnlit.Predictor` reuse them.
 
     Batches are ``(features, targets)`` for fit / validate / test and ``(features, row_index)`` for predict. They are
     cut from tensors by a shuffled index (see :class:`~nnlit.data.loader.TensorBatchLoader`); under DDP each rank
@@ -52,6 +76,10 @@ class TabularDataModule(L.LightningDataModule):
         path: a ``.csv`` or ``.parquet`` file (needs the ``files`` extra).
         target: the target column of ``path``.
         features: the feature columns of ``path``; default every column but ``target``.
+        categorical: feature columns to treat as categories although they hold numbers (e.g. integer codes); text and
+            pandas ``category`` columns are categorical without being listed.
+        missing: ``"error"``, ``"median"`` or ``"median_indicator"``: what to do with missing numeric values (see
+            above).
         predict_path: a file to predict on (the target column may be absent); default every row of the data.
         task: ``classification`` or ``regression``; default: the built-in set's task, else regression for float
             targets and classification for anything else.
@@ -90,6 +118,8 @@ class TabularDataModule(L.LightningDataModule):
         path: str | None = None,
         target: str | None = None,
         features: list[str] | None = None,
+        categorical: list[str] | None = None,
+        missing: Missing = "error",
         predict_path: str | None = None,
         task: Task | None = None,
         n_samples: int = 1000,
@@ -117,6 +147,10 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(BUILTIN)}")
         if path is not None and target is None:
             raise ValueError(f"`target` must name the target column of {path!r}")
+        if missing not in MISSING:
+            raise ValueError(f"`missing` must be one of {', '.join(MISSING)}, got {missing!r}")
+        if isinstance(categorical, str) or not all(isinstance(c, str) for c in categorical or []):
+            raise ValueError(f"`categorical` must be a list of column names, got {categorical!r}")
         if task is not None and task not in TASKS:
             raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None, got {task!r}")
         _check_positive_int("n_samples", n_samples)
@@ -139,6 +173,8 @@ class TabularDataModule(L.LightningDataModule):
         self.path = path
         self.target = target
         self.features = features
+        self.categorical = list(categorical or [])
+        self.missing = missing
         self.predict_path = predict_path
         self.task = task
         self.n_samples = n_samples
@@ -157,10 +193,20 @@ class TabularDataModule(L.LightningDataModule):
         self._table: _Table | None = None
         self._splits: dict[str, Tensor] = {}
         # fitted state, saved in checkpoints
-        self.mean: Tensor | None = None
-        self.std: Tensor | None = None
+        self.mean: Tensor | None = None  # of each model input column (0 for was-missing and code columns)
+        self.std: Tensor | None = None  # (1 for was-missing and code columns)
         self.classes: list[Any] | None = None
-        self.feature_names: list[str] | None = None
+        self.feature_names: list[str] | None = None  # the numeric feature columns, then the categorical ones
+        self.categorical_features: list[str] = []
+        #: the training values of each categorical feature, in code order (code 0: unknown)
+        self.vocabularies: list[list[Any]] = []
+        self.median: Tensor | None = None  # of each numeric feature, when `missing` is not "error"
+        self.indicators: list[str] = []  # numeric features with a was-missing input column
+        #: values that the training split did not have, per split, per categorical column (logged once per split)
+        self.unknown_categories: dict[str, dict[str, int]] = {}
+        self._fitted = False
+        self._train_codes: Tensor | None = None  # the table's category codes as the model takes them
+        self._unknown: Tensor | None = None  # where the table's categorical values were not in the training split
 
     @classmethod
     def from_arrays(
@@ -170,10 +216,13 @@ class TabularDataModule(L.LightningDataModule):
         feature_names: list[str] | None = None,
         **kwargs: Any,
     ) -> TabularDataModule:
-        """Builds the data module from a feature matrix ``x`` (rows × features) and targets ``y`` (numpy or torch).
+        """Builds the data module from a feature matrix ``x`` (rows × features, numpy or torch) or a pandas
+        ``DataFrame`` of features (categorical columns included), and targets ``y`` (numpy, torch or a pandas
+        ``Series``).
 
         ``y`` holds class labels of any type, probability / one-hot rows (``task="classification"``), or float
-        regression targets (one column or several). ``kwargs`` are the other ``__init__`` arguments.
+        regression targets (one column or several). ``feature_names`` names the columns of a matrix (a
+        ``DataFrame`` has its own). ``kwargs`` are the other ``__init__`` arguments.
 
         Example::
 
@@ -189,8 +238,17 @@ class TabularDataModule(L.LightningDataModule):
     # ---------------------------------------------------------------- what the model needs to know (linked by the CLI)
     @property
     def num_features(self) -> int:
-        """Number of feature columns."""
-        return self._load().x.shape[1]
+        """Number of model input columns: the numeric features, their was-missing columns (with
+        ``missing="median_indicator"``), then one code column per categorical feature."""
+        self._fit()
+        return len(self.mean) if self.mean is not None else self._input_width()
+
+    @property
+    def categories(self) -> list[int] | None:
+        """The number of codes of each categorical feature, unknown included (``None`` when there are none): the
+        model's ``categories``."""
+        self._fit()
+        return [len(CategoryCodes(v)) for v in self.vocabularies] or None
 
     @property
     def num_classes(self) -> int | None:
@@ -224,9 +282,13 @@ class TabularDataModule(L.LightningDataModule):
         table = self._load()
         if table.classes is not None:
             return None
+        self._fit()
+        return table.y[self._splits["train"]]
+
+    def _fit(self) -> None:
+        """Splits the rows and fits the preprocessing, unless done (the model's sizes depend on it)."""
         if not self._splits:
             self.setup()
-        return table.y[self._splits["train"]]
 
     def setup(self, stage: str | None = None) -> None:
         table = self._load()
@@ -246,10 +308,40 @@ class TabularDataModule(L.LightningDataModule):
             "test": order[n_val : n_val + n_test],
             "train": order[n_val + n_test :],
         }
-        if self.mean is None and self.standardize:  # fitted once; a checkpoint's values, restored later, win
-            mean, std = _column_mean_std(table.x, self._splits["train"])
-            self.mean = mean
-            self.std = torch.where(std > 0, std, torch.ones_like(std))
+        if not self._fitted:  # fitted once; a checkpoint's values, restored later, win
+            self._fit_preprocessing(table, self._splits["train"])
+
+    def _fit_preprocessing(self, table: _Table, train: Tensor) -> None:
+        """Medians, was-missing columns, vocabularies, mean and standard deviation, from the training rows only."""
+        numeric = table.numeric
+        self.categorical_features = list(table.categorical)
+        self.median, self.indicators = None, []
+        if self.missing != "error":
+            self.median = column_medians(table.x, train)
+            if self.missing == "median_indicator":
+                self.indicators = [n for j, n in enumerate(numeric) if bool(torch.isnan(table.x[train, j]).any())]
+        self.vocabularies = []
+        if table.codes is not None:
+            for j, values in enumerate(table.values):
+                seen = torch.unique(table.codes[train, j]).tolist()
+                self.vocabularies.append([values[k] for k in seen])  # sorted as `values` are, None last
+        self._train_codes = None
+        if self.standardize:
+            indicators = self._indicator_positions()
+            mean, std = _column_mean_std(table.x, train, lambda x: impute(x, self.median, indicators))
+            std = torch.where(std > 0, std, torch.ones_like(std))
+            mean[len(numeric) :], std[len(numeric) :] = 0.0, 1.0  # was-missing columns stay 0 / 1
+            codes = len(table.categorical)
+            self.mean = torch.cat([mean, torch.zeros(codes)])
+            self.std = torch.cat([std, torch.ones(codes)])
+        self._fitted = True
+
+    def _indicator_positions(self) -> list[int]:
+        numeric = (self.feature_names or [])[: len(self.feature_names or []) - len(self.categorical_features)]
+        return [numeric.index(name) for name in self.indicators]
+
+    def _input_width(self) -> int:
+        return len(self.feature_names or []) + len(self.indicators)
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -268,11 +360,14 @@ class TabularDataModule(L.LightningDataModule):
         return self._split_loader("test", shuffle=False, pad=False, drop_last=False)
 
     def predict_dataloader(self) -> TensorBatchLoader:
-        x = self._load().x if self.predict_path is None else self._read_predict_file(self.predict_path)
-        rows = torch.arange(len(x))
+        if self.predict_path is None:
+            tensors = self._feature_tensors("predict", None)
+        else:
+            tensors = self._read_predict_file(self.predict_path)
+        rows = torch.arange(len(tensors[0]))
         rank, world_size = self._rank_and_world_size()
-        sampler = ShardedIndexSampler(len(x), shuffle=False, rank=rank, world_size=world_size, pad=False)
-        return TensorBatchLoader([x, rows], self.batch_size, sampler=sampler, transform=self._transform_batch)
+        sampler = ShardedIndexSampler(len(rows), shuffle=False, rank=rank, world_size=world_size, pad=False)
+        return TensorBatchLoader([*tensors, rows], self.batch_size, sampler=sampler, transform=self._transform_batch)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -280,6 +375,11 @@ class TabularDataModule(L.LightningDataModule):
             "std": None if self.std is None else self.std.tolist(),
             "classes": self.classes,
             "feature_names": self.feature_names,
+            "categorical": self.categorical_features,
+            "vocabularies": self.vocabularies,
+            "missing": self.missing,
+            "median": None if self.median is None else self.median.tolist(),
+            "indicators": self.indicators,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -287,6 +387,15 @@ class TabularDataModule(L.LightningDataModule):
         self.std = None if state_dict["std"] is None else torch.tensor(state_dict["std"])
         self.classes = state_dict["classes"]
         self.feature_names = state_dict["feature_names"]
+        # checkpoints written before categorical and missing values were supported lack these keys
+        self.categorical_features = list(state_dict.get("categorical", []))
+        self.vocabularies = [list(v) for v in state_dict.get("vocabularies", [])]
+        self.missing = state_dict.get("missing", "error")
+        median = state_dict.get("median")
+        self.median = None if median is None else torch.tensor(median)
+        self.indicators = list(state_dict.get("indicators", []))
+        self._train_codes = None
+        self._fitted = True
 
     # ---------------------------------------------------------------- transforms
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
@@ -301,16 +410,22 @@ class TabularDataModule(L.LightningDataModule):
         """
         if split not in ("train", "val", "test"):
             raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
-        if not self._splits:
-            self.setup()
+        self._fit()
         table, index = self._load(), self._splits[split]
-        return self.transform(table.x[index]), table.y[index]
+        tensors = self._feature_tensors(split, index)
+        return self.transform(*(t[index] for t in tensors)), table.y[index]
 
-    def transform(self, x: Tensor) -> Tensor:
-        """Standardises features with the fitted training mean and standard deviation (identity if off)."""
+    def transform(self, x: Tensor, codes: Tensor | None = None) -> Tensor:
+        """The model's input from numeric features in their own units (NaN where missing) and, for categorical
+        features, their codes: missing numbers filled with the training median and was-missing columns added
+        (per ``missing``), the codes appended, then everything standardised with the fitted training mean and
+        standard deviation (was-missing and code columns keep their values)."""
+        x = impute(x, self.median, self._indicator_positions())
+        if codes is not None and codes.shape[1]:
+            x = torch.cat([x, codes.to(x.dtype)], dim=1)
         if self.mean is None or self.std is None:
             return x
-        return (x - self.mean) / self.std
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
     def decode(self, labels: Tensor) -> list[Any]:
         """Maps class indices back to the original labels.
@@ -329,8 +444,7 @@ class TabularDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
-        if not self._splits:
-            self.setup()
+        self._fit()
         table = self._load()
         if self.classes is not None and table.classes is not None and self.classes != table.classes:
             raise ValueError(
@@ -344,7 +458,7 @@ class TabularDataModule(L.LightningDataModule):
         )
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
         return TensorBatchLoader(
-            [table.x, table.y],
+            [*self._feature_tensors(split, index), table.y],
             self.batch_size,
             sampler=sampler,
             drop_last=drop_last,
@@ -353,7 +467,46 @@ class TabularDataModule(L.LightningDataModule):
         )
 
     def _transform_batch(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return (self.transform(tensors[0]), *tensors[1:])
+        if not self.categorical_features:
+            return (self.transform(tensors[0]), *tensors[1:])
+        return (self.transform(tensors[0], tensors[1]), *tensors[2:])
+
+    def _feature_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
+        """The table's numeric features, and its category codes as the model takes them when it has categorical
+        features; logs, once per split, how many of the split's values (``rows``, default all) training did not see.
+        """
+        table = self._load()
+        if not self.categorical_features:
+            return (table.x,)
+        if table.categorical != self.categorical_features:
+            raise ValueError(
+                f"The categorical features of the checkpoint, {self.categorical_features}, differ from those of this "
+                f"data, {table.categorical}: use data with the columns the model was trained on"
+            )
+        if self._train_codes is None:
+            assert table.codes is not None  # a table with categorical columns has codes
+            columns, unseen_columns = [], []
+            for values, vocabulary, codes in zip(table.values, self.vocabularies, table.codes.T):
+                lookup, _ = CategoryCodes(vocabulary).encode(values)  # the code of each distinct value
+                columns.append(torch.as_tensor(lookup, dtype=torch.float32)[codes])
+                unseen = torch.tensor([code == 0 and value is not None for code, value in zip(lookup, values)])
+                unseen_columns.append(unseen[codes])
+            self._train_codes = torch.stack(columns, dim=1)
+            self._unknown = torch.stack(unseen_columns, dim=1)
+        if split not in self.unknown_categories and self._unknown is not None:
+            unknown = self._unknown if rows is None else self._unknown[rows]
+            self._log_unknown(split, unknown.sum(dim=0).tolist())
+        return table.x, self._train_codes
+
+    def _log_unknown(self, split: str, counts: list[int]) -> None:
+        self.unknown_categories[split] = dict(zip(self.categorical_features, counts))
+        found = {name: n for name, n in self.unknown_categories[split].items() if n}
+        if found:
+            shown = ", ".join(f"{name!r}: {n}" for name, n in found.items())
+            rank_zero_info(
+                f"nnlit data: {sum(found.values())} categorical values of the {split} rows were not in the training "
+                f"split and take the unknown category ({shown})"
+            )
 
     def _batches_done_in_resumed_epoch(self, num_batches: int) -> int:
         """Batches of the current epoch a checkpoint taken mid-epoch had already trained on (0 otherwise)."""
@@ -374,11 +527,21 @@ class TabularDataModule(L.LightningDataModule):
         if self._table is None:
             if self._arrays is not None:
                 x, y, names = self._arrays
-                self._table = _table_from_arrays(x, y, names, self.task, source="the arrays")
+                if _is_frame(x):
+                    features = [str(c) for c in x.columns]
+                    frame = x.set_axis(features, axis=1)
+                    self._table = _table_from_frame(
+                        frame, features, y, self.task, "the DataFrame", self.categorical, self.missing
+                    )
+                else:
+                    self._table = _table_from_arrays(
+                        x, y, names, self.task, "the arrays", self.categorical, self.missing
+                    )
             elif self.dataset in REAL:
                 x_np, y_np, names = load_real(self.dataset)
                 task = self.task or REAL[self.dataset].task
-                self._table = _table_from_arrays(x_np, y_np, names, task, source=f"dataset {self.dataset!r}")
+                source = f"dataset {self.dataset!r}"
+                self._table = _table_from_arrays(x_np, y_np, names, task, source, self.categorical, self.missing)
             elif self.dataset is not None:
                 spec = SYNTHETIC[self.dataset]
                 x, y = spec.make(n_samples=self.n_samples, noise=self.noise, n_classes=self.n_classes, seed=self.seed)
@@ -387,16 +550,19 @@ class TabularDataModule(L.LightningDataModule):
                     x = torch.cat([x, torch.randn(len(x), self.n_features - 2, generator=g)], dim=1)
                 names = [f"x{i + 1}" for i in range(x.shape[1])]
                 task = self.task or spec.task
-                self._table = _table_from_arrays(x, y, names, task, source=f"dataset {self.dataset!r}")
+                source = f"dataset {self.dataset!r}"
+                self._table = _table_from_arrays(x, y, names, task, source, self.categorical, self.missing)
             else:
                 assert self.path is not None and self.target is not None  # checked in __init__
                 self._table = self._read_training_file(self.path, self.target)
             if self.feature_names is None:  # unless restored from a checkpoint
                 self.feature_names = self._table.feature_names
                 self.classes = self._table.classes
+            table = self._table
+            categorical = f", {len(table.categorical)} of them categorical" if table.categorical else ""
             rank_zero_info(
-                f"nnlit data: {len(self._table.x)} rows, {self._table.x.shape[1]} features, {self._table.task}"
-                + (f", {len(self._table.classes)} classes" if self._table.classes is not None else "")
+                f"nnlit data: {len(table.x)} rows, {len(table.feature_names)} features{categorical}, {table.task}"
+                + (f", {len(table.classes)} classes" if table.classes is not None else "")
             )
         return self._table
 
@@ -411,11 +577,18 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"Feature columns {missing} not in {path!r}. Columns: {', '.join(columns)}")
         if target in features:
             raise ValueError(f"The target column {target!r} cannot also be a feature")
-        x = _numeric_matrix(frame, features, path)
-        y = frame[target].to_numpy()
-        return _table_from_arrays(x, y, features, self.task, source=repr(path), target_name=target)
+        return _table_from_frame(
+            frame,
+            features,
+            frame[target].to_numpy(),
+            self.task,
+            repr(path),
+            categorical=self.categorical,
+            missing=self.missing,
+            target_name=target,
+        )
 
-    def _read_predict_file(self, path: str) -> Tensor:
+    def _read_predict_file(self, path: str) -> tuple[Tensor, ...]:
         frame = read_table(path)
         names = self.feature_names or self._load().feature_names
         missing = [c for c in names if c not in frame.columns]
@@ -423,12 +596,25 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(
                 f"The prediction file {path!r} lacks feature columns {missing}. The model uses: {', '.join(names)}"
             )
-        x = _numeric_matrix(frame, names, path)
-        _check_finite(x, names, "feature column", repr(path))
-        return x
+        numeric = names[: len(names) - len(self.categorical_features)]
+        x = _numeric_matrix(frame, numeric, repr(path))
+        _check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None)
+        if not self.categorical_features:
+            return (x,)
+        columns, counts = [], []
+        for name, vocabulary in zip(self.categorical_features, self.vocabularies):
+            codes, unknown = CategoryCodes(vocabulary).encode(frame[name].to_numpy(dtype=object))
+            columns.append(torch.as_tensor(codes, dtype=torch.float32))
+            counts.append(unknown)
+        self._log_unknown("predict", counts)
+        return x, torch.stack(columns, dim=1)
 
 
-def _numeric_matrix(frame: Any, columns: list[str], path: str) -> Tensor:
+def _is_frame(x: Any) -> bool:
+    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")
+
+
+def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
     import pandas as pd
 
     for column in columns:
@@ -436,38 +622,128 @@ def _numeric_matrix(frame: Any, columns: list[str], path: str) -> Tensor:
         if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
             example = series.dropna().iloc[0] if series.notna().any() else None
             raise ValueError(
-                f"Feature column {column!r} in {path!r} is not numeric (dtype {series.dtype}, e.g. {example!r}): "
-                "encode it as numbers (one-hot or integer codes) or leave it out of `features`"
+                f"Feature column {column!r} in {source} is not numeric (dtype {series.dtype}, e.g. {example!r}), "
+                "but the model was trained on numbers in it"
             )
-    return torch.as_tensor(frame[columns].to_numpy(dtype=np.float32, copy=True))
+    return torch.as_tensor(frame[columns].to_numpy(dtype=np.float32, copy=True)).reshape(len(frame), len(columns))
+
+
+def _table_from_frame(
+    frame: Any,
+    features: list[str],
+    y: Any,
+    task: str | None,
+    source: str,
+    categorical: list[str],
+    missing: str,
+    target_name: str = "target",
+) -> _Table:
+    """A table from a DataFrame's feature columns: text, ``category`` and listed columns are categorical, the other
+    columns numbers (bools as 0 / 1)."""
+    import pandas as pd
+
+    _check_listed(categorical, features, source)
+    numeric, text = [], []
+    for name in features:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+            raise ValueError(
+                f"Feature column {name!r} of {source} holds dates or durations (dtype {series.dtype}): turn them into "
+                "numbers (e.g. days since a date, the day of the week) or leave the column out of `features`"
+            )
+        is_number = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        if name in categorical or not is_number or isinstance(series.dtype, pd.CategoricalDtype):
+            text.append(name)
+        else:
+            numeric.append(name)
+    x = torch.as_tensor(frame[numeric].to_numpy(dtype=np.float32, copy=True)).reshape(len(frame), len(numeric))
+    columns = {name: frame[name].to_numpy(dtype=object) for name in text}
+    return _build_table(x, numeric, columns, y, task, source, missing, target_name)
 
 
 def _table_from_arrays(
-    x: Any, y: Any, names: list[str] | None, task: str | None, source: str, target_name: str = "target"
+    x: Any,
+    y: Any,
+    names: list[str] | None,
+    task: str | None,
+    source: str,
+    categorical: list[str] | None = None,
+    missing: str = "error",
+    target_name: str = "target",
 ) -> _Table:
     x_np = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-    y_np = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
     if x_np.ndim != 2:
         raise ValueError(f"Features of {source} must be a 2-D array (rows × features), got shape {x_np.shape}")
     if x_np.dtype.kind not in "biuf":
-        raise ValueError(f"Features of {source} must be numeric, got dtype {x_np.dtype}: encode them as numbers first")
-    if len(y_np) != len(x_np):
-        raise ValueError(f"{source}: {len(x_np)} feature rows but {len(y_np)} targets")
+        raise ValueError(
+            f"Features of {source} must be numeric, got dtype {x_np.dtype}: encode them as numbers first, or pass a "
+            "pandas DataFrame, whose text columns are taken as categorical"
+        )
     names = names if names is not None else [f"x{i + 1}" for i in range(x_np.shape[1])]
     if len(names) != x_np.shape[1]:
         raise ValueError(f"{len(names)} feature names for {x_np.shape[1]} feature columns")
-    features = torch.as_tensor(x_np.astype(np.float32, copy=False))  # shares float32 arrays: never modified
-    _check_finite(features, names, "feature column", source)
+    categorical = categorical or []
+    _check_listed(categorical, names, source)
+    keep = [j for j, name in enumerate(names) if name not in categorical]
+    if len(keep) == len(names):
+        features = torch.as_tensor(x_np.astype(np.float32, copy=False))  # shares float32 arrays: never modified
+    else:
+        features = torch.as_tensor(x_np[:, keep].astype(np.float32))
+    columns = {name: x_np[:, names.index(name)] for name in names if name in categorical}
+    return _build_table(features, [names[j] for j in keep], columns, y, task, source, missing, target_name)
+
+
+def _check_listed(categorical: list[str], features: list[str], source: str) -> None:
+    unknown = [name for name in categorical if name not in features]
+    if unknown:
+        raise ValueError(
+            f"`categorical` names {unknown}, which are not feature columns of {source}. Features: {', '.join(features)}"
+        )
+
+
+def _build_table(
+    x: Tensor,
+    numeric: list[str],
+    categorical: dict[str, np.ndarray],
+    y: Any,
+    task: str | None,
+    source: str,
+    missing: str,
+    target_name: str,
+) -> _Table:
+    y_np = _as_numpy(y)
+    if len(y_np) != len(x):
+        raise ValueError(f"{source}: {len(x)} feature rows but {len(y_np)} targets")
+    _check_finite(x, numeric, "feature column", source, allow_nan=missing != "error")
+    names = numeric + list(categorical)
+    codes, values = None, []
+    if categorical:
+        encoded = [column_vocabulary(column, name, source) for name, column in categorical.items()]
+        values = [vocabulary for vocabulary, _ in encoded]
+        codes = torch.as_tensor(np.stack([c for _, c in encoded], axis=1))
+    y_tensor, task, classes = _targets(y_np, task, source, target_name)
+    return _Table(x, y_tensor, names, task, classes, list(categorical), codes, values)
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    if isinstance(values, Tensor):
+        return values.detach().cpu().numpy()
+    to_numpy = getattr(values, "to_numpy", None)  # a pandas Series or DataFrame
+    return to_numpy() if callable(to_numpy) else np.asarray(values)
+
+
+def _targets(y_np: np.ndarray, task: str | None, source: str, target_name: str) -> tuple[Tensor, str, list[Any] | None]:
+    """The targets as the model takes them, the task, and the class labels (``None`` for regression)."""
     if task is None:
         task = "regression" if y_np.dtype.kind == "f" else "classification"
     if task == "regression":
         targets = _float_targets(y_np, source, target_name)
-        return _Table(features, targets.view(len(targets), -1), names, task, None)
+        return targets.view(len(targets), -1), task, None
     if y_np.ndim == 2:  # probability or one-hot rows
         probs = _float_targets(y_np, source, target_name)
         if (probs < 0).any():
             raise ValueError(f"Probability targets of {source} must be >= 0")
-        return _Table(features, probs, names, task, list(range(probs.shape[1])))
+        return probs, task, list(range(probs.shape[1]))
     missing = _missing(y_np)
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
@@ -481,7 +757,7 @@ def _table_from_arrays(
         raise ValueError(f"The target {target_name!r} of {source} mixes label types ({', '.join(kinds)})") from err
     if len(classes) < 2:
         raise ValueError(f"Classification needs at least 2 classes; the target of {source} has {classes.tolist()}")
-    return _Table(features, torch.as_tensor(indices.reshape(-1), dtype=torch.int64), names, task, classes.tolist())
+    return torch.as_tensor(indices.reshape(-1), dtype=torch.int64), task, classes.tolist()
 
 
 def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:
@@ -505,29 +781,49 @@ def _missing(y: np.ndarray) -> np.ndarray:
     return np.zeros(len(y), dtype=bool)
 
 
-def _check_finite(x: Tensor, names: list[str], kind: str, source: str) -> None:
+def _check_finite(x: Tensor, names: list[str], kind: str, source: str, allow_nan: bool = False) -> None:
     # NaN propagates through amax / amin and ±inf is their result: no mask of the table's size unless one is bad
     if not x.numel() or bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
         return
-    bad = ~torch.isfinite(x)
+    bad = torch.isinf(x) if allow_nan else ~torch.isfinite(x)
     counts = bad.sum(dim=0)
     problems = []
     for col in torch.nonzero(counts).flatten().tolist():
         first = int(torch.nonzero(bad[:, col])[0])
         problems.append(f"{names[col]!r}: {int(counts[col])} rows (first at row {first})")
-    raise ValueError(f"NaN or inf in {source}, {kind} " + "; ".join(problems))
+    if not problems:
+        return
+    if allow_nan:
+        raise ValueError(f"Infinite values in {source}, {kind} " + "; ".join(problems))
+    hint = (
+        ". Set the data module's `missing: median` to fill missing numbers with the training median (or "
+        "`missing: median_indicator` to also add a was-missing input per column)"
+        if kind == "feature column" and bool(torch.isnan(x).any())
+        else ""
+    )
+    raise ValueError(f"NaN or inf in {source}, {kind} " + "; ".join(problems) + hint)
 
 
-def _column_mean_std(x: Tensor, index: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
-    """Mean and (population) standard deviation of ``x[index]`` per column, in float64 over chunks of rows: no copy
-    of the rows as a whole."""
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
+def _column_mean_std(
+    x: Tensor, index: Tensor, transform: Callable[[Tensor], Tensor] | None = None, chunk: int = 8192
+) -> tuple[Tensor, Tensor]:
+    """Mean and (population) standard deviation per column of ``transform(x[index])``, in float64 over chunks of
+    rows: no copy of the rows as a whole."""
+
+    def rows(start: int) -> Tensor:
+        part = x[index[start : start + chunk]]
+        return (part if transform is None else transform(part)).double()
+
+    total = torch.zeros(0, dtype=torch.float64)
     for start in range(0, len(index), chunk):
-        total += x[index[start : start + chunk]].double().sum(dim=0)
+        part = rows(start).sum(dim=0)
+        total = part if not len(total) else total + part
+    if not len(total):
+        total = torch.zeros(rows(0).shape[1], dtype=torch.float64)
     mean = total / len(index)
     squares = torch.zeros_like(total)
     for start in range(0, len(index), chunk):
-        squares += ((x[index[start : start + chunk]].double() - mean) ** 2).sum(dim=0)
+        squares += ((rows(start) - mean) ** 2).sum(dim=0)
     return mean.float(), (squares / len(index)).sqrt().float()
 
 

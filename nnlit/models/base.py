@@ -53,6 +53,13 @@ class MLPModule(L.LightningModule):
             when the module is built; see :meth:`load_pretrained`. Saved as ``None`` in the hyperparameters: the
             weights it gave are in this module's own checkpoints.
         scheduler_interval: step the scheduler every ``"epoch"`` or every optimizer ``"step"`` (e.g. OneCycleLR).
+        categories: the number of codes of each categorical input column (the last ``len(categories)`` of the
+            ``in_features``; the nnlit CLI links it from the data module): those columns are one-hot encoded or
+            embedded inside the network (see :class:`~nnlit.nn.categorical.CategoricalEncoder`). ``None``: every input
+            column is numeric.
+        max_one_hot: a categorical column of at most this many codes (unknown included) is one-hot encoded; a wider
+            one gets a learned embedding. ``0`` embeds every column.
+        embedding_dim: the width of every embedding; default ``min(600, round(1.6 · codes^0.56))`` per column.
     """
 
     #: the metric shown in the progress bar, next to the loss
@@ -76,6 +83,9 @@ class MLPModule(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
         scheduler_interval: str = "epoch",
+        categories: Sequence[int] | None = None,
+        max_one_hot: int = 16,
+        embedding_dim: int | None = None,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -91,6 +101,9 @@ class MLPModule(L.LightningModule):
         self.dropout = dropout
         self.norm = norm
         self.bias = bias
+        self.categories = None if categories is None else [int(n) for n in categories]
+        self.max_one_hot = max_one_hot
+        self.embedding_dim = embedding_dim
         self.optimizer = _as_callable(optimizer)
         self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler)
         self.network = self.build_network()
@@ -118,7 +131,8 @@ class MLPModule(L.LightningModule):
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
-        """The network: by default ``MLP(in_features, hidden, out_features, …)``."""
+        """The network: by default ``MLP(in_features, hidden, out_features, …)``, with its categorical encoder first
+        when the module has ``categories``."""
         return MLP(
             self.in_features,
             self.hidden,
@@ -128,6 +142,9 @@ class MLPModule(L.LightningModule):
             dropout=self.dropout,
             norm=self.norm,
             bias=self.bias,
+            categories=self.categories,
+            max_one_hot=self.max_one_hot,
+            embedding_dim=self.embedding_dim,
         )
 
     def load_pretrained(self, path: str) -> None:

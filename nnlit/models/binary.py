@@ -27,7 +27,7 @@ class BinaryMLP(MLPModule):
         pos_weight: weight of the positive class in the loss (e.g. ``negatives / positives`` for imbalanced data).
         threshold: probability at or above which a row is labelled 1.
         hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
-            scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
+            scheduler_interval, categories, max_one_hot, embedding_dim: see :class:`~nnlit.models.base.MLPModule`.
 
     Example::
 
@@ -55,6 +55,9 @@ class BinaryMLP(MLPModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
         scheduler_interval: str = "epoch",
+        categories: Sequence[int] | None = None,
+        max_one_hot: int = 16,
+        embedding_dim: int | None = None,
     ) -> None:
         if num_classes is None:
             raise ValueError(
@@ -84,6 +87,9 @@ class BinaryMLP(MLPModule):
             lr_scheduler,
             pretrained,
             scheduler_interval,
+            categories=categories,
+            max_one_hot=max_one_hot,
+            embedding_dim=embedding_dim,
         )
         self.num_classes = num_classes
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)]))

@@ -27,7 +27,7 @@ class MulticlassMLP(MLPModule):
         class_weights: per-class weights of the loss, one per class.
         label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
         hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
-            scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
+            scheduler_interval, categories, max_one_hot, embedding_dim: see :class:`~nnlit.models.base.MLPModule`.
 
     Example::
 
@@ -56,6 +56,9 @@ class MulticlassMLP(MLPModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
         scheduler_interval: str = "epoch",
+        categories: Sequence[int] | None = None,
+        max_one_hot: int = 16,
+        embedding_dim: int | None = None,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
@@ -86,6 +89,9 @@ class MulticlassMLP(MLPModule):
             lr_scheduler,
             pretrained,
             scheduler_interval,
+            categories=categories,
+            max_one_hot=max_one_hot,
+            embedding_dim=embedding_dim,
         )
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)

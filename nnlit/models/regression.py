@@ -36,7 +36,7 @@ class RegressionMLP(MLPModule):
         target_mean: mean of each target on the training rows; default 0.
         target_std: standard deviation of each target on the training rows; default 1.
         hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
-            scheduler_interval: see :class:`~nnlit.models.base.MLPModule`.
+            scheduler_interval, categories, max_one_hot, embedding_dim: see :class:`~nnlit.models.base.MLPModule`.
 
     Example::
 
@@ -67,6 +67,9 @@ class RegressionMLP(MLPModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
         scheduler_interval: str = "epoch",
+        categories: Sequence[int] | None = None,
+        max_one_hot: int = 16,
+        embedding_dim: int | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}. Valid losses: {', '.join(LOSSES)}")
@@ -92,6 +95,9 @@ class RegressionMLP(MLPModule):
             lr_scheduler,
             pretrained,
             scheduler_interval,
+            categories=categories,
+            max_one_hot=max_one_hot,
+            embedding_dim=embedding_dim,
         )
         self.register_buffer("target_mean", torch.tensor(target_mean or [0.0] * out_features))
         self.register_buffer("target_std", torch.tensor(target_std or [1.0] * out_features))

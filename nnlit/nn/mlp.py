@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from nnlit.nn.activations import ActivationSpec, get_activation
+from nnlit.nn.categorical import CategoricalEncoder
 from nnlit.nn.maxout import Maxout
 
 NORMS: dict[str, type[nn.Module]] = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
@@ -18,7 +19,9 @@ class MLP(nn.Sequential):
     """Linear → [norm] → activation → [dropout] for each hidden width, then a final Linear.
 
     Children are named ``linear1, norm1, act1, dropout1, linear2, …, output`` so callbacks and freeze patterns can
-    address a layer by name (``"linear1"``, ``"act*"``), and ``mlp[0]`` is still the first Linear.
+    address a layer by name (``"linear1"``, ``"act*"``), and ``mlp[0]`` is still the first Linear. With
+    ``categories``, a :class:`~nnlit.nn.categorical.CategoricalEncoder` named ``encoder`` comes first: the last
+    ``len(categories)`` input columns hold category codes, one-hot encoded or embedded before ``linear1``.
 
     Args:
         in_features: number of input features.
@@ -30,6 +33,10 @@ class MLP(nn.Sequential):
         dropout: dropout probability after each hidden activation, in ``[0, 1)``.
         norm: ``None``, ``"batch"`` (``BatchNorm1d``) or ``"layer"`` (``LayerNorm``), placed after each hidden Linear.
         bias: whether the Linear layers have a bias.
+        categories: the number of codes (unknown included) of each categorical column, the last input columns; see
+            :class:`~nnlit.nn.categorical.CategoricalEncoder`. ``None`` or ``[]``: every column is numeric.
+        max_one_hot: a categorical column of at most this many codes is one-hot encoded, a wider one embedded.
+        embedding_dim: the width of every embedding; default a width per column that grows with its codes.
 
     Raises:
         ValueError: for a non-positive width, a dropout outside ``[0, 1)``, an unknown norm or activation name.
@@ -59,6 +66,9 @@ class MLP(nn.Sequential):
         dropout: float = 0.0,
         norm: str | None = None,
         bias: bool = True,
+        categories: Sequence[int] | None = None,
+        max_one_hot: int = 16,
+        embedding_dim: int | None = None,
     ) -> None:
         _check_width("in_features", in_features)
         _check_width("out_features", out_features)
@@ -74,6 +84,10 @@ class MLP(nn.Sequential):
 
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         width_in = in_features
+        if categories:
+            encoder = CategoricalEncoder(in_features, categories, max_one_hot, embedding_dim)
+            layers["encoder"] = encoder
+            width_in = encoder.out_features
         for i, width in enumerate(hidden, start=1):
             act = get_activation(activation, **kwargs)
             pieces = act.pieces if isinstance(act, Maxout) else 1
@@ -89,6 +103,7 @@ class MLP(nn.Sequential):
         self.in_features = in_features
         self.hidden = hidden
         self.out_features = out_features
+        self.categories = list(categories or [])
 
     @property
     def num_parameters(self) -> int:

@@ -147,11 +147,19 @@ def test_target_column_absent_lists_columns(tmp_path, frame):
         _ = TabularDataModule(path=path, target="price").num_features
 
 
-def test_non_numeric_feature_named(tmp_path, frame):
+def test_text_feature_is_categorical(tmp_path, frame):
     path = write_csv(tmp_path / "d.csv", frame.assign(y=np.arange(50) % 2))
-    with pytest.raises(ValueError, match="Feature column 'colour' .* is not numeric .*encode it as numbers"):
-        _ = TabularDataModule(path=path, target="y").num_features
+    dm = TabularDataModule(path=path, target="y")
+    assert dm.num_features == 3 and dm.feature_names == ["age", "income", "colour"]
+    assert dm.categorical_features == ["colour"]
     assert TabularDataModule(path=path, target="y", features=["age"]).num_features == 1
+
+
+def test_date_feature_named(frame):
+    pd = pytest.importorskip("pandas")
+    frame = frame.assign(day=pd.date_range("2024-01-01", periods=50))
+    with pytest.raises(ValueError, match="Feature column 'day' of the DataFrame holds dates .*days since a date"):
+        _ = TabularDataModule.from_arrays(frame, np.arange(50) % 2).num_features
 
 
 def test_nan_and_inf_reported_per_column(tmp_path, frame):

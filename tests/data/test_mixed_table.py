@@ -1,0 +1,193 @@
+"""TabularDataModule on a table of numbers, text categories and missing values."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from nnlit import TabularDataModule
+
+pd = pytest.importorskip("pandas")
+
+
+def mixed_frame(rows: int = 200, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 10, rows)
+    age[rng.random(rows) < 0.2] = np.nan
+    city = rng.choice(["oslo", "rome", "lima"], rows).astype(object)
+    city[rng.random(rows) < 0.1] = None
+    return pd.DataFrame(
+        {
+            "age": age,
+            "city": city,
+            "income": rng.normal(3.0, 1.0, rows),
+            "zone": rng.integers(0, 3, rows),
+            "flag": rng.random(rows) < 0.5,
+        }
+    )
+
+
+def targets(rows: int = 200):
+    return np.where(np.arange(rows) % 3 == 0, "yes", "no")
+
+
+def test_layout_numeric_then_was_missing_then_codes():
+    dm = TabularDataModule.from_arrays(mixed_frame(), targets(), categorical=["zone"], missing="median_indicator")
+    assert dm.num_features == 3 + 1 + 2
+    assert dm.feature_names == ["age", "income", "flag", "city", "zone"]
+    assert dm.categorical_features == ["city", "zone"]
+    assert dm.indicators == ["age"]  # the only numeric column with missing values
+    assert dm.num_features == 3 + 1 + 2
+    assert dm.vocabularies == [["lima", "oslo", "rome", None], [0, 1, 2]]
+    assert dm.categories == [5, 4]  # unknown + the training values
+
+
+def test_numbers_match_simple_imputer_and_standard_scaler():
+    sklearn = pytest.importorskip("sklearn")  # noqa: F841
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    frame = mixed_frame()
+    dm = TabularDataModule.from_arrays(
+        frame, targets(), categorical=["zone"], missing="median_indicator", val_fraction=0.3
+    )
+    dm.setup("fit")
+    train, val = dm._splits["train"].numpy(), dm._splits["val"].numpy()
+    numeric = frame[["age", "income", "flag"]].to_numpy(dtype=np.float64)
+    imputer = SimpleImputer(strategy="median", add_indicator=True).fit(numeric[train])
+    scaler = StandardScaler().fit(imputer.transform(numeric[train])[:, :3])
+    expected = imputer.transform(numeric[val])
+    expected[:, :3] = scaler.transform(expected[:, :3])  # the was-missing column stays 0 / 1
+    x, _ = dm.split_tensors("val")
+    np.testing.assert_allclose(x[:, :4].numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dm.median.numpy(), imputer.statistics_, rtol=1e-6)
+
+
+def test_vocabulary_from_training_rows_only_and_unknown_logged_once(caplog):
+    frame = mixed_frame()
+    dm = TabularDataModule.from_arrays(frame, targets(), missing="median", val_fraction=0.25, seed=1)
+    dm.setup("fit")
+    val = dm._splits["val"]
+    frame.loc[val[:7].numpy(), "city"] = "paris"  # a city only validation rows have
+    dm = TabularDataModule.from_arrays(frame, targets(), missing="median", val_fraction=0.25, seed=1)
+    assert dm.categories == [5] and "paris" not in dm.vocabularies[0]
+    with caplog.at_level(logging.INFO):
+        batches = list(dm.val_dataloader())
+        list(dm.val_dataloader())
+    codes = torch.cat([b[0][:, -1] for b in batches])
+    assert int((codes == 0).sum()) == 7
+    assert dm.unknown_categories["val"] == {"city": 7}
+    logged = [r.message for r in caplog.records if "not in the training split" in r.message]
+    assert logged == [
+        "nnlit data: 7 categorical values of the val rows were not in the training split and take the unknown "
+        "category ('city': 7)"
+    ]
+    assert dm.unknown_categories.get("train", {"city": 0}) == {"city": 0}
+
+
+def test_codes_are_positions_in_the_vocabulary():
+    frame = mixed_frame()
+    dm = TabularDataModule.from_arrays(frame, targets(), missing="median", standardize=False, val_fraction=0.2)
+    x, _ = dm.split_tensors("train")
+    rows = dm._splits["train"].numpy()
+    vocabulary = dm.vocabularies[0]
+    expected = [vocabulary.index(None if pd.isna(v) else v) + 1 for v in frame["city"].to_numpy()[rows]]
+    assert x[:, -1].long().tolist() == expected
+
+
+def test_missing_category_is_its_own_code():
+    frame = mixed_frame()
+    frame.loc[::5, "city"] = None
+    dm = TabularDataModule.from_arrays(frame, targets(), missing="median")
+    x, _ = dm.split_tensors("val")
+    assert dm.vocabularies[0][-1] is None
+    rows = dm._splits["val"].numpy()
+    none_rows = torch.as_tensor(frame["city"].isna().to_numpy()[rows])
+    assert none_rows.any()
+    assert (x[none_rows, -1] == len(dm.vocabularies[0])).all()
+
+
+def test_missing_numbers_are_an_error_by_default():
+    with pytest.raises(
+        ValueError, match=r"NaN or inf in the DataFrame, feature column 'age': \d+ rows .*missing: median"
+    ):
+        _ = TabularDataModule.from_arrays(mixed_frame(), targets()).num_features
+
+
+def test_inf_is_an_error_even_when_imputing():
+    frame = mixed_frame()
+    frame.loc[4, "income"] = np.inf
+    with pytest.raises(
+        ValueError, match=r"Infinite values in the DataFrame, feature column 'income': 1 rows \(first at row 4"
+    ):
+        _ = TabularDataModule.from_arrays(frame, targets(), missing="median").num_features
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"missing": "mean"}, "`missing` must be one of error, median, median_indicator, got 'mean'"),
+        ({"categorical": "zone"}, "`categorical` must be a list of column names, got 'zone'"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TabularDataModule(dataset="xor", **kwargs)
+
+
+def test_categorical_must_name_features():
+    with pytest.raises(ValueError, match=r"`categorical` names \['town'\], which are not feature columns .*age, city"):
+        _ = TabularDataModule.from_arrays(mixed_frame(), targets(), categorical=["town"]).num_features
+
+
+def test_mixed_value_types_named():
+    frame = mixed_frame().assign(zone=["a", 1] * 100)
+    with pytest.raises(ValueError, match=r"Categorical column 'zone' of the DataFrame mixes value types \(int, str\)"):
+        _ = TabularDataModule.from_arrays(frame, targets(), missing="median").num_features
+
+
+def test_state_dict_round_trip_restores_the_preprocessing():
+    frame = mixed_frame()
+    dm = TabularDataModule.from_arrays(frame, targets(), missing="median_indicator", categorical=["zone"])
+    x, _ = dm.split_tensors("val")
+    # the same rows with another seed: the split and its fitted state differ until the checkpoint's is loaded
+    other = TabularDataModule.from_arrays(frame, targets(), missing="median_indicator", categorical=["zone"], seed=5)
+    other.setup()
+    other.load_state_dict(dm.state_dict())
+    other._splits = dm._splits
+    torch.testing.assert_close(other.split_tensors("val")[0], x)
+
+
+def test_old_checkpoint_state_loads_as_numeric_only():
+    dm = TabularDataModule(dataset="xor")
+    dm.load_state_dict({"mean": [0.0, 0.0], "std": [1.0, 1.0], "classes": [0, 1], "feature_names": ["x1", "x2"]})
+    assert dm.categorical_features == [] and dm.median is None and dm.missing == "error"
+
+
+def test_predict_file_with_unseen_category_and_missing_values(tmp_path, caplog):
+    frame = mixed_frame()
+    train = tmp_path / "train.csv"
+    frame.assign(y=targets()).to_csv(train, index=False)
+    new = frame.head(6).copy()
+    new.loc[0, "city"] = "paris"
+    new.loc[1, "age"] = np.nan
+    new.loc[2, "city"] = None
+    new.to_csv(tmp_path / "new.csv", index=False)
+    dm = TabularDataModule(path=str(train), target="y", missing="median", predict_path=str(tmp_path / "new.csv"))
+    dm.setup("predict")
+    with caplog.at_level(logging.INFO):
+        x, rows = next(iter(dm.predict_dataloader()))
+    assert rows.tolist() == list(range(6))
+    assert x[0, -1] == 0 and x[2, -1] == len(dm.vocabularies[0])  # unknown; missing, its own category
+    assert torch.isfinite(x).all()
+    assert x[1, 0] == (dm.median[0] - dm.mean[0]) / dm.std[0]
+    assert dm.unknown_categories["predict"] == {"city": 1}
+
+
+def test_listed_integer_column_on_a_builtin_set():
+    dm = TabularDataModule(dataset="diabetes", categorical=["sex"])
+    assert dm.categories == [3] and dm.feature_names[-1] == "sex"
+    assert dm.num_features == 10
+    x, _ = dm.split_tensors("train")
+    assert set(x[:, -1].tolist()) == {1.0, 2.0}
