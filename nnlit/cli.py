@@ -1,6 +1,7 @@
 """The ``nnlit`` command: a LightningCLI over nnlit's heads and data module.
 
-``nnlit fit --config configs/quickstart.yaml`` trains; ``nnlit predict --config … --ckpt_path …`` writes a CSV.
+``nnlit fit --config configs/quickstart.yaml`` trains; ``nnlit predict --config … --ckpt_path …`` writes a CSV (with
+``--data.init_args.path=null --data.init_args.predict_path=new.csv``, from the checkpoint alone, no training data).
 Every class is chosen by ``class_path`` / ``init_args``; the data module's feature and class counts are linked into
 the model, so nobody types them twice.
 """
@@ -66,6 +67,21 @@ class NNLitCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""
+
+    def before_instantiate_classes(self) -> None:
+        """For ``predict`` with ``--ckpt_path`` and a data module given no ``dataset`` nor ``path``, hands the
+        checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and
+        classes come from it, and no training data is read."""
+        if self.subcommand != "predict":
+            return
+        config = self.config[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        data = config.get("data")
+        init_args = data.get("init_args") if data is not None and "init_args" in data else data
+        if ckpt_path is None or init_args is None or "checkpoint" not in init_args:
+            return
+        if init_args.get("dataset") is None and init_args.get("path") is None and init_args.get("checkpoint") is None:
+            init_args["checkpoint"] = ckpt_path
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's

@@ -18,12 +18,9 @@ from torch import Tensor
 
 from nnlit.checkpoint import MapLocation, load
 from nnlit.data.preprocessing import CategoryCodes, impute, is_missing
+from nnlit.data.tabular import DATA_KEY, data_state
 from nnlit.models.base import MLPModule
 
-#: The checkpoint entry where Lightning saves :meth:`TabularDataModule.state_dict()
-#: <nnlit.TabularDataModule.state_dict>`: the preprocessing a predictor repeats.
-DATA_KEY = "TabularDataModule"
-_STATE_KEYS = frozenset({"mean", "std", "classes", "feature_names"})
 _FORMS = (
     "a pandas DataFrame, a dict of one row ({name: value}), a dict of columns ({name: [values]}), a list of dicts, "
     "or a 2-D numpy array / torch tensor / list of lists in feature order"
@@ -165,7 +162,7 @@ class Predictor:
         module = load(path, map_location=map_location, weights_only=weights_only)
         # the structure only: tensors on the meta device, no data read twice
         checkpoint = torch.load(path, map_location="meta", weights_only=weights_only)
-        state = _data_state(checkpoint)
+        state = data_state(checkpoint)
         if state is None:
             raise ValueError(
                 f"{str(path)!r} has no {DATA_KEY!r} entry, where nnlit's data module saves the feature names, mean, "
@@ -615,18 +612,6 @@ def _row_getter(names: list[str] | None) -> Callable[[Mapping[str, Any]], tuple[
         name = names[0]
         return lambda row: (row[name],)
     return operator.itemgetter(*names)
-
-
-def _data_state(checkpoint: Any) -> dict[str, Any] | None:
-    """The data module's state in a checkpoint: the ``"TabularDataModule"`` entry, or the one entry of the same keys
-    (a subclass of the data module is saved under its own name)."""
-    if not isinstance(checkpoint, dict):
-        return None
-    state = checkpoint.get(DATA_KEY)
-    if isinstance(state, dict) and _STATE_KEYS <= set(state):
-        return state
-    found = [v for v in checkpoint.values() if isinstance(v, dict) and _STATE_KEYS <= set(v)]
-    return found[0] if len(found) == 1 else None
 
 
 def _check_names(names: Sequence[str], num_features: int) -> list[str]:

@@ -214,3 +214,40 @@ def test_onnx_export_takes_the_codes(run, tmp_path):
     with torch.no_grad():
         expected = predictor.module(torch.from_numpy(standardised)).numpy()
     np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
+
+
+def test_nnlit_predict_from_the_checkpoint_alone(run, tmp_path):
+    """With no training data source, `nnlit predict --ckpt_path` takes the preprocessing from the checkpoint."""
+    nnlit_command(
+        "predict",
+        "--config",
+        str(run["root"] / "config.yaml"),
+        "--ckpt_path",
+        str(run["ckpt"]),
+        "--data.init_args.path=null",
+        f"--prediction_writer.output_path={tmp_path / 'alone.csv'}",
+        cwd=tmp_path,
+    )
+    assert (tmp_path / "alone.csv").read_text() == (run["root"] / "preds.csv").read_text()
+
+
+def test_predict_only_data_module(run):
+    dm = TabularDataModule(checkpoint=str(run["ckpt"]), predict_path=str(run["root"] / "new.csv"))
+    assert dm.predict_only and dm.num_features == 5 and dm.categories == [7, 31, 4] and dm.num_classes == 2
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    batches = trainer.predict(nnlit.load(run["ckpt"]), datamodule=dm)
+    probabilities = torch.cat([b["probability"] for b in batches]).tolist()
+    written = [float(r["prob_yes"]) for r in written_predictions(run)]
+    np.testing.assert_allclose(probabilities, written, atol=1e-6)
+    with pytest.raises(ValueError, match="has no training data .*so it cannot fit: give `dataset` or `path`"):
+        dm.setup("fit")
+
+
+def test_checkpoint_without_data_entry_is_named(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "bare.ckpt")
+    with pytest.raises(ValueError, match="has no 'TabularDataModule' entry"):
+        TabularDataModule(checkpoint=str(tmp_path / "bare.ckpt"), predict_path="new.csv")
+    with pytest.raises(FileNotFoundError, match="Checkpoint not found: 'nothing.ckpt'"):
+        TabularDataModule(checkpoint="nothing.ckpt", predict_path="new.csv")
+    with pytest.raises(ValueError, match="give `checkpoint` and `predict_path` alone"):
+        TabularDataModule(predict_path="new.csv")

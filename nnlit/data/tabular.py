@@ -21,6 +21,10 @@ from nnlit.data.synthetic import SYNTHETIC
 
 BUILTIN = sorted([*SYNTHETIC, *REAL])
 
+#: The checkpoint entry where Lightning saves :meth:`TabularDataModule.state_dict`: the preprocessing of training.
+DATA_KEY = "TabularDataModule"
+_STATE_KEYS = frozenset({"mean", "std", "classes", "feature_names"})
+
 Task = Literal["classification", "regression"]
 TASKS = ("classification", "regression")
 Missing = Literal["error", "median", "median_indicator"]
@@ -81,6 +85,10 @@ class TabularDataModule(L.LightningDataModule):
         missing: ``"error"``, ``"median"`` or ``"median_indicator"``: what to do with missing numeric values (see
             above).
         predict_path: a file to predict on (the target column may be absent); default every row of the data.
+        checkpoint: a checkpoint whose fitted preprocessing (feature names, scaler, medians, vocabularies, classes)
+            this data module takes instead of fitting its own. With ``predict_path`` and no ``dataset`` or ``path``,
+            the module predicts without any training data at hand; ``nnlit predict --ckpt_path X`` fills this in
+            when the config's data has no source.
         task: ``classification`` or ``regression``; default: the built-in set's task, else regression for float
             targets and classification for anything else.
         n_samples: rows of a synthetic set.
@@ -121,6 +129,7 @@ class TabularDataModule(L.LightningDataModule):
         categorical: list[str] | None = None,
         missing: Missing = "error",
         predict_path: str | None = None,
+        checkpoint: str | None = None,
         task: Task | None = None,
         n_samples: int = 1000,
         noise: float = 0.1,
@@ -137,11 +146,14 @@ class TabularDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self._arrays: tuple[Any, Any, list[str] | None] | None = None
-        if (dataset is None) == (path is None):
+        #: no training data: predictions on ``predict_path`` with the preprocessing of ``checkpoint``
+        self.predict_only = dataset is None and path is None and checkpoint is not None and predict_path is not None
+        if (dataset is None) == (path is None) and not self.predict_only:
             raise ValueError(
                 "Give exactly one data source: `dataset` (a built-in name: "
                 f"{', '.join(BUILTIN)}) or `path` (a CSV / Parquet file); got dataset={dataset!r}, "
-                f"path={path!r}. For arrays use TabularDataModule.from_arrays(x, y)."
+                f"path={path!r}. For arrays use TabularDataModule.from_arrays(x, y). To predict without training data "
+                "give `checkpoint` and `predict_path` alone."
             )
         if dataset is not None and dataset not in BUILTIN:
             raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(BUILTIN)}")
@@ -205,6 +217,10 @@ class TabularDataModule(L.LightningDataModule):
         #: values that the training split did not have, per split, per categorical column (logged once per split)
         self.unknown_categories: dict[str, dict[str, int]] = {}
         self._fitted = False
+        self._num_targets = 1
+        self.checkpoint = checkpoint
+        if checkpoint is not None:
+            self.load_state_dict(read_data_state(checkpoint))
         self._train_codes: Tensor | None = None  # the table's category codes as the model takes them
         self._unknown: Tensor | None = None  # where the table's categorical values were not in the training split
 
@@ -253,12 +269,14 @@ class TabularDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int | None:
         """Number of classes (``None`` for regression)."""
-        table = self._load()
-        return None if table.classes is None else len(table.classes)
+        classes = self.classes if self.predict_only else self._load().classes
+        return None if classes is None else len(classes)
 
     @property
     def num_targets(self) -> int:
         """Number of regression targets (1 for classification)."""
+        if self.predict_only:
+            return self._num_targets
         table = self._load()
         return 1 if table.classes is not None else table.y.shape[1]
 
@@ -279,6 +297,8 @@ class TabularDataModule(L.LightningDataModule):
         return torch.where(std > 0, std, torch.ones_like(std)).tolist()
 
     def _train_targets(self) -> Tensor | None:
+        if self.predict_only:  # the model's own target scaling comes back with its weights
+            return None
         table = self._load()
         if table.classes is not None:
             return None
@@ -287,10 +307,17 @@ class TabularDataModule(L.LightningDataModule):
 
     def _fit(self) -> None:
         """Splits the rows and fits the preprocessing, unless done (the model's sizes depend on it)."""
-        if not self._splits:
+        if not self._splits and not self.predict_only:
             self.setup()
 
     def setup(self, stage: str | None = None) -> None:
+        if self.predict_only:
+            if stage not in (None, "predict"):
+                raise ValueError(
+                    f"This data module has no training data (only `checkpoint` and `predict_path`), so it cannot "
+                    f"{stage}: give `dataset` or `path`"
+                )
+            return
         table = self._load()
         num_rows = len(table.x)
         order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed))
@@ -380,6 +407,7 @@ class TabularDataModule(L.LightningDataModule):
             "missing": self.missing,
             "median": None if self.median is None else self.median.tolist(),
             "indicators": self.indicators,
+            "num_targets": self.num_targets,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -394,6 +422,7 @@ class TabularDataModule(L.LightningDataModule):
         median = state_dict.get("median")
         self.median = None if median is None else torch.tensor(median)
         self.indicators = list(state_dict.get("indicators", []))
+        self._num_targets = int(state_dict.get("num_targets", 1))
         self._train_codes = None
         self._fitted = True
 
@@ -608,6 +637,37 @@ class TabularDataModule(L.LightningDataModule):
             counts.append(unknown)
         self._log_unknown("predict", counts)
         return x, torch.stack(columns, dim=1)
+
+
+def read_data_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data module's state saved in a checkpoint (see :meth:`TabularDataModule.state_dict`).
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: when the checkpoint has no such entry (a model trained without nnlit's data module).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
+    # tensors on the meta device: the structure only, no weights read
+    state = data_state(torch.load(path, map_location="meta", weights_only=True))
+    if state is None:
+        raise ValueError(
+            f"{str(path)!r} has no {DATA_KEY!r} entry, where nnlit's data module saves the feature names, scaler, "
+            "vocabularies and classes of training: the model was trained without nnlit's TabularDataModule"
+        )
+    return state
+
+
+def data_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The data module's state in a loaded checkpoint: the ``"TabularDataModule"`` entry, or the one entry of the same
+    keys (a subclass of the data module is saved under its own name); ``None`` when there is none."""
+    if not isinstance(checkpoint, dict):
+        return None
+    state = checkpoint.get(DATA_KEY)
+    if isinstance(state, dict) and _STATE_KEYS <= set(state):
+        return state
+    found = [v for v in checkpoint.values() if isinstance(v, dict) and _STATE_KEYS <= set(v)]
+    return found[0] if len(found) == 1 else None
 
 
 def _is_frame(x: Any) -> bool:

@@ -412,6 +412,10 @@ class MLPModule(L.LightningModule):
             self._validated_epoch = self.trainer.current_epoch
         self.log(f"{stage}/loss", loss_metric.compute(), prog_bar=stage != "test")
         for name, value in metrics.compute().items():
+            if value.numel() > 1:  # one value per output (a regression of several targets): each, and their mean
+                for j, part in enumerate(value.flatten()):
+                    self.log(f"{name}_{j}", part)
+                value = value.mean()
             self.log(name, value, prog_bar=stage == "val" and name == f"val/{self.progress_bar_metric}")
         loss_metric.reset()
         metrics.reset()

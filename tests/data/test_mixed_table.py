@@ -191,3 +191,29 @@ def test_listed_integer_column_on_a_builtin_set():
     assert dm.num_features == 10
     x, _ = dm.split_tensors("train")
     assert set(x[:, -1].tolist()) == {1.0, 2.0}
+
+
+def test_predict_only_regression_keeps_its_targets_and_scaling(tmp_path):
+    import lightning as L
+
+    from nnlit import RegressionMLP
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    y = np.stack([x @ [1.0, 2.0, 3.0] + 50.0, x[:, 0] * 10.0], axis=1)
+    dm = TabularDataModule.from_arrays(x, y, feature_names=["a", "b", "c"])
+    model = RegressionMLP(
+        in_features=3, out_features=2, hidden=[8], target_mean=dm.target_mean, target_std=dm.target_std
+    )
+    trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "reg.ckpt")
+    pd.DataFrame(x[:10], columns=["a", "b", "c"]).to_csv(tmp_path / "new.csv", index=False)
+    alone = TabularDataModule(checkpoint=str(tmp_path / "reg.ckpt"), predict_path=str(tmp_path / "new.csv"))
+    assert alone.num_targets == 2 and alone.num_classes is None and alone.target_mean is None
+    rebuilt = RegressionMLP.load_from_checkpoint(tmp_path / "reg.ckpt")
+    predicted = torch.cat([b["prediction"] for b in L.Trainer(logger=False).predict(rebuilt, datamodule=alone)])
+    model.eval()
+    with torch.no_grad():
+        expected = model(dm.transform(torch.as_tensor(x[:10], dtype=torch.float32)))
+    torch.testing.assert_close(predicted, expected)

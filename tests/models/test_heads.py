@@ -337,3 +337,22 @@ def test_target_scale_linked_from_the_data_by_the_cli():
 def test_bad_target_scale(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RegressionMLP(in_features=2, **kwargs)
+
+
+def test_regression_of_several_targets_logs_each_and_their_mean():
+    import lightning as L
+
+    x = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    y = torch.stack([x[:, 0] * 3.0, x[:, 1] - 5.0], dim=1)
+    dm = TabularDataModule.from_arrays(x, y, batch_size=20)
+    model = RegressionMLP(in_features=3, out_features=2, hidden=[8])
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, datamodule=dm)
+    metrics = trainer.callback_metrics
+    for name in ("val/mae", "val/mse", "train/mae"):
+        parts = [float(metrics[f"{name}_{j}"]) for j in range(2)]
+        assert float(metrics[name]) == pytest.approx(sum(parts) / 2, rel=1e-6)
+    x_val, y_val = dm.split_tensors("val")
+    with torch.no_grad():
+        errors = (model(x_val) - y_val).abs().mean(dim=0)
+    assert float(metrics["val/mae_1"]) == pytest.approx(float(errors[1]), rel=1e-5)
