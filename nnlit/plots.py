@@ -275,13 +275,16 @@ def figure_rgb(fig: Any) -> Any:
 
 
 def draws_boundary(datamodule: Any) -> bool:
-    """Whether :func:`plot_decision_boundary` applies: an nnlit data module with 2 features and classes."""
+    """Whether :func:`plot_decision_boundary` applies: an nnlit data module with classes and 2 numeric features (no
+    categorical or was-missing column: the plane is drawn over the two numbers)."""
     from nnlit.data.tabular import TabularDataModule
 
     return (
         isinstance(datamodule, TabularDataModule)
         and datamodule.num_classes is not None
         and datamodule.num_features == 2
+        and not datamodule.categorical_features
+        and not datamodule.indicators
     )
 
 

@@ -548,6 +548,10 @@ class Predictor:
         else:
             features = f"features={self.feature_names}"
         parts = [type(self.module).__name__, features, "standardized" if self.mean is not None else "not standardized"]
+        if self.categorical:
+            parts.append(f"categorical={self.categorical}")
+        if self.median is not None:
+            parts.append("missing numbers filled" + (f", indicators={self.indicators}" if self.indicators else ""))
         if self.classes is not None:
             parts.append(f"classes={self.classes}")
         return f"Predictor({', '.join(parts)}, device={self.device})"

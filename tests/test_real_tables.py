@@ -251,3 +251,8 @@ def test_checkpoint_without_data_entry_is_named(tmp_path):
         TabularDataModule(checkpoint="nothing.ckpt", predict_path="new.csv")
     with pytest.raises(ValueError, match="give `checkpoint` and `predict_path` alone"):
         TabularDataModule(predict_path="new.csv")
+
+
+def test_predictor_repr_names_the_preprocessing(run):
+    text = repr(Predictor.from_checkpoint(run["ckpt"]))
+    assert "categorical=['city', 'plan', 'zone']" in text and "missing numbers filled, indicators=['age']" in text

@@ -88,6 +88,8 @@ class CategoryCodes:
         (array([2, 0, 3, 1]), 1)
         >>> CategoryCodes(["7", "8"]).encode([7, 8.0, "9"])
         (array([1, 2, 0]), 1)
+        >>> CategoryCodes([1, 2]).encode(["2", "x", 1])
+        (array([2, 0, 1]), 1)
         >>> len(codes)  # codes in all, unknown included
         4
     """
@@ -111,10 +113,11 @@ class CategoryCodes:
             return codes, 0
         missing = is_missing(np.array([values[i] for i in unknown], dtype=object))
         codes[unknown[missing]] = self._missing_code
-        if self._text:
-            for i in unknown[~missing]:
-                if not isinstance(values[i], str):
-                    codes[i] = get(_as_text(values[i]), 0)
+        for i in unknown[~missing]:
+            if self._text and not isinstance(values[i], str):
+                codes[i] = get(_as_text(values[i]), 0)
+            elif not self._text and isinstance(values[i], str):
+                codes[i] = get(_as_number(values[i]), 0)
         return codes, int((codes[unknown[~missing]] == 0).sum())
 
     def __repr__(self) -> str:
@@ -127,6 +130,14 @@ def _as_text(value: Any) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def _as_number(text: str) -> Any:
+    """The number a text spells (``"3"`` as 3.0, which finds the integer 3 too), or the text when it spells none."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def column_medians(x: Tensor, rows: Tensor) -> Tensor:

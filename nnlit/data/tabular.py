@@ -15,7 +15,7 @@ from torch import Tensor
 
 from nnlit.data.files import read_table
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
-from nnlit.data.preprocessing import MISSING, CategoryCodes, column_medians, column_vocabulary, impute
+from nnlit.data.preprocessing import MISSING, CategoryCodes, column_medians, column_vocabulary, impute, is_missing
 from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
 
@@ -505,6 +505,12 @@ class TabularDataModule(L.LightningDataModule):
         features; logs, once per split, how many of the split's values (``rows``, default all) training did not see.
         """
         table = self._load()
+        if self.feature_names is not None and table.feature_names != self.feature_names:
+            raise ValueError(
+                f"The features of the checkpoint, {self.feature_names}, differ from those of this data, "
+                f"{table.feature_names}: the model would read each column as another. Use data with the columns the "
+                "model was trained on"
+            )
         if not self.categorical_features:
             return (table.x,)
         if table.categorical != self.categorical_features:
@@ -558,7 +564,9 @@ class TabularDataModule(L.LightningDataModule):
                 x, y, names = self._arrays
                 if _is_frame(x):
                     features = [str(c) for c in x.columns]
-                    frame = x.set_axis(features, axis=1)
+                    if self.checkpoint is not None and self.feature_names and set(self.feature_names) <= set(features):
+                        features = list(self.feature_names)  # the checkpoint's columns, in its order
+                    frame = x.set_axis([str(c) for c in x.columns], axis=1)
                     self._table = _table_from_frame(
                         frame, features, y, self.task, "the DataFrame", self.categorical, self.missing
                     )
@@ -601,6 +609,8 @@ class TabularDataModule(L.LightningDataModule):
         if target not in columns:
             raise ValueError(f"Target column {target!r} not in {path!r}. Columns: {', '.join(columns)}")
         features = self.features if self.features is not None else [c for c in columns if c != target]
+        if self.checkpoint is not None and self.feature_names and self.features is None:
+            features = list(self.feature_names)  # the checkpoint's columns, in its order
         missing = [c for c in features if c not in columns]
         if missing:
             raise ValueError(f"Feature columns {missing} not in {path!r}. Columns: {', '.join(columns)}")
@@ -627,7 +637,7 @@ class TabularDataModule(L.LightningDataModule):
             )
         numeric = names[: len(names) - len(self.categorical_features)]
         x = _numeric_matrix(frame, numeric, repr(path))
-        _check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None)
+        _check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None, training=False)
         if not self.categorical_features:
             return (x,)
         columns, counts = [], []
@@ -675,17 +685,29 @@ def _is_frame(x: Any) -> bool:
 
 
 def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
+    """The numeric feature columns as float32; a column read as objects (e.g. bools with an empty cell) is converted
+    value by value, a missing one as NaN, and the first value that is not a number is named with its row."""
     import pandas as pd
 
-    for column in columns:
+    x = np.empty((len(frame), len(columns)), dtype=np.float32)
+    for j, column in enumerate(columns):
         series = frame[column]
-        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
-            example = series.dropna().iloc[0] if series.notna().any() else None
-            raise ValueError(
-                f"Feature column {column!r} in {source} is not numeric (dtype {series.dtype}, e.g. {example!r}), "
-                "but the model was trained on numbers in it"
-            )
-    return torch.as_tensor(frame[columns].to_numpy(dtype=np.float32, copy=True)).reshape(len(frame), len(columns))
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            x[:, j] = series.to_numpy(dtype=np.float32, na_value=np.nan)
+            continue
+        values = series.to_numpy(dtype=object)
+        for row, value in enumerate(values):
+            if is_missing(np.array([value], dtype=object))[0]:
+                x[row, j] = np.nan
+                continue
+            try:
+                x[row, j] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Feature column {column!r} in {source} holds a value that is not a number at row {row}: {value!r};"
+                    " the model was trained on numbers in this column"
+                ) from None
+    return torch.from_numpy(x)
 
 
 def _table_from_frame(
@@ -841,7 +863,9 @@ def _missing(y: np.ndarray) -> np.ndarray:
     return np.zeros(len(y), dtype=bool)
 
 
-def _check_finite(x: Tensor, names: list[str], kind: str, source: str, allow_nan: bool = False) -> None:
+def _check_finite(
+    x: Tensor, names: list[str], kind: str, source: str, allow_nan: bool = False, training: bool = True
+) -> None:
     # NaN propagates through amax / amin and ±inf is their result: no mask of the table's size unless one is bad
     if not x.numel() or bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
         return
@@ -855,12 +879,14 @@ def _check_finite(x: Tensor, names: list[str], kind: str, source: str, allow_nan
         return
     if allow_nan:
         raise ValueError(f"Infinite values in {source}, {kind} " + "; ".join(problems))
-    hint = (
-        ". Set the data module's `missing: median` to fill missing numbers with the training median (or "
-        "`missing: median_indicator` to also add a was-missing input per column)"
-        if kind == "feature column" and bool(torch.isnan(x).any())
-        else ""
-    )
+    hint = ""
+    if kind == "feature column" and bool(torch.isnan(x).any()):
+        hint = (
+            ". Set the data module's `missing: median` to fill missing numbers with the training median (or "
+            "`missing: median_indicator` to also add a was-missing input per column)"
+            if training
+            else ". The model was trained with `missing: error` and takes no missing numbers: fill or drop those rows"
+        )
     raise ValueError(f"NaN or inf in {source}, {kind} " + "; ".join(problems) + hint)
 
 

@@ -217,3 +217,83 @@ def test_predict_only_regression_keeps_its_targets_and_scaling(tmp_path):
     with torch.no_grad():
         expected = model(dm.transform(torch.as_tensor(x[:10], dtype=torch.float32)))
     torch.testing.assert_close(predicted, expected)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A few steps of a BinaryMLP on mixed_frame(), trained with missing="median": (checkpoint, training csv)."""
+    import lightning as L
+
+    from nnlit import BinaryMLP
+
+    frame = mixed_frame()
+    frame.assign(y=targets()).to_csv(tmp_path / "train.csv", index=False)
+    dm = TabularDataModule(path=str(tmp_path / "train.csv"), target="y", missing="median")
+    model = BinaryMLP(in_features=dm.num_features, categories=dm.categories, hidden=[4])
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    return str(tmp_path / "m.ckpt"), tmp_path / "train.csv"
+
+
+def test_checkpoint_preprocessing_reads_columns_in_its_own_order(saved, tmp_path):
+    ckpt, train = saved
+    frame = pd.read_csv(train)
+    frame[["income", "y", "city", "age", "zone", "flag"]].to_csv(tmp_path / "shuffled.csv", index=False)
+    original = TabularDataModule(path=str(train), target="y", checkpoint=ckpt).split_tensors("val")[0]
+    shuffled = TabularDataModule(path=str(tmp_path / "shuffled.csv"), target="y", checkpoint=ckpt)
+    torch.testing.assert_close(shuffled.split_tensors("val")[0], original)
+    frame.drop(columns="income").to_csv(tmp_path / "fewer.csv", index=False)
+    with pytest.raises(ValueError, match=r"Feature columns \['income'\] not in"):
+        _ = TabularDataModule(path=str(tmp_path / "fewer.csv"), target="y", checkpoint=ckpt).num_features
+
+
+def test_other_features_than_the_checkpoint_are_an_error(saved):
+    ckpt, _ = saved
+    dm = TabularDataModule.from_arrays(np.zeros((20, 5)), np.array(["no", "yes"] * 10), missing="median")
+    dm.setup()
+    dm.load_state_dict(torch.load(ckpt, weights_only=True)["TabularDataModule"])
+    with pytest.raises(ValueError, match=r"The features of the checkpoint, \['age', .*differ from those of this data"):
+        dm.val_dataloader()
+
+
+def test_prediction_file_read_as_objects(saved, tmp_path):
+    ckpt, train = saved
+    new = pd.read_csv(train).drop(columns="y").head(3).astype({"flag": object})
+    new.loc[1, "flag"] = None  # a bool column with an empty cell is read back as objects
+    new.to_csv(tmp_path / "new.csv", index=False)
+    dm = TabularDataModule(checkpoint=ckpt, predict_path=str(tmp_path / "new.csv"))
+    x, _ = next(iter(dm.predict_dataloader()))
+    assert torch.isfinite(x).all()
+    new = new.astype({"income": object})
+    new.loc[2, "income"] = "lots"
+    new.to_csv(tmp_path / "bad.csv", index=False)
+    dm = TabularDataModule(checkpoint=ckpt, predict_path=str(tmp_path / "bad.csv"))
+    with pytest.raises(ValueError, match=r"Feature column 'income' .* not a number at row 2: 'lots'"):
+        dm.predict_dataloader()
+
+
+def test_missing_numbers_at_prediction_of_a_model_trained_without(tmp_path):
+    import lightning as L
+
+    from nnlit import BinaryMLP
+
+    frame = mixed_frame().drop(columns=["age"])
+    dm = TabularDataModule.from_arrays(frame, targets())
+    model = BinaryMLP(in_features=dm.num_features, categories=dm.categories, hidden=[4])
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    frame.loc[1, "income"] = np.nan
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    dm = TabularDataModule(checkpoint=str(tmp_path / "m.ckpt"), predict_path=str(tmp_path / "new.csv"))
+    with pytest.raises(ValueError, match=r"'income': 1 rows .*trained with `missing: error` .*fill or drop"):
+        dm.predict_dataloader()
+
+
+def test_no_decision_boundary_over_a_code_or_was_missing_column():
+    from nnlit.plots import draws_boundary
+
+    frame = mixed_frame()[["income", "city"]]
+    assert not draws_boundary(TabularDataModule.from_arrays(frame, targets()))
+    assert draws_boundary(TabularDataModule.from_arrays(mixed_frame()[["income", "zone"]], targets()))
