@@ -696,8 +696,9 @@ def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
             x[:, j] = series.to_numpy(dtype=np.float32, na_value=np.nan)
             continue
         values = series.to_numpy(dtype=object)
+        missing = is_missing(values)  # one pass over the column, not one array per value
         for row, value in enumerate(values):
-            if is_missing(np.array([value], dtype=object))[0]:
+            if missing[row]:
                 x[row, j] = np.nan
                 continue
             try:
@@ -826,7 +827,7 @@ def _targets(y_np: np.ndarray, task: str | None, source: str, target_name: str) 
         if (probs < 0).any():
             raise ValueError(f"Probability targets of {source} must be >= 0")
         return probs, task, list(range(probs.shape[1]))
-    missing = _missing(y_np)
+    missing = is_missing(y_np)  # class labels: one per row (probability rows returned above)
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
         raise ValueError(
@@ -853,14 +854,6 @@ def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:
     names = [target_name] if columns.shape[1] == 1 else [f"{target_name}[{i}]" for i in range(columns.shape[1])]
     _check_finite(columns, names, "target", source)
     return targets
-
-
-def _missing(y: np.ndarray) -> np.ndarray:
-    if y.dtype.kind == "f":
-        return np.isnan(y).reshape(len(y), -1).any(axis=1)
-    if y.dtype.kind == "O":
-        return np.array([v is None or (isinstance(v, float) and v != v) for v in y.tolist()], dtype=bool)
-    return np.zeros(len(y), dtype=bool)
 
 
 def _check_finite(
