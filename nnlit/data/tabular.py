@@ -454,7 +454,7 @@ class TabularDataModule(L.LightningDataModule):
             x = torch.cat([x, codes.to(x.dtype)], dim=1)
         if self.mean is None or self.std is None:
             return x
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return (x - self.mean.to(x.device)).div_(self.std.to(x.device))  # in place: one batch-sized buffer, not two
 
     def decode(self, labels: Tensor) -> list[Any]:
         """Maps class indices back to the original labels.
@@ -833,6 +833,9 @@ def _targets(y_np: np.ndarray, task: str | None, source: str, target_name: str) 
         raise ValueError(
             f"The target {target_name!r} of {source} has {int(missing.sum())} missing labels (first at row {first})"
         )
+    small_ints = _small_int_labels(y_np)
+    if small_ints is not None:
+        return small_ints
     try:
         classes, indices = np.unique(y_np, return_inverse=True)
     except TypeError as err:
@@ -841,6 +844,29 @@ def _targets(y_np: np.ndarray, task: str | None, source: str, target_name: str) 
     if len(classes) < 2:
         raise ValueError(f"Classification needs at least 2 classes; the target of {source} has {classes.tolist()}")
     return torch.as_tensor(indices.reshape(-1), dtype=torch.int64), task, classes.tolist()
+
+
+def _small_int_labels(y_np: np.ndarray) -> tuple[Tensor, str, list[Any]] | None:
+    """Integer class labels in a small range, mapped with a lookup table instead of ``np.unique``'s sort (which holds
+    three more label-sized arrays at once); labels that are already ``0 … k-1`` in int64 are shared, not copied.
+    ``None`` for any other labels (or fewer than 2 classes, which the general path reports)."""
+    fits_int64 = y_np.dtype.kind == "i" or (y_np.dtype.kind == "u" and y_np.itemsize < 8)
+    if not fits_int64 or y_np.ndim != 1 or not len(y_np):
+        return None
+    low, high = int(y_np.min()), int(y_np.max())
+    if high - low > 65_536:
+        return None
+    present = np.flatnonzero(np.bincount(y_np - low if low else y_np, minlength=high - low + 1)) + low
+    if len(present) < 2:
+        return None
+    classes = present.tolist()
+    if classes == list(range(len(classes))):
+        indices = torch.as_tensor(y_np, dtype=torch.int64)  # shares an int64 array: never modified
+    else:
+        lookup = np.zeros(high - low + 1, dtype=np.int64)
+        lookup[present - low] = np.arange(len(present))
+        indices = torch.as_tensor(lookup[y_np - low] if low else lookup[y_np])
+    return indices, "classification", classes
 
 
 def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:

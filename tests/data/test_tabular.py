@@ -68,6 +68,28 @@ def test_string_labels_encoded_and_decoded():
     assert dm.decode(torch.tensor([2, 0])) == ["spam", "eggs"]
 
 
+@pytest.mark.parametrize(
+    "labels",
+    [[3, 5, 5, 3, 9, 3], [-2, 0, -2, 7, 7, 0], [0, 1, 2, 1, 0, 2], [2, 1, 1, 2, 1, 2]],
+)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_integer_labels_match_the_sorted_unique_mapping(labels, dtype):
+    if dtype is np.uint8 and min(labels) < 0:
+        pytest.skip("negative labels are not uint8")
+    y = np.array(labels * 3, dtype=dtype)
+    dm = TabularDataModule.from_arrays(np.random.rand(len(y), 2), y)
+    classes, inverse = np.unique(y, return_inverse=True)
+    table = dm._load()
+    assert dm.classes == classes.tolist() and all(type(c) is int for c in dm.classes)
+    assert table.y.dtype == torch.int64 and table.y.tolist() == inverse.tolist()
+
+
+def test_labels_zero_to_k_are_shared_not_copied():
+    y = np.arange(30, dtype=np.int64) % 3
+    dm = TabularDataModule.from_arrays(np.random.rand(30, 2).astype(np.float32), y)
+    assert dm._load().y.data_ptr() == y.ctypes.data  # no label-sized copy of a large table's labels
+
+
 def test_task_inference_and_targets_shape():
     reg = TabularDataModule.from_arrays(np.random.rand(10, 2), np.random.rand(10))
     assert reg.num_classes is None and reg.num_targets == 1
