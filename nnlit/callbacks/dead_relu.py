@@ -29,6 +29,11 @@ class DeadReLUCounter(Callback):
     is moved to the host until the epoch ends; under DDP the alive masks are combined across ranks (a unit is dead
     only if it is dead on every rank).
 
+    For a ``(batch, units)`` output the per-batch reduction is deferred: each batch is folded into a running
+    elementwise maximum of the batch's own shape (one elementwise kernel into a kept buffer) and reduced over rows only
+    when the batch shape changes, ``alive_units()`` is read, or the epoch ends. The result is the same (a maximum is a
+    maximum in any order); a reduction over rows in every step costs several times more inside a training step.
+
     Logged each epoch: ``dead_relu/<layer>`` (dead fraction) and ``dead_relu/total`` (dead fraction of all ReLU
     units). ``nn.LeakyReLU`` / ``nn.PReLU`` units are not dead in this sense (a negative slope still passes gradient,
     so they can recover); their never-positive fraction is logged as ``never_positive/<layer>``.
@@ -72,13 +77,16 @@ class DeadReLUCounter(Callback):
         self.advice: list[str] = []
         self._layers: dict[str, nn.Module] = {}
         self._peak: dict[str, Tensor] = {}  # layer -> each unit's largest output this epoch, on the device
+        self._running: dict[str, Tensor] = {}  # layer -> elementwise max of its (batch, units) outputs, not yet reduced
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
-        self._trainer: L.Trainer | None = None
+        # whether the hooks count: in a training epoch, and in its validation when asked (flags set by the epoch and
+        # validation hooks; reading the trainer's state in every forward hook costs more than the count itself)
+        self._counting = False
+        self._in_train_epoch = False
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._trainer = trainer
         self._layers = {name: m for name, m in pl_module.named_modules() if isinstance(m, DYING + LEAKY)}
         if not self._layers:
             rank_zero_warn(
@@ -91,15 +99,27 @@ class DeadReLUCounter(Callback):
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._peak = {}
+        self._peak, self._running = {}, {}
+        self._in_train_epoch = self._counting = True
+
+    @override
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._counting = self.include_validation and self._in_train_epoch  # not the sanity check before epoch 0
+
+    @override
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._counting = self._in_train_epoch  # a validation inside the epoch: training batches follow
 
     def alive_units(self) -> dict[str, Tensor]:
         """Each hooked layer's units that output a positive value so far this epoch (this process only), as a bool
         mask."""
+        for name in list(self._running):
+            self._fold(name)
         return {name: peak > 0 for name, peak in self._peak.items()}
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._in_train_epoch = self._counting = False
         if not self._layers:
             return
         dead: dict[str, int] = {}
@@ -152,7 +172,7 @@ class DeadReLUCounter(Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self._peak = {}
+        self._peak, self._running = {}, {}
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -166,29 +186,48 @@ class DeadReLUCounter(Callback):
 
     def _make_hook(self, name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            trainer = self._trainer
-            if trainer is None or not (trainer.training or (self.include_validation and trainer.validating)):
+            if not self._counting:
                 return
-            if trainer.sanity_checking:
+            # A running maximum, not a running `any(output > 0)`: on CPU a bool `any` over the batch costs about 9
+            # times as much as `amax` (bench/throughput.py measures the callbacks' overhead)
+            output = output.detach()
+            if output.ndim == 2 and self.unit_dim == 1:  # (batch, units): fold in now, reduce later
+                running = self._running.get(name)
+                if running is not None and running.shape == output.shape:
+                    torch.maximum(running, output, out=running)
+                    return
+                if running is not None:
+                    self._fold(name)
+                self._check_width(name, output.shape[1])
+                self._running[name] = output.clone()
                 return
-            # A running maximum per unit, not a running `any(output > 0)`: on CPU a bool `any` over the batch costs
-            # about 9 times as much as `amax` (bench/throughput.py measures the callbacks' overhead).
-            with torch.no_grad():
-                if output.ndim == 1:  # one value per sample: a single unit
-                    peak = output.amax().view(1)
-                else:
-                    dim = self.unit_dim if self.unit_dim < output.ndim else output.ndim - 1
-                    peak = output.amax(dim=tuple(d for d in range(output.ndim) if d != dim))
-                previous = self._peak.get(name)
-                if previous is not None and previous.shape != peak.shape:
-                    raise ValueError(
-                        f"DeadReLUCounter: {name} produced {peak.numel()} units after {previous.numel()}: a module "
-                        "used at places of different width cannot be counted. Give each place its own nn.ReLU, or "
-                        "set `unit_dim` to the dimension that holds the units."
-                    )
-                self._peak[name] = peak.detach() if previous is None else torch.maximum(previous, peak)
+            if output.ndim == 1:  # one value per sample: a single unit
+                peak = output.amax().view(1)
+            else:
+                dim = self.unit_dim if self.unit_dim < output.ndim else output.ndim - 1
+                peak = output.amax(dim=tuple(d for d in range(output.ndim) if d != dim))
+            self._merge(name, peak)
 
         return hook
+
+    def _fold(self, name: str) -> None:
+        """Reduces a layer's running (batch, units) maximum over its rows into the layer's per-unit peak."""
+        self._merge(name, self._running.pop(name).amax(dim=0))
+
+    def _merge(self, name: str, peak: Tensor) -> None:
+        self._check_width(name, peak.numel())
+        previous = self._peak.get(name)
+        self._peak[name] = peak if previous is None else torch.maximum(previous, peak)
+
+    def _check_width(self, name: str, units: int) -> None:
+        known = self._peak.get(name, self._running.get(name))
+        width = None if known is None else known.shape[-1]
+        if width is not None and width != units:
+            raise ValueError(
+                f"DeadReLUCounter: {name} produced {units} units after {width}: a module used at places of different "
+                "width cannot be counted. Give each place its own nn.ReLU, or set `unit_dim` to the dimension that "
+                "holds the units."
+            )
 
     def _maybe_warn(self, name: str, dead: int, units: int, epoch: int) -> None:
         if name in self._warned or dead / units < self.threshold:

@@ -63,9 +63,10 @@ class GradientSaturationMonitor(Callback):
     **Gradients.** ``‖∇W‖₂`` of every module weight with two or more dimensions (Linear, conv; not embedding
     tables, whose rows get gradients only from the rows of their category), read in
     ``on_before_optimizer_step`` (after AMP unscaling and the DDP all-reduce) and averaged over the epoch's optimizer
-    steps. The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1, the early layers
-    barely learn: vanishing gradients. It is not logged while the first or the last weight layer gets no gradient
-    (frozen). With several optimizers, each step reads only the weights of the optimizer being stepped.
+    steps (every step of an epoch shorter than ``2 × grad_norm_steps`` steps, evenly spaced steps of a longer one, see
+    ``grad_norm_steps``). The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1,
+    the early layers barely learn: vanishing gradients. It is not logged while the first or the last weight layer gets
+    no gradient (frozen). With several optimizers, each step reads only the weights of the optimizer being stepped.
 
     Logged each epoch: ``saturation/<layer>``, ``grad_norm/<layer>``, ``grad_norm/first_last_ratio``. The same
     numbers stay in :attr:`history` (saved with checkpoints). Warns once, with advice, when the ratio falls below
@@ -74,18 +75,32 @@ class GradientSaturationMonitor(Callback):
     Args:
         ratio_threshold: warn when ``grad_norm/first_last_ratio`` is below this.
         saturation_threshold: warn when a layer's saturated fraction is above this, in ``(0, 1]``.
+        grad_norm_steps: how many optimizer steps per epoch, at least, have their gradient norms read. Reading the
+            norms costs about as much as a small MLP's optimizer step, so a long epoch is sampled: the norms are read
+            at steps ``0, s, 2s, …`` of the epoch, ``s`` a power of two chosen so that between ``grad_norm_steps``
+            and ``2 × grad_norm_steps`` steps are read (from the previous epoch's length; when an epoch runs longer,
+            ``s`` doubles and every other reading is dropped, so the readings stay evenly spaced). An epoch of fewer
+            than ``2 × grad_norm_steps`` steps is read at every step. ``None``: every step of every epoch.
 
     Raises:
-        ValueError: for a non-positive ``ratio_threshold`` or a ``saturation_threshold`` outside ``(0, 1]``.
+        ValueError: for a non-positive ``ratio_threshold`` or ``grad_norm_steps``, or a ``saturation_threshold``
+            outside ``(0, 1]``.
     """
 
-    def __init__(self, ratio_threshold: float = 1e-3, saturation_threshold: float = 0.5) -> None:
+    def __init__(
+        self, ratio_threshold: float = 1e-3, saturation_threshold: float = 0.5, grad_norm_steps: int | None = 32
+    ) -> None:
         if ratio_threshold <= 0:
             raise ValueError(f"`ratio_threshold` must be > 0, got {ratio_threshold!r}")
         if not 0.0 < saturation_threshold <= 1.0:
             raise ValueError(f"`saturation_threshold` must be in (0, 1], got {saturation_threshold!r}")
+        if grad_norm_steps is not None and (
+            isinstance(grad_norm_steps, bool) or not isinstance(grad_norm_steps, int) or grad_norm_steps < 1
+        ):
+            raise ValueError(f"`grad_norm_steps` must be a positive integer or None, got {grad_norm_steps!r}")
         self.ratio_threshold = ratio_threshold
         self.saturation_threshold = saturation_threshold
+        self.grad_norm_steps = grad_norm_steps
         #: one entry per epoch: {"epoch", "saturation": {layer: fraction}, "grad_norm": {layer: mean norm}, "ratio"}
         self.history: list[dict[str, Any]] = []
         #: the warnings raised so far, with their advice (for reports)
@@ -94,15 +109,22 @@ class GradientSaturationMonitor(Callback):
         self._weights: dict[str, nn.Parameter] = {}
         self._saturated: dict[str, Tensor] = {}  # layer -> saturated outputs this epoch, on the device
         self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
-        # layer names read together in a step -> [their summed norms (one tensor, on the device), steps]
-        self._norm_sums: dict[tuple[str, ...], list[Any]] = {}
+        # the readings of this epoch, at steps 0, s, 2s, … (s = self._stride): (layer names, their norms on the device)
+        self._readings: list[tuple[tuple[str, ...], list[Tensor]]] = []
+        self._step = 0  # optimizer steps so far this epoch
+        self._stride = 1
+        self._next_stride = 1  # the stride the next epoch starts with, from this epoch's length
+        self._stepped_cache: dict[tuple[Any, ...], list[str]] = {}
+        # whether the saturation hooks count (set by the epoch hooks: cheaper than reading the trainer's state in
+        # every forward call)
+        self._counting = False
+        self._in_train_epoch = False
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
-        self._trainer: L.Trainer | None = None
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._trainer = trainer
+        self._stepped_cache = {}
         modules = dict(pl_module.named_modules())
         self._activations = {name: m for name, m in modules.items() if _bounded(m)}
         self._weights = {
@@ -120,38 +142,63 @@ class GradientSaturationMonitor(Callback):
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._saturated, self._totals, self._norm_sums = {}, {}, {}
+        self._saturated, self._totals, self._readings = {}, {}, []
+        self._step, self._stride = 0, self._next_stride
+        self._in_train_epoch = self._counting = True
+
+    @override
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._counting = False
+
+    @override
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._counting = self._in_train_epoch  # a validation inside the epoch: training batches follow
 
     @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
-        stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        # frozen, unused and other optimizers' weights have no gradient or are not stepped here
-        names = tuple(n for n, w in self._weights.items() if w.grad is not None and id(w) in stepped)
-        if not names:
+        step, self._step = self._step, self._step + 1
+        if step % self._stride:
             return
-        with torch.no_grad():
-            # every norm in one call and one running sum per set of layers: a few kernels per step, not two per layer
-            grads = [self._weights[n].grad.detach().float() for n in names]  # type: ignore[union-attr]
-            norms = torch.stack(torch._foreach_norm(grads))
-            entry = self._norm_sums.get(names)
-            if entry is None:
-                self._norm_sums[names] = [norms, 1]
-            else:
-                entry[0] += norms
-                entry[1] += 1
+        # frozen, unused and other optimizers' weights have no gradient or are not stepped here
+        names = tuple(n for n in self._stepped_weights(optimizer) if self._weights[n].grad is not None)
+        norms: list[Tensor] = []
+        if names:
+            grads: list[Tensor] = [self._weights[n].grad for n in names]  # type: ignore[misc]
+            with torch.no_grad():  # a gradient kept for higher-order terms must not put the norms in a graph
+                norms = list(torch._foreach_norm([g if g.dtype == torch.float32 else g.float() for g in grads]))
+        self._readings.append((names, norms))  # kept even when empty: the readings stay at steps 0, s, 2s, …
+        if self.grad_norm_steps is not None and len(self._readings) >= 2 * self.grad_norm_steps:
+            self._readings = self._readings[::2]
+            self._stride *= 2
+
+    def _stepped_weights(self, optimizer: Optimizer) -> list[str]:
+        """The monitored weights the optimizer steps, in layer order; kept until its parameter groups change (e.g.
+        FreezeLayers adds the unfrozen layers as a group)."""
+        key = (id(optimizer), tuple((id(group["params"]), len(group["params"])) for group in optimizer.param_groups))
+        cached = self._stepped_cache.get(key)
+        if cached is None:
+            stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            cached = self._stepped_cache[key] = [n for n, w in self._weights.items() if id(w) in stepped]
+        return cached
 
     def mean_grad_norms(self) -> dict[str, float]:
-        """Each weight's ``‖∇W‖₂`` averaged over this epoch's optimizer steps so far (one host sync)."""
+        """Each weight's ``‖∇W‖₂`` averaged over this epoch's readings so far (see ``grad_norm_steps``; one host
+        sync)."""
+        flat = [norm for _, norms in self._readings for norm in norms]
+        values = iter(torch.stack(flat).tolist() if flat else [])
         sums: dict[str, float] = {}
         steps: dict[str, int] = {}
-        for names, (total, count) in self._norm_sums.items():
-            for name, value in zip(names, total.tolist()):
-                sums[name] = sums.get(name, 0.0) + value
-                steps[name] = steps.get(name, 0) + count
+        for names, _ in self._readings:
+            for name in names:
+                sums[name] = sums.get(name, 0.0) + next(values)
+                steps[name] = steps.get(name, 0) + 1
         return {name: sums[name] / steps[name] for name in self._weights if name in sums}
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._in_train_epoch = self._counting = False
+        if self.grad_norm_steps is not None:  # the next epoch reads between grad_norm_steps and twice as many steps
+            self._next_stride = 1 << max(0, (self._step // self.grad_norm_steps).bit_length() - 1)
         saturation: dict[str, float] = {}
         names = list(self._activations)
         if names:
@@ -205,8 +252,7 @@ class GradientSaturationMonitor(Callback):
 
     def _make_hook(self, name: str) -> Callable[[nn.Module, Any, Tensor], None]:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            trainer = self._trainer
-            if trainer is None or not trainer.training or trainer.sanity_checking:
+            if not self._counting:
                 return
             with torch.no_grad():
                 count = saturated(module, output).sum()

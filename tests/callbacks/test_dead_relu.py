@@ -67,9 +67,24 @@ def test_validation_batches_not_counted_unless_asked(make_trainer):
         assert counter.history[-1]["dead"]["act"] == dead
 
 
+def test_sanity_check_never_counted_and_training_resumes_after_a_mid_epoch_validation(make_trainer):
+    val_x = torch.tensor([[0.0, 5.0]])  # would make unit 2 fire
+    counter = DeadReLUCounter(include_validation=True)
+    trainer = make_trainer(callbacks=[counter], num_sanity_val_steps=1, check_val_every_n_epoch=5, max_epochs=1)
+    trainer.fit(Foreign(), train_dataloaders=loader(X), val_dataloaders=loader(val_x))
+    assert counter.history[-1]["dead"]["act"] == 3  # the sanity check ran val_x, and did not count it
+    # unit 1 fires only in the second training batch, which comes after a validation pass
+    late = torch.tensor([[-1.0, -1.0]] * 4 + [[1.0, -1.0]])
+    for include, dead in [(False, 3), (True, 2)]:
+        counter = DeadReLUCounter(include_validation=include)
+        trainer = make_trainer(callbacks=[counter], num_sanity_val_steps=0, val_check_interval=1, max_epochs=1)
+        trainer.fit(Foreign(), train_dataloaders=loader(late), val_dataloaders=loader(val_x))
+        assert counter.history[-1]["dead"]["act"] == dead
+
+
 def test_conv_like_output_counts_channels():
     counter = DeadReLUCounter()
-    counter._trainer = type("T", (), {"training": True, "validating": False, "sanity_checking": False})()
+    counter._counting = True  # as inside a training epoch
     hook = counter._make_hook("conv")
     out = torch.zeros(2, 3, 4, 4)
     out[1, 2, 3, 0] = 1.0  # channel 2 fires once, in one sample and one position
@@ -138,7 +153,7 @@ def test_bad_threshold():
 
 
 def make_hook(counter, name="layer"):
-    counter._trainer = type("T", (), {"training": True, "validating": False, "sanity_checking": False})()
+    counter._counting = True  # as inside a training epoch
     return counter._make_hook(name)
 
 
@@ -165,3 +180,39 @@ def test_module_reused_at_another_width_raises():
     hook(nn.ReLU(), (), torch.ones(2, 8))
     with pytest.raises(ValueError, match="layer produced 4 units after 8: a module used at places of different width"):
         hook(nn.ReLU(), (), torch.ones(2, 4))
+
+
+def test_deferred_row_reduction_equals_a_per_batch_reduction():
+    """(batch, units) outputs are folded into a running elementwise maximum and reduced over rows later; the alive
+    mask must equal a direct reduction over every row, whatever the order of batch shapes."""
+    counter = DeadReLUCounter()
+    hook = make_hook(counter)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.relu(torch.randn(rows, 64, generator=g) - 2.5) for rows in (8, 8, 8, 3, 8, 8, 1)]
+    for out in batches[:4]:
+        hook(nn.ReLU(), (), out)
+    midway = (torch.cat(batches[:4]) > 0).any(dim=0)
+    assert torch.equal(counter.alive_units()["layer"], midway)  # read midway: the pending rows are counted
+    for out in batches[4:]:
+        hook(nn.ReLU(), (), out)
+    expected = (torch.cat(batches) > 0).any(dim=0)
+    assert 0 < int(expected.sum()) < 64  # some units alive, some dead: the check can fail either way
+    assert torch.equal(counter.alive_units()["layer"], expected)
+
+
+def test_running_maximum_does_not_alias_the_output():
+    counter = DeadReLUCounter()
+    hook = make_hook(counter)
+    out = torch.zeros(2, 4)
+    hook(nn.ReLU(), (), out)
+    out[0, 0] = 5.0  # a later in-place change of the layer's output tensor
+    assert counter.alive_units()["layer"].tolist() == [False] * 4
+
+
+def test_deferred_reduction_checks_the_width_against_a_folded_peak():
+    counter = DeadReLUCounter()
+    hook = make_hook(counter)
+    hook(nn.ReLU(), (), torch.ones(2, 8))
+    counter.alive_units()  # folds the running buffer into the per-unit peak
+    with pytest.raises(ValueError, match="layer produced 4 units after 8"):
+        hook(nn.ReLU(), (), torch.ones(3, 4))

@@ -158,15 +158,34 @@ def test_bad_arguments(kwargs, match):
         GradientSaturationMonitor(**kwargs)
 
 
-def test_only_the_stepped_optimizers_weights_are_read():
+def started_with_unit_gradients():
+    """A monitor started on a Foreign model whose every gradient is ones, outside a Trainer."""
     model = Foreign()
     monitor = GradientSaturationMonitor()
     monitor.on_fit_start(None, model)
     for p in model.parameters():
         p.grad = torch.ones_like(p)
+    return model, monitor
+
+
+def test_only_the_stepped_optimizers_weights_are_read():
+    model, monitor = started_with_unit_gradients()
     head_only = torch.optim.SGD(model.head.parameters(), lr=0.1)
     monitor.on_before_optimizer_step(None, model, head_only)
     assert monitor.mean_grad_norms() == {"head": pytest.approx(2.0)}  # 4 ones: norm 2
+    monitor.teardown(None, model, "fit")
+
+
+def test_a_parameter_group_added_mid_fit_is_read_from_the_next_step():
+    """FreezeLayers gives unfrozen layers back as a new parameter group: the weights read per step follow."""
+    model, monitor = started_with_unit_gradients()
+    optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
+    monitor.on_before_optimizer_step(None, model, optimizer)
+    model.head.weight.grad = torch.full_like(model.head.weight, 3.0)
+    optimizer.add_param_group({"params": list(model.layer1.parameters())})
+    monitor.on_before_optimizer_step(None, model, optimizer)
+    norms = monitor.mean_grad_norms()
+    assert norms == {"layer1": pytest.approx(24**0.5), "head": pytest.approx((2.0 + 6.0) / 2)}
     monitor.teardown(None, model, "fit")
 
 
@@ -178,3 +197,47 @@ def test_no_ratio_while_the_first_layer_is_frozen(make_trainer):
     trainer.fit(deep_net("relu"), datamodule=TabularDataModule(dataset="plane", n_samples=64))
     assert monitor.history[-1]["ratio"] is None and "grad_norm/first_last_ratio" not in trainer.callback_metrics
     assert "network.linear1" not in monitor.history[-1]["grad_norm"]
+
+
+def test_long_epochs_read_evenly_spaced_steps(make_trainer):
+    """16 steps per epoch with grad_norm_steps=2: the first epoch thins its readings to steps 0 and 8 (stride 8);
+    the second starts at that stride. Each epoch's mean is the mean of the norms at exactly those steps."""
+    model = Foreign()  # lr 0: every epoch sees the same gradients
+    monitor = GradientSaturationMonitor(grad_norm_steps=2)
+    make_trainer(max_epochs=2, callbacks=[monitor]).fit(model, train_dataloaders=TensorBatchLoader([X, Y], 4))
+    norms = {"layer1": [], "layer2": [], "head": []}
+    for start in range(0, 64, 4):
+        model.zero_grad()
+        nn.functional.mse_loss(model(X[start : start + 4]).view(-1), Y[start : start + 4]).backward()
+        for name in norms:
+            norms[name].append(getattr(model, name).weight.grad.norm().item())
+    read = {name: (v[0] + v[8]) / 2 for name, v in norms.items()}
+    every = {name: sum(v) / len(v) for name, v in norms.items()}
+    assert read["layer1"] != pytest.approx(every["layer1"], rel=1e-3)  # the two rules give different numbers
+    for epoch in monitor.history:
+        assert epoch["grad_norm"] == pytest.approx(read, rel=1e-5)
+    monitor_all = GradientSaturationMonitor(grad_norm_steps=None)
+    make_trainer(max_epochs=1, callbacks=[monitor_all]).fit(model, train_dataloaders=TensorBatchLoader([X, Y], 4))
+    assert monitor_all.history[-1]["grad_norm"] == pytest.approx(every, rel=1e-5)
+
+
+class WithValidation(Foreign):
+    def validation_step(self, batch, batch_idx):
+        self(batch[0] * 100.0)  # saturates everything: must not be counted
+
+
+def test_saturation_counts_training_batches_after_a_mid_epoch_validation(make_trainer):
+    model = WithValidation()
+    monitor = GradientSaturationMonitor(saturation_threshold=1.0)
+    trainer = make_trainer(max_epochs=1, callbacks=[monitor], val_check_interval=1, num_sanity_val_steps=0)
+    trainer.fit(model, train_dataloaders=TensorBatchLoader([X, Y], 16), val_dataloaders=TensorBatchLoader([X, Y], 64))
+    h1 = torch.tanh(model.layer1(X))
+    expected, first_batch = (h1.abs() > 0.97).float().mean().item(), (h1[:16].abs() > 0.97).float().mean().item()
+    assert expected != pytest.approx(first_batch)
+    assert monitor.history[-1]["saturation"]["tanh"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5, True])
+def test_bad_grad_norm_steps(steps):
+    with pytest.raises(ValueError, match="`grad_norm_steps` must be a positive integer or None"):
+        GradientSaturationMonitor(grad_norm_steps=steps)
