@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up the environment and runs the performance benchmarks (about 6 minutes on 2 cores): throughput against a
+# Sets up the environment and runs the performance benchmarks (about 9 minutes on 2 cores): throughput against a
 # hand-written loop and scikit-learn, the callbacks' overhead, scaling, peak memory, start-up time and
 # Predictor's rows/s.
 set -euo pipefail
