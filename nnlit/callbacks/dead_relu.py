@@ -80,8 +80,8 @@ class DeadReLUCounter(Callback):
         self._running: dict[str, Tensor] = {}  # layer -> elementwise max of its (batch, units) outputs, not yet reduced
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
-        # whether the hooks count: in a training epoch, and in its validation when asked (flags set by the epoch and
-        # validation hooks; reading the trainer's state in every forward hook costs more than the count itself)
+        # whether the hooks count: in training batches, and in the epoch's validation when asked (flags set by the
+        # batch, epoch and validation hooks: reading the trainer's state in every forward hook costs more than a count)
         self._counting = False
         self._in_train_epoch = False
 
@@ -98,9 +98,20 @@ class DeadReLUCounter(Callback):
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
 
     @override
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed from a mid-epoch checkpoint continues its epoch without `on_train_epoch_start`
+        self.on_train_epoch_start(trainer, pl_module)
+
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._peak, self._running = {}, {}
-        self._in_train_epoch = self._counting = True
+        self._in_train_epoch = True
+
+    @override
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._counting = True
 
     @override
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -108,7 +119,9 @@ class DeadReLUCounter(Callback):
 
     @override
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._counting = self._in_train_epoch  # a validation inside the epoch: training batches follow
+        # not what other callbacks run after validation (e.g. a plot of the model): counting resumes with the next
+        # training batch
+        self._counting = False
 
     def alive_units(self) -> dict[str, Tensor]:
         """Each hooked layer's units that output a positive value so far this epoch (this process only), as a bool

@@ -63,8 +63,8 @@ class GradientSaturationMonitor(Callback):
     **Gradients.** ``‖∇W‖₂`` of every module weight with two or more dimensions (Linear, conv; not embedding
     tables, whose rows get gradients only from the rows of their category), read in
     ``on_before_optimizer_step`` (after AMP unscaling and the DDP all-reduce) and averaged over the epoch's optimizer
-    steps (every step of an epoch shorter than ``2 × grad_norm_steps`` steps, evenly spaced steps of a longer one, see
-    ``grad_norm_steps``). The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1,
+    steps (every step when epochs are shorter than ``2 × grad_norm_steps`` steps, evenly spaced steps of longer ones,
+    see ``grad_norm_steps``). The headline is ``grad_norm/first_last_ratio``: first layer over last layer. Far below 1,
     the early layers barely learn: vanishing gradients. It is not logged while the first or the last weight layer gets
     no gradient (frozen). With several optimizers, each step reads only the weights of the optimizer being stepped.
 
@@ -75,12 +75,14 @@ class GradientSaturationMonitor(Callback):
     Args:
         ratio_threshold: warn when ``grad_norm/first_last_ratio`` is below this.
         saturation_threshold: warn when a layer's saturated fraction is above this, in ``(0, 1]``.
-        grad_norm_steps: how many optimizer steps per epoch, at least, have their gradient norms read. Reading the
-            norms costs about as much as a small MLP's optimizer step, so a long epoch is sampled: the norms are read
-            at steps ``0, s, 2s, …`` of the epoch, ``s`` a power of two chosen so that between ``grad_norm_steps``
-            and ``2 × grad_norm_steps`` steps are read (from the previous epoch's length; when an epoch runs longer,
-            ``s`` doubles and every other reading is dropped, so the readings stay evenly spaced). An epoch of fewer
-            than ``2 × grad_norm_steps`` steps is read at every step. ``None``: every step of every epoch.
+        grad_norm_steps: how many optimizer steps per epoch, at least, have their gradient norms read (per
+            optimizer). Reading the norms costs about as much as a small MLP's optimizer step, so a long epoch is
+            sampled: the norms are read at steps ``0, s, 2s, …`` of the epoch, ``s`` a power of two. In the first
+            epoch ``s`` starts at 1 and doubles whenever ``2 × grad_norm_steps`` readings are kept (every other one is
+            dropped, so they stay evenly spaced); each later epoch starts with the ``s`` that gives between
+            ``grad_norm_steps`` and twice as many readings over the previous epoch's length (an epoch much shorter
+            than the one before gets fewer, at least its first step). When epochs have fewer than
+            ``2 × grad_norm_steps`` steps, every step is read. ``None``: every step of every epoch.
 
     Raises:
         ValueError: for a non-positive ``ratio_threshold`` or ``grad_norm_steps``, or a ``saturation_threshold``
@@ -109,22 +111,17 @@ class GradientSaturationMonitor(Callback):
         self._weights: dict[str, nn.Parameter] = {}
         self._saturated: dict[str, Tensor] = {}  # layer -> saturated outputs this epoch, on the device
         self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
-        # the readings of this epoch, at steps 0, s, 2s, … (s = self._stride): (layer names, their norms on the device)
-        self._readings: list[tuple[tuple[str, ...], list[Tensor]]] = []
-        self._step = 0  # optimizer steps so far this epoch
-        self._stride = 1
-        self._next_stride = 1  # the stride the next epoch starts with, from this epoch's length
+        self._readers: dict[int, _NormReadings] = {}  # id(optimizer) -> this epoch's gradient-norm readings
         self._stepped_cache: dict[tuple[Any, ...], list[str]] = {}
-        # whether the saturation hooks count (set by the epoch hooks: cheaper than reading the trainer's state in
-        # every forward call)
+        # whether the saturation hooks count: in training batches (set by the batch and validation hooks, cheaper
+        # than reading the trainer's state in every forward call)
         self._counting = False
-        self._in_train_epoch = False
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._stepped_cache = {}
+        self._stepped_cache, self._readers = {}, {}
         modules = dict(pl_module.named_modules())
         self._activations = {name: m for name, m in modules.items() if _bounded(m)}
         self._weights = {
@@ -141,23 +138,32 @@ class GradientSaturationMonitor(Callback):
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
 
     @override
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed from a mid-epoch checkpoint continues its epoch without `on_train_epoch_start`
+        self.on_train_epoch_start(trainer, pl_module)
+
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._saturated, self._totals, self._readings = {}, {}, []
-        self._step, self._stride = 0, self._next_stride
-        self._in_train_epoch = self._counting = True
+        self._saturated, self._totals = {}, {}
+        for reader in self._readers.values():
+            reader.start_epoch()
+
+    @override
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._counting = True
 
     @override
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._counting = False
 
     @override
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._counting = self._in_train_epoch  # a validation inside the epoch: training batches follow
-
-    @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
-        step, self._step = self._step, self._step + 1
-        if step % self._stride:
+        reader = self._readers.get(id(optimizer))
+        if reader is None:
+            reader = self._readers[id(optimizer)] = _NormReadings(self.grad_norm_steps)
+        if not reader.due():
             return
         # frozen, unused and other optimizers' weights have no gradient or are not stepped here
         names = tuple(n for n in self._stepped_weights(optimizer) if self._weights[n].grad is not None)
@@ -166,10 +172,7 @@ class GradientSaturationMonitor(Callback):
             grads: list[Tensor] = [self._weights[n].grad for n in names]  # type: ignore[misc]
             with torch.no_grad():  # a gradient kept for higher-order terms must not put the norms in a graph
                 norms = list(torch._foreach_norm([g if g.dtype == torch.float32 else g.float() for g in grads]))
-        self._readings.append((names, norms))  # kept even when empty: the readings stay at steps 0, s, 2s, …
-        if self.grad_norm_steps is not None and len(self._readings) >= 2 * self.grad_norm_steps:
-            self._readings = self._readings[::2]
-            self._stride *= 2
+        reader.add(names, norms)
 
     def _stepped_weights(self, optimizer: Optimizer) -> list[str]:
         """The monitored weights the optimizer steps, in layer order; kept until its parameter groups change (e.g.
@@ -184,11 +187,12 @@ class GradientSaturationMonitor(Callback):
     def mean_grad_norms(self) -> dict[str, float]:
         """Each weight's ``‖∇W‖₂`` averaged over this epoch's readings so far (see ``grad_norm_steps``; one host
         sync)."""
-        flat = [norm for _, norms in self._readings for norm in norms]
+        readings = [reading for reader in self._readers.values() for reading in reader.readings]
+        flat = [norm for _, norms in readings for norm in norms]
         values = iter(torch.stack(flat).tolist() if flat else [])
         sums: dict[str, float] = {}
         steps: dict[str, int] = {}
-        for names, _ in self._readings:
+        for names, _ in readings:
             for name in names:
                 sums[name] = sums.get(name, 0.0) + next(values)
                 steps[name] = steps.get(name, 0) + 1
@@ -196,9 +200,7 @@ class GradientSaturationMonitor(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._in_train_epoch = self._counting = False
-        if self.grad_norm_steps is not None:  # the next epoch reads between grad_norm_steps and twice as many steps
-            self._next_stride = 1 << max(0, (self._step // self.grad_norm_steps).bit_length() - 1)
+        self._counting = False
         saturation: dict[str, float] = {}
         names = list(self._activations)
         if names:
@@ -285,6 +287,46 @@ class GradientSaturationMonitor(Callback):
     def _warn(self, message: str) -> None:
         self.advice.append(message)
         rank_zero_warn(message)
+
+
+class _NormReadings:
+    """One optimizer's gradient-norm readings over an epoch, at its steps ``0, s, 2s, …``.
+
+    ``s`` (the stride) is a power of two: 1 in the first epoch, doubled (dropping every other reading) whenever
+    ``2 × target`` readings are kept; each later epoch starts with the stride that gives ``target`` to ``2 × target``
+    readings over the previous epoch's length. ``target=None`` reads every step.
+
+    Example::
+
+        >>> r = _NormReadings(target=2)
+        >>> for step in range(16):
+        ...     if r.due():
+        ...         r.add(("w",), [torch.tensor(float(step))])
+        >>> [float(n[0]) for _, n in r.readings], r.stride
+        ([0.0, 8.0], 8)
+    """
+
+    def __init__(self, target: int | None) -> None:
+        self.target = target
+        self.readings: list[tuple[tuple[str, ...], list[Tensor]]] = []
+        self.steps = 0  # optimizer steps so far this epoch
+        self.stride = 1
+
+    def start_epoch(self) -> None:
+        if self.target is not None and self.steps:  # from the length of the epoch that ended
+            self.stride = 1 << max(0, (self.steps // self.target).bit_length() - 1)
+        self.readings, self.steps = [], 0
+
+    def due(self) -> bool:
+        """Counts a step; whether its norms are read."""
+        step, self.steps = self.steps, self.steps + 1
+        return step % self.stride == 0
+
+    def add(self, names: tuple[str, ...], norms: list[Tensor]) -> None:
+        self.readings.append((names, norms))  # kept even when empty: the readings stay at steps 0, s, 2s, …
+        if self.target is not None and len(self.readings) >= 2 * self.target:
+            self.readings = self.readings[::2]
+            self.stride *= 2
 
 
 def _is_activation(module: nn.Module) -> bool:

@@ -240,6 +240,9 @@ class TabularDataModule(L.LightningDataModule):
         regression targets (one column or several). ``feature_names`` names the columns of a matrix (a
         ``DataFrame`` has its own). ``kwargs`` are the other ``__init__`` arguments.
 
+        A float32 feature matrix and int64 labels ``0 … k-1`` (C-contiguous, writeable numpy arrays) are used in place,
+        not copied, so a large table is not held twice: do not modify them while the data module is in use.
+
         Example::
 
             >>> dm = TabularDataModule.from_arrays(np.eye(4), np.array(["a", "b", "a", "b"]), val_fraction=0.5)
@@ -769,7 +772,7 @@ def _table_from_arrays(
     _check_listed(categorical, names, source)
     keep = [j for j, name in enumerate(names) if name not in categorical]
     if len(keep) == len(names):
-        features = torch.as_tensor(x_np.astype(np.float32, copy=False))  # shares float32 arrays: never modified
+        features = _shared_tensor(x_np, np.float32)
     else:
         features = torch.as_tensor(x_np[:, keep].astype(np.float32))
     columns = {name: x_np[:, names.index(name)] for name in names if name in categorical}
@@ -856,17 +859,26 @@ def _small_int_labels(y_np: np.ndarray) -> tuple[Tensor, str, list[Any]] | None:
     low, high = int(y_np.min()), int(y_np.max())
     if high - low > 65_536:
         return None
-    present = np.flatnonzero(np.bincount(y_np - low if low else y_np, minlength=high - low + 1)) + low
+    offsets = np.subtract(y_np, low, dtype=np.int64) if low else y_np  # int64: no overflow of a narrow dtype
+    present = np.flatnonzero(np.bincount(offsets, minlength=high - low + 1)) + low
     if len(present) < 2:
         return None
     classes = present.tolist()
     if classes == list(range(len(classes))):
-        indices = torch.as_tensor(y_np, dtype=torch.int64)  # shares an int64 array: never modified
+        indices = _shared_tensor(y_np, np.int64)
     else:
         lookup = np.zeros(high - low + 1, dtype=np.int64)
         lookup[present - low] = np.arange(len(present))
-        indices = torch.as_tensor(lookup[y_np - low] if low else lookup[y_np])
+        indices = torch.from_numpy(lookup[offsets])
     return indices, "classification", classes
+
+
+def _shared_tensor(array: np.ndarray, dtype: type[np.generic]) -> Tensor:
+    """``array`` as a tensor of ``dtype``, sharing its memory when it already is a native-order, C-contiguous, writeable
+    array of that dtype (the data module never modifies it); a copy otherwise."""
+    if array.dtype == dtype and array.dtype.isnative and array.flags.c_contiguous and array.flags.writeable:
+        return torch.from_numpy(array)
+    return torch.from_numpy(np.array(array, dtype=dtype, order="C", copy=True))
 
 
 def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:

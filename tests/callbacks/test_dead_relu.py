@@ -216,3 +216,42 @@ def test_deferred_reduction_checks_the_width_against_a_folded_peak():
     counter.alive_units()  # folds the running buffer into the per-unit peak
     with pytest.raises(ValueError, match="layer produced 4 units after 8"):
         hook(nn.ReLU(), (), torch.ones(3, 4))
+
+
+def test_a_run_resumed_mid_epoch_counts_the_rest_of_its_epoch(make_trainer, tmp_path):
+    """Lightning resumes a mid-epoch checkpoint without `on_train_epoch_start`; the counter still counts."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    first = make_trainer(
+        max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=1)]
+    )
+    first.fit(Foreign(), train_dataloaders=loader(X))
+    (ckpt,) = tmp_path.glob("*.ckpt")
+    counter = DeadReLUCounter(threshold=0.9)
+    resumed = make_trainer(max_epochs=1, callbacks=[counter])
+    resumed.fit(Foreign(), train_dataloaders=loader(X), ckpt_path=str(ckpt))
+    assert resumed.global_step == 2  # only the epoch's second batch ran here
+    assert counter.history == [
+        {
+            "epoch": 0,
+            "dead": {"act": 3},
+            "never_positive": {},
+            "units": {"act": 4},
+            "dead_units": counter.history[0]["dead_units"],
+        }
+    ]
+    assert counter.history[0]["dead_units"]["act"].tolist() == [True, False, True, True]
+
+
+class RunsTheModelAfterValidation(L.Callback):
+    """Another callback that calls the model after validation (as a plot of the model would)."""
+
+    def on_validation_end(self, trainer, pl_module):
+        pl_module(torch.tensor([[0.0, 5.0]]))  # would make unit 2 fire
+
+
+def test_forward_calls_of_other_callbacks_after_validation_are_not_counted(make_trainer):
+    counter = DeadReLUCounter(threshold=0.9)
+    trainer = make_trainer(callbacks=[counter, RunsTheModelAfterValidation()], num_sanity_val_steps=0)
+    trainer.fit(Foreign(), train_dataloaders=loader(X), val_dataloaders=loader(X[:1]))
+    assert counter.history[-1]["dead"]["act"] == 3

@@ -241,3 +241,94 @@ def test_saturation_counts_training_batches_after_a_mid_epoch_validation(make_tr
 def test_bad_grad_norm_steps(steps):
     with pytest.raises(ValueError, match="`grad_norm_steps` must be a positive integer or None"):
         GradientSaturationMonitor(grad_norm_steps=steps)
+
+
+class TwoOptimizers(L.LightningModule):
+    """Manual optimization with one optimizer per layer, both stepped after each backward (lr 0: fixed weights)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(3, 4)
+        self.b = nn.Linear(4, 1)
+        self.automatic_optimization = False
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+    def training_step(self, batch, batch_idx):
+        opt_a, opt_b = self.optimizers()
+        opt_a.zero_grad()
+        opt_b.zero_grad()
+        self.manual_backward(nn.functional.mse_loss(self(batch[0]).view(-1), batch[1]))
+        opt_a.step()
+        opt_b.step()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.a.parameters(), lr=0.0), torch.optim.SGD(self.b.parameters(), lr=0.0)
+
+
+def test_each_optimizer_is_sampled_on_its_own_steps(make_trainer):
+    """Two optimizers stepping alternately: each one's readings are its own steps 0, 16, 32 (grad_norm_steps=2, 40
+    steps each), not every other step of the two together (which would read only the first optimizer)."""
+    x, y = torch.randn(80, 3, generator=torch.Generator().manual_seed(3)), torch.randn(80)
+    model = TwoOptimizers()
+    monitor = GradientSaturationMonitor(grad_norm_steps=2)
+    make_trainer(callbacks=[monitor]).fit(model, train_dataloaders=TensorBatchLoader([x, y], 2))
+    expected = {"a": 0.0, "b": 0.0}
+    for k in (0, 16, 32):
+        model.zero_grad()
+        nn.functional.mse_loss(model(x[2 * k : 2 * k + 2]).view(-1), y[2 * k : 2 * k + 2]).backward()
+        for name in expected:
+            expected[name] += getattr(model, name).weight.grad.norm().item() / 3
+    assert monitor.history[-1]["grad_norm"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_second_fit_starts_reading_every_step_again(make_trainer):
+    model = Foreign()
+    monitor = GradientSaturationMonitor(grad_norm_steps=2)
+    make_trainer(callbacks=[monitor]).fit(model, train_dataloaders=TensorBatchLoader([X, Y], 4))  # 16 steps
+    make_trainer(callbacks=[monitor]).fit(model, train_dataloaders=TensorBatchLoader([X[:12], Y[:12]], 4))
+    every = GradientSaturationMonitor(grad_norm_steps=None)
+    make_trainer(callbacks=[every]).fit(model, train_dataloaders=TensorBatchLoader([X[:12], Y[:12]], 4))
+    assert monitor.history[-1]["grad_norm"] == pytest.approx(every.history[-1]["grad_norm"], rel=1e-6)
+
+
+class RecordsBatches(L.Callback):
+    def __init__(self):
+        self.inputs = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.inputs.append(batch[0])
+
+
+def test_a_run_resumed_mid_epoch_counts_the_rest_of_its_epoch(make_trainer, tmp_path):
+    """Lightning resumes a mid-epoch checkpoint without `on_train_epoch_start`; the monitor still counts."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    first = make_trainer(
+        max_steps=2, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2)]
+    )
+    first.fit(Foreign(), train_dataloaders=TensorBatchLoader([X, Y], 16))
+    monitor, seen = GradientSaturationMonitor(saturation_threshold=1.0), RecordsBatches()
+    model = Foreign()
+    make_trainer(callbacks=[monitor, seen]).fit(
+        model, train_dataloaders=TensorBatchLoader([X, Y], 16), ckpt_path=str(next(tmp_path.glob("*.ckpt")))
+    )
+    assert seen.inputs  # the resumed epoch ran batches
+    h1 = torch.tanh(model.layer1(torch.cat(seen.inputs)))  # lr 0: the resumed weights are the initial ones
+    assert monitor.history[-1]["saturation"]["tanh"] == pytest.approx((h1.abs() > 0.97).float().mean().item())
+
+
+class SaturatesAfterValidation(L.Callback):
+    def on_validation_end(self, trainer, pl_module):
+        pl_module(X * 100.0)  # another callback's use of the model (a plot, say): not a training batch
+
+
+def test_forward_calls_of_other_callbacks_after_validation_are_not_counted(make_trainer):
+    model = WithValidation()
+    monitor = GradientSaturationMonitor(saturation_threshold=1.0)
+    trainer = make_trainer(callbacks=[monitor, SaturatesAfterValidation()], num_sanity_val_steps=0)
+    trainer.fit(model, train_dataloaders=TensorBatchLoader([X, Y], 16), val_dataloaders=TensorBatchLoader([X, Y], 64))
+    expected = (torch.tanh(model.layer1(X)).abs() > 0.97).float().mean().item()
+    assert monitor.history[-1]["saturation"]["tanh"] == pytest.approx(expected)

@@ -84,6 +84,32 @@ def test_integer_labels_match_the_sorted_unique_mapping(labels, dtype):
     assert table.y.dtype == torch.int64 and table.y.tolist() == inverse.tolist()
 
 
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([-100, 100, 0] * 4, dtype=np.int8),  # offsets from the minimum overflow int8
+        np.array([-30000, 30000, 0] * 4, dtype=np.int16),
+        np.array([0, 1, 2] * 4)[::-1],  # a view with a negative stride
+        np.array([0, 1, 2] * 4, dtype=">i8"),  # big-endian
+        _read_only(np.array([0, 1, 2] * 4)),  # e.g. a pandas copy-on-write array
+    ],
+)
+def test_integer_labels_of_any_layout_are_mapped_and_copied_when_they_cannot_be_shared(y):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it shares a read-only array
+        table = TabularDataModule.from_arrays(np.random.rand(len(y), 2), y)._load()
+    classes, inverse = np.unique(y, return_inverse=True)
+    assert table.classes == classes.tolist() and table.y.tolist() == inverse.tolist()
+    assert table.y.data_ptr() != y.ctypes.data
+
+
 def test_labels_zero_to_k_are_shared_not_copied():
     y = np.arange(30, dtype=np.int64) % 3
     dm = TabularDataModule.from_arrays(np.random.rand(30, 2).astype(np.float32), y)
