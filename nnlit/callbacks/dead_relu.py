@@ -6,11 +6,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
+
+from nnlit.callbacks.training_hooks import CountsTrainingBatches
 
 #: activations whose zero output means a zero gradient: a unit that never fires never learns again
 DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
@@ -18,7 +19,7 @@ DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 LEAKY: tuple[type[nn.Module], ...] = (nn.LeakyReLU, nn.PReLU)
 
 
-class DeadReLUCounter(Callback):
+class DeadReLUCounter(CountsTrainingBatches):
     """Counts, per ReLU layer and epoch, the units that output 0 for every training sample (Lu et al. 2020, "Dying
     ReLU and initialization").
 
@@ -80,10 +81,6 @@ class DeadReLUCounter(Callback):
         self._running: dict[str, Tensor] = {}  # layer -> elementwise max of its (batch, units) outputs, not yet reduced
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
-        # whether the hooks count: in training batches, and in the epoch's validation when asked (flags set by the
-        # batch, epoch and validation hooks: reading the trainer's state in every forward hook costs more than a count)
-        self._counting = False
-        self._in_train_epoch = False
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -97,31 +94,12 @@ class DeadReLUCounter(Callback):
         for name, module in self._layers.items():
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
 
-    @override
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # a run resumed from a mid-epoch checkpoint continues its epoch without `on_train_epoch_start`
-        self.on_train_epoch_start(trainer, pl_module)
+    @property
+    def count_validation(self) -> bool:  # type: ignore[override]
+        return self.include_validation
 
-    @override
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def start_epoch(self) -> None:
         self._peak, self._running = {}, {}
-        self._in_train_epoch = True
-
-    @override
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._counting = True
-
-    @override
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._counting = self.include_validation and self._in_train_epoch  # not the sanity check before epoch 0
-
-    @override
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # not what other callbacks run after validation (e.g. a plot of the model): counting resumes with the next
-        # training batch
-        self._counting = False
 
     def alive_units(self) -> dict[str, Tensor]:
         """Each hooked layer's units that output a positive value so far this epoch (this process only), as a bool
@@ -132,7 +110,7 @@ class DeadReLUCounter(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._in_train_epoch = self._counting = False
+        super().on_train_epoch_end(trainer, pl_module)
         if not self._layers:
             return
         dead: dict[str, int] = {}
@@ -199,7 +177,7 @@ class DeadReLUCounter(Callback):
 
     def _make_hook(self, name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            if not self._counting:
+            if not self.counting:
                 return
             # A running maximum, not a running `any(output > 0)`: on CPU a bool `any` over the batch costs about 9
             # times as much as `amax` (bench/throughput.py measures the callbacks' overhead)

@@ -8,12 +8,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
+
+from nnlit.callbacks.training_hooks import CountsTrainingBatches
 
 #: An output is saturated where the activation's derivative is below this fraction of its maximum. It is tanh's
 #: derivative at |y| = 0.97 (1 - 0.97², DESIGN's definition); the same rule gives every other bounded activation.
@@ -51,7 +52,7 @@ def _bounded(module: nn.Module) -> bool:
     return isinstance(module, nn.Tanh | nn.Sigmoid | nn.Softsign | nn.Hardtanh) and not isinstance(module, nn.ReLU6)
 
 
-class GradientSaturationMonitor(Callback):
+class GradientSaturationMonitor(CountsTrainingBatches):
     """Per-epoch saturation of bounded activations and per-layer weight-gradient norms, on any LightningModule.
 
     **Saturation.** For every ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Hardtanh`` and ``nn.Softsign`` module, the fraction of
@@ -113,9 +114,6 @@ class GradientSaturationMonitor(Callback):
         self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
         self._readers: dict[int, _NormReadings] = {}  # id(optimizer) -> this epoch's gradient-norm readings
         self._stepped_cache: dict[tuple[Any, ...], list[str]] = {}
-        # whether the saturation hooks count: in training batches (set by the batch and validation hooks, cheaper
-        # than reading the trainer's state in every forward call)
-        self._counting = False
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
 
@@ -137,26 +135,10 @@ class GradientSaturationMonitor(Callback):
         for name, module in self._activations.items():
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
 
-    @override
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # a run resumed from a mid-epoch checkpoint continues its epoch without `on_train_epoch_start`
-        self.on_train_epoch_start(trainer, pl_module)
-
-    @override
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def start_epoch(self) -> None:
         self._saturated, self._totals = {}, {}
         for reader in self._readers.values():
             reader.start_epoch()
-
-    @override
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._counting = True
-
-    @override
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._counting = False
 
     @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
@@ -200,7 +182,7 @@ class GradientSaturationMonitor(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._counting = False
+        super().on_train_epoch_end(trainer, pl_module)
         saturation: dict[str, float] = {}
         names = list(self._activations)
         if names:
@@ -254,7 +236,7 @@ class GradientSaturationMonitor(Callback):
 
     def _make_hook(self, name: str) -> Callable[[nn.Module, Any, Tensor], None]:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            if not self._counting:
+            if not self.counting:
                 return
             with torch.no_grad():
                 count = saturated(module, output).sum()

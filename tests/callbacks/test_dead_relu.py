@@ -84,7 +84,7 @@ def test_sanity_check_never_counted_and_training_resumes_after_a_mid_epoch_valid
 
 def test_conv_like_output_counts_channels():
     counter = DeadReLUCounter()
-    counter._counting = True  # as inside a training epoch
+    counter.counting = True  # as inside a training epoch
     hook = counter._make_hook("conv")
     out = torch.zeros(2, 3, 4, 4)
     out[1, 2, 3, 0] = 1.0  # channel 2 fires once, in one sample and one position
@@ -153,7 +153,7 @@ def test_bad_threshold():
 
 
 def make_hook(counter, name="layer"):
-    counter._counting = True  # as inside a training epoch
+    counter.counting = True  # as inside a training epoch
     return counter._make_hook(name)
 
 
@@ -241,6 +241,12 @@ def test_a_run_resumed_mid_epoch_counts_the_rest_of_its_epoch(make_trainer, tmp_
         }
     ]
     assert counter.history[0]["dead_units"]["act"].tolist() == [True, False, True, True]
+    # and its validation counts when asked: the resumed epoch is a training epoch
+    counter = DeadReLUCounter(threshold=0.9, include_validation=True)
+    resumed = make_trainer(max_epochs=1, callbacks=[counter], num_sanity_val_steps=0)
+    val_x = torch.tensor([[0.0, 5.0]])  # makes unit 2 fire
+    resumed.fit(Foreign(), train_dataloaders=loader(X), val_dataloaders=loader(val_x), ckpt_path=str(ckpt))
+    assert counter.history[-1]["dead"]["act"] == 2
 
 
 class RunsTheModelAfterValidation(L.Callback):
