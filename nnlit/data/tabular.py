@@ -452,7 +452,8 @@ class TabularDataModule(L.LightningDataModule):
         features, their codes: missing numbers filled with the training median and was-missing columns added
         (per ``missing``), the codes appended, then everything standardised with the fitted training mean and
         standard deviation (was-missing and code columns keep their values)."""
-        x = impute(x, self.median, self._indicator_positions())
+        if self.median is not None:  # imputing: the was-missing positions are looked up only then (per batch)
+            x = impute(x, self.median, self._indicator_positions())
         if codes is not None and codes.shape[1]:
             x = torch.cat([x, codes.to(x.dtype)], dim=1)
         if self.mean is None or self.std is None:
