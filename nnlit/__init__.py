@@ -9,6 +9,7 @@ from nnlit.models.regression import RegressionMLP
 from nnlit.nn.maxout import Maxout
 from nnlit.nn.mlp import MLP
 from nnlit.predictor import Predictor
+from nnlit.profiler import NullProfiler
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ __all__ = [
     "MLPModule",
     "Maxout",
     "MulticlassMLP",
+    "NullProfiler",
     "Predictor",
     "RegressionMLP",
     "TabularDataModule",

@@ -23,6 +23,7 @@ from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
+from nnlit.profiler import NullProfiler
 
 DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config configs/quickstart.yaml` trains. "
@@ -47,7 +48,8 @@ class NNLitCLI(LightningCLI):
         """The Trainer, with :class:`~nnlit.callbacks.TimedProgressBar` in place of Lightning's default bar (which
         redraws after every batch) unless the config names a progress bar or disables it, and a ``CSVLogger`` as the
         default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
-        config names one or sets ``report: false``."""
+        config names one or sets ``report: false``; the CSV prediction writer for ``predict`` only; a
+        :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -63,7 +65,15 @@ class NNLitCLI(LightningCLI):
             kwargs["logger"] = CSVLogger(
                 config.get("default_root_dir") or os.getcwd(), version=SLURMEnvironment.job_id()
             )
-        return super().instantiate_trainer(**kwargs)
+        if config.get("profiler") is None and "profiler" not in kwargs:
+            kwargs["profiler"] = NullProfiler()  # Lightning's default, at a lower cost per hook call
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand != "predict":
+            # The `prediction_writer` arguments build a CSVPredictionWriter for every subcommand; it only writes in
+            # `predict`, and in `fit` Lightning would still call it in each of the 3 per-minibatch hooks.
+            writer = self._get(self.config_init, "prediction_writer")
+            trainer.callbacks = [c for c in trainer.callbacks if c is not writer]  # type: ignore[attr-defined]
+        return trainer
 
     def _parse_ckpt_path(self) -> None:
         """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""

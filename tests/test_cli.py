@@ -64,6 +64,19 @@ def test_data_shape_is_linked_into_the_model():
     assert "num_classes" not in regression.model.hparams  # a link the head does not take is not saved
 
 
+def test_fit_trainer_has_no_prediction_writer_and_a_null_profiler():
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    from nnlit import NullProfiler
+    from nnlit.callbacks import CSVPredictionWriter
+
+    trainer = build(["--config", str(ROOT / "configs/quickstart.yaml")]).trainer
+    assert not any(isinstance(c, CSVPredictionWriter) for c in trainer.callbacks)
+    assert type(trainer.profiler) is NullProfiler
+    named = build(["--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.profiler=simple"]).trainer
+    assert isinstance(named.profiler, SimpleProfiler)  # a profiler the config names is kept
+
+
 def test_print_config_round_trip(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = ROOT / "configs/heads/binary.yaml"

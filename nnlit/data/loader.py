@@ -175,14 +175,20 @@ class TensorBatchLoader:
         first = self.skip_batches * step
         self.skip_batches = 0
         if self.rows is not None:  # positions in the split -> rows of the table
-            index = self.rows if index is None else self.rows[index]
+            index = self.rows if index is None else _take(self.rows, index)
         for start in range(first, stop, step):
             end = min(start + step, stop)
             if index is None:  # contiguous views, no copy
                 tensors = tuple(t[start:end] for t in self.tensors)
             else:
                 rows_idx = index[start:end]
-                tensors = tuple(t[rows_idx] for t in self.tensors)
+                tensors = tuple(_take(t, rows_idx) for t in self.tensors)
             if self.transform is not None:
                 tensors = self.transform(tensors)
             yield tensors if self.group == 1 else BatchGroup(tensors, self.batch_size)
+
+
+def _take(tensor: Tensor, index: Tensor) -> Tensor:
+    """``tensor[index]`` for a 1-D integer ``index``, through ``index_select``: on CPU it gathers a batch of rows
+    3–5× faster than indexing with ``[]``, which goes through the general advanced-indexing kernel."""
+    return tensor.index_select(0, index.to(tensor.device, non_blocking=True))

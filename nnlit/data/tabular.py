@@ -689,8 +689,13 @@ def _is_frame(x: Any) -> bool:
 
 
 def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
-    """The numeric feature columns as float32; a column read as objects (e.g. bools with an empty cell) is converted
-    value by value, a missing one as NaN, and the first value that is not a number is named with its row."""
+    """The numeric feature columns as a row-major float32 matrix; a column read as objects (e.g. bools with an empty
+    cell) is converted value by value, a missing one as NaN, and the first value that is not a number is named with
+    its row.
+
+    Row-major, filled column by column: ``frame.to_numpy()`` gives a column-major matrix, from which gathering a
+    batch's rows touches every column at scattered places (4–5× slower per batch than from contiguous rows), and
+    making it row-major afterwards would hold two copies of the data at once."""
     import pandas as pd
 
     x = np.empty((len(frame), len(columns)), dtype=np.float32)
@@ -743,7 +748,7 @@ def _table_from_frame(
             text.append(name)
         else:
             numeric.append(name)
-    x = torch.as_tensor(frame[numeric].to_numpy(dtype=np.float32, copy=True)).reshape(len(frame), len(numeric))
+    x = _numeric_matrix(frame, numeric, source)  # row-major: a batch's rows are gathered from contiguous memory
     columns = {name: frame[name].to_numpy(dtype=object) for name in text}
     return _build_table(x, numeric, columns, y, task, source, missing, target_name)
 

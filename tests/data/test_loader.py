@@ -56,6 +56,20 @@ def test_batch_sizes_and_len(drop_last, sizes):
     assert len(loader) == len(sizes)
 
 
+@pytest.mark.parametrize("layout", ["row-major", "column-major"])
+@pytest.mark.parametrize("group", [1, 3])
+def test_shuffled_rows_of_a_split_are_gathered_as_indexing_would(layout, group):
+    x = torch.randn(40, 3) if layout == "row-major" else torch.randn(3, 40).T
+    y = torch.arange(40) * 10
+    rows = torch.arange(1, 40, 2)  # a split: the odd rows of the table
+    sampler = ShardedIndexSampler(len(rows), shuffle=True, seed=1)
+    loader = TensorBatchLoader([x, y], 4, sampler=sampler, rows=rows, group=group)
+    order = rows[sampler.indices()]
+    batches = [b.tensors if group > 1 else b for b in loader]
+    assert torch.equal(torch.cat([b[0] for b in batches]), x[order])
+    assert torch.equal(torch.cat([b[1] for b in batches]), y[order])
+
+
 def test_unshuffled_single_process_yields_views():
     x = torch.zeros(10, 2)
     batch = next(iter(TensorBatchLoader([x], 4)))

@@ -155,6 +155,20 @@ def test_parquet_source(tmp_path, frame):
     assert TabularDataModule(path=str(path), target="y").num_features == 2
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "Int64"])
+def test_a_file_table_is_row_major_with_the_frames_values(tmp_path, frame, dtype):
+    # pandas hands a block of columns over column-major; batches are cut by rows, so the table must be row-major
+    pytest.importorskip("pyarrow")
+    numbers = frame[["age", "income"]].round().astype(dtype)
+    path = tmp_path / "data.parquet"
+    numbers.assign(y=np.arange(50) % 2).to_parquet(path)
+    dm = TabularDataModule(path=str(path), target="y")
+    dm.setup("fit")
+    table = dm.train_dataloader().tensors[0]
+    assert table.is_contiguous()
+    assert torch.equal(table, torch.tensor(numbers.to_numpy(dtype=np.float32)))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

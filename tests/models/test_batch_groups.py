@@ -138,3 +138,24 @@ def test_plateau_steps_only_after_epochs_that_validated(make_trainer):
     _, _, hooks = _fit(make_trainer, automatic=False, scheduler="plateau", check_val_every_n_epoch=2, max_epochs=6)
     per_epoch = [hooks.lrs[i * 25 : (i + 1) * 25] for i in range(6)]
     assert [set(lrs) for lrs in per_epoch] == [{0.05}] * 4 + [{0.025}] * 2
+
+
+class HookNames(RegressionMLP):
+    """Records the hook name Lightning sets on the module (MLPModule stores it past nn.Module's attribute checks)."""
+
+    def on_before_backward(self, loss):
+        self.seen = [*getattr(self, "seen", []), self._current_fx_name]
+
+    def on_after_backward(self):
+        self.seen.append(self._current_fx_name)
+        self.log("after_backward_calls", float(len(self.seen)) / 2, reduce_fx="max")
+
+
+def test_lightning_sees_each_hooks_name_on_the_module(make_trainer):
+    model = HookNames(in_features=2, hidden=[4])
+    data = TabularDataModule(dataset="sine", n_samples=64, batch_size=16, batches_per_step=2, seed=0)
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(model, datamodule=data)
+    assert model.seen == ["on_before_backward", "on_after_backward"] * 4  # 64 rows / 16: four minibatches
+    assert trainer.callback_metrics["after_backward_calls"] == 4.0  # self.log accepted inside the hook
+    assert model._current_fx_name is None  # restored once fit ends
