@@ -19,7 +19,11 @@ or not run (the baselines). Accuracy is measured on the same held-out rows for e
 
 The cost of nnlit's four callbacks is measured apart, in pairs: a fit without them and one with them, back to back
 (the order alternating from pair to pair), so that both runs of a pair see the same load on a shared machine. The
-median of the pairs' ratios is printed with their range.
+median of the pairs' ratios is printed with their range, for the whole training time and for the median time from
+one Lightning training step's start to the next (a step, its hooks and the next batch's gathering, with the
+validation passes and epoch ends left out). A burst of load from elsewhere lengthens a few steps and moves the
+median little, where it moves the whole run's time; the per-epoch work of the callbacks is left out of the second
+figure.
 """
 
 from __future__ import annotations
@@ -126,7 +130,8 @@ def sklearn_mlp(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[flo
 
 
 class EpochTimer:
-    """Training time of a fit with each validation pass left out."""
+    """Training time of a fit with each validation pass left out, and the time from each training step's start to the
+    next one's within an epoch (``step_s``: the step and Lightning's work around it, validation never included)."""
 
     def __new__(cls) -> object:
         from lightning.pytorch.callbacks import Callback
@@ -135,12 +140,22 @@ class EpochTimer:
             def __init__(self) -> None:
                 self.train_s = 0.0
                 self.val_s = 0.0
+                self.step_s: list[float] = []
+                self._step: float | None = None
 
             def on_train_epoch_start(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
                 self._epoch = time.perf_counter()
+                self._step = None
+
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+                now = time.perf_counter()
+                if self._step is not None:
+                    self.step_s.append(now - self._step)
+                self._step = now
 
             def on_validation_start(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
                 self._val = time.perf_counter()
+                self._step = None
 
             def on_validation_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
                 elapsed = time.perf_counter() - self._val
@@ -181,7 +196,8 @@ def naive_lightning(x: Tensor, y: Tensor, epochs: int, batch_size: int, workdir:
 
 def nnlit_fit(
     args: list[str], callbacks: list[object] | None = None, bypass_lightning_step: bool = False
-) -> tuple[float, float, nn.Module, object]:
+) -> tuple[float, float, nn.Module, object, float]:
+    """Training seconds, validation seconds, the trained network, the data module and the median step time."""
     from nnlit.cli import build
 
     cli = build(args)
@@ -194,7 +210,7 @@ def nnlit_fit(
     for callback in callbacks or []:
         cli.trainer.callbacks.append(callback)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return timer.train_s, timer.val_s, cli.model.eval(), cli.datamodule
+    return timer.train_s, timer.val_s, cli.model.eval(), cli.datamodule, statistics.median(timer.step_s)
 
 
 def four_callbacks() -> list[object]:
@@ -239,7 +255,7 @@ def main() -> None:
         for repeat in range(options.repeats):
             run_dir = workdir / f"run{repeat}"
             args = nnlit_args(path, options.epochs, options.batch_size, run_dir / "nnlit")
-            nnlit_s, _, model, dm = nnlit_fit(args)
+            nnlit_s, _, model, dm, _ = nnlit_fit(args)
             x, y = dm.split_tensors("train")
             x_val, y_val = dm.split_tensors("val")
             seconds, net = hand_loop(x, y, options.epochs, options.batch_size)
@@ -250,20 +266,23 @@ def main() -> None:
             record("naive Lightning", seconds, accuracy(net, x_val, y_val))
             record("nnlit fit (defaults)", nnlit_s, accuracy(model, x_val, y_val))
             one = [*args, "--data.init_args.batches_per_step=1"]
-            seconds, _, model, _ = nnlit_fit(one)
+            seconds, _, model, _, _ = nnlit_fit(one)
             record("nnlit, 1 batch per step", seconds, accuracy(model, x_val, y_val))
-            seconds, _, model, _ = nnlit_fit(args, bypass_lightning_step=True)
+            seconds, _, model, _, _ = nnlit_fit(args, bypass_lightning_step=True)
             record("diagnostic, no Lightning step calls", seconds, accuracy(model, x_val, y_val))
 
-        ratios = []
+        ratios, step_ratios, fastest_step = [], [], {False: float("inf"), True: float("inf")}
         for pair in range(options.pairs):
             args = nnlit_args(path, options.epochs, options.batch_size, workdir / f"pair{pair}")
-            seconds = {}
+            seconds, steps = {}, {}
             for with_callbacks in (False, True) if pair % 2 == 0 else (True, False):
-                seconds[with_callbacks], _, model, _ = nnlit_fit(args, four_callbacks() if with_callbacks else None)
+                fit = nnlit_fit(args, four_callbacks() if with_callbacks else None)
+                seconds[with_callbacks], steps[with_callbacks], model = fit[0], fit[4], fit[2]
                 if with_callbacks:
                     record("nnlit + 4 callbacks", seconds[True], accuracy(model, x_val, y_val))
             ratios.append(seconds[True] / seconds[False] - 1)
+            step_ratios.append(steps[True] / steps[False] - 1)
+            fastest_step = {k: min(fastest_step[k], steps[k]) for k in steps}
 
     samples = len(x) * options.epochs
     base = samples / best["hand-written loop"][0]
@@ -280,6 +299,15 @@ def main() -> None:
         print(
             f"\nthe four callbacks cost {statistics.median(ratios):+.1%} of nnlit's training time (median of "
             f"{len(ratios)} pairs; the pairs ranged from {min(ratios):+.1%} to {max(ratios):+.1%})"
+        )
+        print(
+            f"and {statistics.median(step_ratios):+.1%} of the median Lightning training step (a group of minibatches; "
+            f"median of the pairs, which ranged from {min(step_ratios):+.1%} to {max(step_ratios):+.1%})"
+        )
+        print(
+            f"and {fastest_step[True] / fastest_step[False] - 1:+.1%} between the fastest median steps of the "
+            f"{len(ratios)} fits with and the {len(ratios)} without ({fastest_step[True] * 1e3:.2f} ms against "
+            f"{fastest_step[False] * 1e3:.2f} ms)"
         )
 
 
