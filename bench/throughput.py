@@ -210,7 +210,8 @@ def nnlit_fit(
     for callback in callbacks or []:
         cli.trainer.callbacks.append(callback)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return timer.train_s, timer.val_s, cli.model.eval(), cli.datamodule, statistics.median(timer.step_s)
+    step = statistics.median(timer.step_s) if timer.step_s else float("nan")  # nan: one step per epoch
+    return timer.train_s, timer.val_s, cli.model.eval(), cli.datamodule, step
 
 
 def four_callbacks() -> list[object]:

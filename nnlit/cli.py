@@ -48,8 +48,9 @@ class NNLitCLI(LightningCLI):
         """The Trainer, with :class:`~nnlit.callbacks.TimedProgressBar` in place of Lightning's default bar (which
         redraws after every batch) unless the config names a progress bar or disables it, and a ``CSVLogger`` as the
         default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
-        config names one or sets ``report: false``; the CSV prediction writer for ``predict`` only; a
-        :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler."""
+        config names one or sets ``report: false``; no CSV prediction writer for ``fit``, ``validate`` and ``test``; a
+        :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
+        none)."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -65,10 +66,10 @@ class NNLitCLI(LightningCLI):
             kwargs["logger"] = CSVLogger(
                 config.get("default_root_dir") or os.getcwd(), version=SLURMEnvironment.job_id()
             )
-        if config.get("profiler") is None and "profiler" not in kwargs:
+        if config.get("profiler") is None and not config.get("barebones") and "profiler" not in kwargs:
             kwargs["profiler"] = NullProfiler()  # Lightning's default, at a lower cost per hook call
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand != "predict":
+        if self.subcommand in ("fit", "validate", "test"):
             # The `prediction_writer` arguments build a CSVPredictionWriter for every subcommand; it only writes in
             # `predict`, and in `fit` Lightning would still call it in each of the 3 per-minibatch hooks.
             writer = self._get(self.config_init, "prediction_writer")

@@ -64,17 +64,26 @@ def test_data_shape_is_linked_into_the_model():
     assert "num_classes" not in regression.model.hparams  # a link the head does not take is not saved
 
 
-def test_fit_trainer_has_no_prediction_writer_and_a_null_profiler():
-    from lightning.pytorch.profilers import SimpleProfiler
+def test_fit_trainer_has_no_prediction_writer_and_a_null_profiler(tmp_path):
+    from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 
     from nnlit import NullProfiler
     from nnlit.callbacks import CSVPredictionWriter
+    from nnlit.cli import _make
 
-    trainer = build(["--config", str(ROOT / "configs/quickstart.yaml")]).trainer
-    assert not any(isinstance(c, CSVPredictionWriter) for c in trainer.callbacks)
-    assert type(trainer.profiler) is NullProfiler
-    named = build(["--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.profiler=simple"]).trainer
+    config = ["--config", str(ROOT / "configs/quickstart.yaml"), f"--trainer.default_root_dir={tmp_path}"]
+    fit = _make(["fit", *config, "--trainer.fast_dev_run=true", *QUIET], run=True).trainer
+    assert not any(isinstance(c, CSVPredictionWriter) for c in fit.callbacks)  # it only writes in predict
+    assert type(fit.profiler) is NullProfiler
+    built = build(config).trainer  # no subcommand: a script may go on to predict, so the writer stays
+    assert any(isinstance(c, CSVPredictionWriter) for c in built.callbacks)
+    named = build([*config, "--trainer.profiler=simple"]).trainer
     assert isinstance(named.profiler, SimpleProfiler)  # a profiler the config names is kept
+    bare = ["--model=nnlit.BinaryMLP", "--data=nnlit.TabularDataModule", "--data.dataset=xor", "--data.n_samples=100"]
+    bare += ["--trainer.barebones=true", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    bare += [f"--trainer.default_root_dir={tmp_path}", "--trainer.max_epochs=1", "--report=false"]
+    barebones = _make(["fit", *bare], run=True).trainer
+    assert type(barebones.profiler) is PassThroughProfiler  # barebones refuses any other profiler
 
 
 def test_print_config_round_trip(tmp_path, capsys, monkeypatch):

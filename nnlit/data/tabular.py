@@ -780,7 +780,7 @@ def _table_from_arrays(
     if len(keep) == len(names):
         features = _shared_tensor(x_np, np.float32)
     else:
-        features = torch.as_tensor(x_np[:, keep].astype(np.float32))
+        features = torch.from_numpy(np.array(x_np[:, keep], dtype=np.float32, order="C"))  # row-major: rows are cut
     columns = {name: x_np[:, names.index(name)] for name in names if name in categorical}
     return _build_table(features, [names[j] for j in keep], columns, y, task, source, missing, target_name)
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -68,6 +69,12 @@ def test_shuffled_rows_of_a_split_are_gathered_as_indexing_would(layout, group):
     batches = [b.tensors if group > 1 else b for b in loader]
     assert torch.equal(torch.cat([b[0] for b in batches]), x[order])
     assert torch.equal(torch.cat([b[1] for b in batches]), y[order])
+
+
+def test_rows_given_as_a_numpy_array():
+    x = torch.arange(10.0).view(5, 2)
+    loader = TensorBatchLoader([x], 2, rows=np.array([4, 0, 2]))
+    assert torch.equal(torch.cat([b[0] for b in loader]), x[[4, 0, 2]])
 
 
 def test_unshuffled_single_process_yields_views():

@@ -169,6 +169,15 @@ def test_a_file_table_is_row_major_with_the_frames_values(tmp_path, frame, dtype
     assert torch.equal(table, torch.tensor(numbers.to_numpy(dtype=np.float32)))
 
 
+def test_arrays_with_a_categorical_column_give_a_row_major_table():
+    x = np.asfortranarray(np.arange(40, dtype=np.float64).reshape(10, 4) % 7)
+    dm = TabularDataModule.from_arrays(x, np.arange(10) % 2, feature_names=["a", "b", "c", "d"], categorical=["b"])
+    dm.setup("fit")
+    table = dm.train_dataloader().tensors[0]
+    assert table.is_contiguous()
+    assert torch.equal(table, torch.tensor(x[:, [0, 2, 3]], dtype=torch.float32))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
