@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import statistics
 import tempfile
 import time
@@ -301,6 +302,9 @@ def main() -> None:
             f"\nthe four callbacks cost {statistics.median(ratios):+.1%} of nnlit's training time (median of "
             f"{len(ratios)} pairs; the pairs ranged from {min(ratios):+.1%} to {max(ratios):+.1%})"
         )
+        if any(math.isnan(r) for r in step_ratios):
+            print("(one training step per epoch: no step-to-step times to compare)")
+            return
         print(
             f"and {statistics.median(step_ratios):+.1%} of the median Lightning training step (a group of minibatches; "
             f"median of the pairs, which ranged from {min(step_ratios):+.1%} to {max(step_ratios):+.1%})"
