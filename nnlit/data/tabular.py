@@ -693,15 +693,23 @@ def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
     cell) is converted value by value, a missing one as NaN, and the first value that is not a number is named with
     its row.
 
-    Row-major, filled column by column: ``frame.to_numpy()`` gives a column-major matrix, from which gathering a
-    batch's rows touches every column at scattered places (4–5× slower per batch than from contiguous rows), and
-    making it row-major afterwards would hold two copies of the data at once."""
+    Row-major: ``frame.to_numpy()`` gives a column-major matrix, from which gathering a batch's rows touches every
+    column at scattered places (4–5× slower per batch than from contiguous rows), and making it row-major afterwards
+    would hold two copies of the data at once. So it is filled in blocks of rows when every column holds numbers
+    (each block converted by pandas, then written row-major: about 0.05–0.15 s for 1M × 32), else column by column."""
     import pandas as pd
 
     x = np.empty((len(frame), len(columns)), dtype=np.float32)
+    typed = [pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) for c in columns]
+    if all(typed) and frame.columns.is_unique:
+        numbers = frame[columns]
+        for start in range(0, len(frame), _ROWS_PER_BLOCK):
+            block = numbers.iloc[start : start + _ROWS_PER_BLOCK]
+            x[start : start + len(block)] = block.to_numpy(dtype=np.float32, na_value=np.nan)
+        return torch.from_numpy(x)
     for j, column in enumerate(columns):
         series = frame[column]
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        if typed[j]:
             x[:, j] = series.to_numpy(dtype=np.float32, na_value=np.nan)
             continue
         values = series.to_numpy(dtype=object)
@@ -718,6 +726,9 @@ def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
                     " the model was trained on numbers in this column"
                 ) from None
     return torch.from_numpy(x)
+
+
+_ROWS_PER_BLOCK = 1 << 16  # 65,536 rows: an 8 MB float32 block at 32 columns
 
 
 def _table_from_frame(

@@ -156,17 +156,21 @@ def test_parquet_source(tmp_path, frame):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "Int64"])
-def test_a_file_table_is_row_major_with_the_frames_values(tmp_path, frame, dtype):
+def test_a_file_table_is_row_major_with_the_frames_values(tmp_path, frame, dtype, monkeypatch):
     # pandas hands a block of columns over column-major; batches are cut by rows, so the table must be row-major
     pytest.importorskip("pyarrow")
+    monkeypatch.setattr("nnlit.data.tabular._ROWS_PER_BLOCK", 7)  # 50 rows: 8 blocks, the last one short
     numbers = frame[["age", "income"]].round().astype(dtype)
+    if dtype == "Int64":
+        numbers.loc[[3, 20], "age"] = None  # missing values
     path = tmp_path / "data.parquet"
     numbers.assign(y=np.arange(50) % 2).to_parquet(path)
-    dm = TabularDataModule(path=str(path), target="y")
+    dm = TabularDataModule(path=str(path), target="y", missing="median")
     dm.setup("fit")
     table = dm.train_dataloader().tensors[0]
     assert table.is_contiguous()
-    assert torch.equal(table, torch.tensor(numbers.to_numpy(dtype=np.float32)))
+    expected = torch.tensor(numbers.to_numpy(dtype=np.float32, na_value=np.nan))
+    torch.testing.assert_close(table, expected, rtol=0, atol=0, equal_nan=True)  # the table keeps NaN; batches impute
 
 
 def test_arrays_with_a_categorical_column_give_a_row_major_table():
