@@ -791,7 +791,7 @@ def _table_from_arrays(
     if len(keep) == len(names):
         features = _shared_tensor(x_np, np.float32)
     else:
-        features = torch.from_numpy(np.array(x_np[:, keep], dtype=np.float32, order="C"))  # row-major: rows are cut
+        features = _shared_tensor(np.take(x_np, keep, axis=1), np.float32)  # fresh, row-major (x[:, keep] is not)
     columns = {name: x_np[:, names.index(name)] for name in names if name in categorical}
     return _build_table(features, [names[j] for j in keep], columns, y, task, source, missing, target_name)
 
