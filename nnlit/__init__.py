@@ -8,6 +8,7 @@ from nnlit.models.multiclass import MulticlassMLP
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.maxout import Maxout
 from nnlit.nn.mlp import MLP
+from nnlit.precision import StepHooksPrecision
 from nnlit.predictor import Predictor
 from nnlit.profiler import NullProfiler
 
@@ -22,6 +23,7 @@ __all__ = [
     "NullProfiler",
     "Predictor",
     "RegressionMLP",
+    "StepHooksPrecision",
     "TabularDataModule",
     "__version__",
     "load",

@@ -17,12 +17,14 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.plugins.precision import Precision
 
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
+from nnlit.precision import StepHooksPrecision
 from nnlit.profiler import NullProfiler
 
 DESCRIPTION = (
@@ -50,7 +52,8 @@ class NNLitCLI(LightningCLI):
         default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
         config names one or sets ``report: false``; no CSV prediction writer for ``fit``, ``validate`` and ``test``; a
         :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
-        none)."""
+        none); a :class:`~nnlit.precision.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
+        precisions and strategies keep their own)."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -69,6 +72,8 @@ class NNLitCLI(LightningCLI):
         if config.get("profiler") is None and not config.get("barebones") and "profiler" not in kwargs:
             kwargs["profiler"] = NullProfiler()  # Lightning's default, at a lower cost per hook call
         trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.precision_plugin) is Precision:  # exactly Lightning's 32-bit one, not a subclass
+            trainer.strategy.precision_plugin = StepHooksPrecision()
         if self.subcommand in ("fit", "validate", "test"):
             # The `prediction_writer` arguments build a CSVPredictionWriter for every subcommand; it only writes in
             # `predict`, and in `fit` Lightning would still call it in each of the 3 per-minibatch hooks.

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Sets up the environment and runs the performance benchmarks (about 9 minutes on 2 cores): throughput against a
-# hand-written loop and scikit-learn, the callbacks' overhead, scaling, peak memory, start-up time and
-# Predictor's rows/s.
+# hand-written loop and scikit-learn, the callbacks' overhead, the step hooks' cost, scaling, peak memory, start-up
+# time and Predictor's rows/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="$(bash scripts/setup_env.sh | tail -n 1)"
 bin="$(dirname "$py")"
 export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/startup.py
 "$py" bench/throughput.py 2>/dev/null  # stderr: the progress bars of the default-settings runs
+"$py" bench/hooks.py 2>/dev/null
 (cd bench && "$py" scaling.py 2>/dev/null)
 "$py" bench/memory.py
 "$py" bench/startup.py

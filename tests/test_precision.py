@@ -1,4 +1,5 @@
-"""Mixed precision: bf16 on CPU end to end; fp16 with a gradient scaler on a GPU (skipped without one)."""
+"""Precision plugins: StepHooksPrecision against Lightning's 32-bit one; bf16 on CPU end to end; fp16 with a gradient
+scaler on a GPU (skipped without one)."""
 
 import functools
 import math
@@ -7,10 +8,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.profilers import SimpleProfiler
 
-from nnlit import RegressionMLP, TabularDataModule
+from nnlit import MulticlassMLP, RegressionMLP, StepHooksPrecision, TabularDataModule
 from nnlit.callbacks import GradientSaturationMonitor
-from nnlit.cli import main
+from nnlit.cli import build, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +39,125 @@ def grad_norms(precision: str, accelerator: str = "cpu") -> dict[str, float]:
     )
     trainer.fit(model, datamodule=TabularDataModule(dataset="sine", n_samples=512, batch_size=64, seed=0))
     return monitor.history[-1]["grad_norm"]
+
+
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+class Recorder(Callback):
+    """Records each step hook's call: its name, the optimizer step, the name Lightning's logging sees, and a
+    summary of the argument (the loss, or the gradient norm Lightning's clipping has or has not touched)."""
+
+    def __init__(self, calls: list) -> None:
+        self.calls = calls
+
+    def record(self, hook: str, module: L.LightningModule, value: float | None) -> None:
+        self.calls.append((f"callback.{hook}", module.trainer.global_step, module._current_fx_name, value))
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.record("on_before_backward", pl_module, float(loss))
+
+    def on_after_backward(self, trainer, pl_module):
+        self.record("on_after_backward", pl_module, None)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.record("on_before_optimizer_step", pl_module, grad_norm(pl_module))
+
+
+class EpochsOnly(Callback):
+    """Overrides none of the step hooks."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        pass
+
+
+class Logging(MulticlassMLP):
+    """A user's subclass overriding two step hooks on the module, and logging from one."""
+
+    def __init__(self, calls: list, automatic: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = calls
+        if automatic:
+            self.automatic_optimization = True
+
+    def on_after_backward(self):
+        self.calls.append(("module.on_after_backward", self.trainer.global_step, self._current_fx_name, None))
+        self.log("grad_norm_after_backward", grad_norm(self), on_step=True, on_epoch=False)
+
+    def on_before_optimizer_step(self, optimizer):
+        self.calls.append(("module.on_before_optimizer_step", self.trainer.global_step, self._current_fx_name, None))
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        self.calls.append(("module.configure_gradient_clipping", self.trainer.global_step, self._current_fx_name, None))
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def grad_norm(module: L.LightningModule) -> float:
+    return float(torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).norm())
+
+
+def fit_recording(plugin: Precision, automatic: bool = False, profiler=None) -> tuple[list, dict, L.Trainer]:
+    L.seed_everything(0)
+    calls: list = []
+    model = Logging(calls, automatic=automatic, in_features=2, num_classes=2, hidden=[8])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Recorder(calls), EpochsOnly()],
+        plugins=[plugin],
+        gradient_clip_val=0.05 if automatic else None,
+        profiler=profiler,
+    )
+    data = TabularDataModule(dataset="xor", n_samples=200, batch_size=16, batches_per_step=4, seed=0)
+    trainer.fit(model, datamodule=data)
+    return calls, {k: v.clone() for k, v in model.state_dict().items()}, trainer
+
+
+@pytest.mark.parametrize("automatic", [False, True], ids=["nnlit_step", "lightning_loop_with_clipping"])
+def test_step_hooks_precision_calls_the_hooks_lightning_calls(automatic):
+    """The same calls, in the same order, with the same arguments and logging name, and the same trained weights as
+    under Lightning's own Precision plugin; under automatic optimization, gradient clipping runs after the hooks."""
+    expected, expected_weights, _ = fit_recording(Precision(), automatic)
+    calls, weights, trainer = fit_recording(StepHooksPrecision(), automatic)
+    steps = trainer.global_step
+    assert steps == 2 * 10  # 160 training rows in batches of 16, two epochs: every minibatch is an optimizer step
+    assert calls == expected
+    hooks = [c[0] for c in calls]
+    assert hooks.count("callback.on_before_backward") == hooks.count("module.on_before_optimizer_step") == steps
+    assert all(name == hook.split(".")[1] for hook, _, name, _ in calls if "clipping" not in hook)
+    assert hooks.count("module.configure_gradient_clipping") == (steps if automatic else 0)
+    assert "grad_norm_after_backward" in trainer.callback_metrics  # self.log inside the hook
+    for key in expected_weights:
+        torch.testing.assert_close(weights[key], expected_weights[key], rtol=0, atol=0)
+    assert trainer.lightning_module._current_fx_name is None
+
+
+def test_step_hooks_precision_skips_the_empty_hooks(monkeypatch):
+    seen = []
+    monkeypatch.setattr(Callback, "on_after_backward", lambda self, trainer, module: seen.append(type(self)))
+    fit_recording(Precision())
+    assert EpochsOnly in seen  # Lightning calls Callback's own method on every callback
+    seen.clear()
+    fit_recording(StepHooksPrecision())
+    assert seen == []
+
+
+def test_step_hooks_precision_leaves_profiled_runs_to_lightning():
+    _, _, trainer = fit_recording(StepHooksPrecision(), profiler=SimpleProfiler())
+    # a profiler that records sees every callback's hook, as with Lightning's plugin
+    assert "[Callback]EpochsOnly.on_before_backward" in trainer.profiler.recorded_durations
+
+
+def test_the_nnlit_command_takes_step_hooks_precision_for_32_bit_only(tmp_path):
+    config = ["--config", str(ROOT / "configs/quickstart.yaml"), f"--trainer.default_root_dir={tmp_path}"]
+    assert type(build(config).trainer.precision_plugin) is StepHooksPrecision
+    assert build(config).trainer.precision == "32-true"
+    mixed = build([*config, "--trainer.precision=bf16-mixed"]).trainer.precision_plugin
+    assert type(mixed) is MixedPrecision
 
 
 def test_bf16_gradient_norms_match_fp32():

@@ -2,7 +2,8 @@
 
 Used by test_monitors_ddp.py in a subprocess with a timeout, so a collective call that one rank skips fails the test
 instead of hanging it. With a batch of 2b rows in one process and b rows per rank in two, every step sees the same rows
-(the ranks take alternate positions of the same permutation), so the numbers must agree.
+(the ranks take alternate positions of the same permutation), so the numbers must agree. The Trainer uses
+StepHooksPrecision, as the nnlit command does, so the monitor's step hook is called through it under DDP.
 """
 
 import functools
@@ -12,7 +13,7 @@ import sys
 import lightning as L
 import torch
 
-from nnlit import MulticlassMLP, TabularDataModule
+from nnlit import MulticlassMLP, StepHooksPrecision, TabularDataModule
 from nnlit.callbacks import DeadReLUCounter, GradientSaturationMonitor
 
 
@@ -39,6 +40,7 @@ def main(devices: int, activation: str) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
+        plugins=[StepHooksPrecision()],
         callbacks=[DeadReLUCounter(threshold=1.0), GradientSaturationMonitor(saturation_threshold=1.0)],
     )
     trainer.fit(model, datamodule=data)

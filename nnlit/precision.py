@@ -1,0 +1,91 @@
+"""Lightning's 32-bit precision plugin, with the hooks of every optimizer step called only where they do something."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.profilers import PassThroughProfiler
+from torch import Tensor
+
+
+class StepHooksPrecision(Precision):
+    """Lightning's ``Precision`` (the Trainer's default, ``precision="32-true"``), calling the three hooks of each
+    optimizer step (``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``) only on the callbacks,
+    and the LightningModule, that override them.
+
+    Lightning calls each of these hooks on every callback, through a loop that reads ``callback.state_key``, formats a
+    profiler name and enters a profiler context per callback, then on the LightningModule: about 1.5–4 µs per callback
+    and hook even where the hook is ``Callback``'s empty method. nnlit's training step takes one optimizer step per
+    minibatch, so with the ``nnlit`` command's five default callbacks that came to 50–80 µs per minibatch, several
+    percent of a small MLP's step on a CPU; with four more callbacks, more. This class runs the same hooks, in the same
+    order, with the same arguments and the same ``_current_fx_name`` (so ``self.log`` works in them), skipping only
+    calls to methods nobody overrode. Gradient clipping (``configure_gradient_clipping``, automatic optimization) runs
+    as in Lightning. When the Trainer has a profiler that records (anything but Lightning's default no-op one), every
+    call goes through Lightning's own dispatch, so the profile names every callback as usual.
+
+    The ``nnlit`` command puts it in place of Lightning's ``Precision`` when that is the Trainer's plugin (the default
+    32-bit precision, single device or DDP); mixed precision, FSDP, DeepSpeed and XLA keep their own plugins. With your
+    own Trainer, pass ``plugins=[StepHooksPrecision()]`` (and no ``precision``).
+
+    Example::
+
+        >>> import lightning as L
+        >>> trainer = L.Trainer(plugins=[StepHooksPrecision()], logger=False, enable_progress_bar=False)
+        >>> type(trainer.precision_plugin).__name__, trainer.precision
+        ('StepHooksPrecision', '32-true')
+    """
+
+    def pre_backward(self, tensor: Tensor, module: L.LightningModule) -> Tensor:  # type: ignore[override]
+        trainer = module.trainer
+        if _profiled(trainer):
+            return super().pre_backward(tensor, module)
+        _call_overridden(trainer, "on_before_backward", tensor)
+        return tensor
+
+    def post_backward(self, tensor: Tensor, module: L.LightningModule) -> Tensor:  # type: ignore[override]
+        trainer = module.trainer
+        if _profiled(trainer):
+            return super().post_backward(tensor, module)
+        closure_loss = tensor.detach()  # releases the graph, as Lightning's plugin does
+        _call_overridden(trainer, "on_after_backward")
+        return closure_loss
+
+    def _after_closure(self, model: L.LightningModule, optimizer: Any) -> None:
+        # Lightning's Precision.optimizer_step runs this after the closure and before `optimizer.step`
+        trainer = model.trainer
+        if _profiled(trainer):
+            return super()._after_closure(model, optimizer)
+        _call_overridden(trainer, "on_before_optimizer_step", optimizer)
+        self._clip_gradients(
+            model, optimizer, trainer.gradient_clip_val, gradient_clip_algorithm=trainer.gradient_clip_algorithm
+        )
+        return None
+
+
+def _profiled(trainer: L.Trainer) -> bool:
+    """Whether the Trainer's profiler records hook calls (Lightning's default, and nnlit's NullProfiler, do not)."""
+    return not isinstance(trainer.profiler, PassThroughProfiler)  # type: ignore[attr-defined]
+
+
+def _overrides(obj: object, empty: Any, hook: str) -> bool:
+    """Whether ``obj``'s ``hook`` is anything but the base class's ``empty`` method: overridden in its class or set on
+    the instance."""
+    return getattr(type(obj), hook, None) is not empty or hook in getattr(obj, "__dict__", ())
+
+
+def _call_overridden(trainer: L.Trainer, hook: str, *args: Any) -> None:
+    """Lightning's ``_call_callback_hooks`` then ``_call_lightning_module_hook`` for ``hook``, leaving out the calls to
+    ``Callback``'s and ``LightningModule``'s empty methods."""
+    module = trainer.lightning_module
+    previous = module._current_fx_name
+    module._current_fx_name = hook
+    empty = getattr(Callback, hook)
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if _overrides(callback, empty, hook):
+            getattr(callback, hook)(trainer, module, *args)
+    if _overrides(module, getattr(L.LightningModule, hook), hook):
+        getattr(module, hook)(*args)
+    module._current_fx_name = previous
