@@ -69,9 +69,9 @@ class ShardedIndexSampler:
             return None
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.num_rows, generator=g)
+            order = torch.randperm(self.num_rows, generator=g, dtype=torch.int32)  # the same order as int64's
         else:
-            order = torch.arange(self.num_rows)
+            order = torch.arange(self.num_rows, dtype=torch.int32)
         if self.pad and self.num_rows % self.world_size:
             total = math.ceil(self.num_rows / self.world_size) * self.world_size
             order = order.repeat(math.ceil(total / self.num_rows))[:total]  # fewer rows than ranks: repeat more
@@ -116,7 +116,8 @@ class TensorBatchLoader:
             ``group`` minibatches each (for a training step that takes several optimizer steps, see
             :class:`~nnlit.models.base.MLPModule`); its length and ``skip_batches`` count groups.
         rows: the rows of ``tensors`` this loader serves (a split of a larger table, without copying it); the
-            sampler's positions index this. Default: every row.
+            sampler's positions index this. Default: every row. With ``rows``, every batch is a gathered copy; without
+            it, batches in order on one process are views of ``tensors``.
         transform: applied to each batch's tuple of tensors after it is gathered (e.g. standardisation), so the
             table is never transformed, nor copied, as a whole.
 

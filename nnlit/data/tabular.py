@@ -323,7 +323,8 @@ class TabularDataModule(L.LightningDataModule):
             return
         table = self._load()
         num_rows = len(table.x)
-        order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed))
+        # int32 row numbers: half the memory of int64, and index_select takes either
+        order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed), dtype=torch.int32)
         n_val = max(1, round(num_rows * self.val_fraction))
         n_test = round(num_rows * self.test_fraction) if self.test_fraction > 0 else 0
         if self.test_fraction > 0:
@@ -445,20 +446,26 @@ class TabularDataModule(L.LightningDataModule):
         self._fit()
         table, index = self._load(), self._splits[split]
         tensors = self._feature_tensors(split, index)
-        return self.transform(*(t[index] for t in tensors)), table.y[index]
+        return self._transform_batch(tuple(t[index] for t in tensors), copied=True)[0], table.y[index]
 
     def transform(self, x: Tensor, codes: Tensor | None = None) -> Tensor:
         """The model's input from numeric features in their own units (NaN where missing) and, for categorical
         features, their codes: missing numbers filled with the training median and was-missing columns added
         (per ``missing``), the codes appended, then everything standardised with the fitted training mean and
         standard deviation (was-missing and code columns keep their values)."""
+        return self._transform(x, codes, copied=False)
+
+    def _transform(self, x: Tensor, codes: Tensor | None, copied: bool) -> Tensor:
+        """:meth:`transform`; with ``copied``, ``x`` is a copy of the table's rows that nothing else reads (a gathered
+        batch) and is standardised in place: no second buffer of its size."""
         if self.median is not None:  # imputing: the was-missing positions are looked up only then (per batch)
-            x = impute(x, self.median, self._indicator_positions())
+            x, copied = impute(x, self.median, self._indicator_positions()), True
         if codes is not None and codes.shape[1]:
-            x = torch.cat([x, codes.to(x.dtype)], dim=1)
+            x, copied = torch.cat([x, codes.to(x.dtype)], dim=1), True
         if self.mean is None or self.std is None:
             return x
-        return (x - self.mean.to(x.device)).div_(self.std.to(x.device))  # in place: one batch-sized buffer, not two
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        return (x.sub_(mean) if copied else x - mean).div_(std)
 
     def decode(self, labels: Tensor) -> list[Any]:
         """Maps class indices back to the original labels.
@@ -496,13 +503,19 @@ class TabularDataModule(L.LightningDataModule):
             sampler=sampler,
             drop_last=drop_last,
             rows=index,
-            transform=self._transform_batch,
+            transform=self._transform_gathered,
         )
 
-    def _transform_batch(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        if not self.categorical_features:
-            return (self.transform(tensors[0]), *tensors[1:])
-        return (self.transform(tensors[0], tensors[1]), *tensors[2:])
+    def _transform_batch(self, tensors: tuple[Tensor, ...], copied: bool = False) -> tuple[Tensor, ...]:
+        """A batch's tensors with its features transformed. ``copied``: the loader gathered the batch (through
+        ``rows``: always a copy), so it is standardised in place; predict's loader reads rows in order, as views of
+        the table."""
+        has_codes = bool(self.categorical_features)
+        x = self._transform(tensors[0], tensors[1] if has_codes else None, copied)
+        return (x, *tensors[1 + has_codes :])
+
+    def _transform_gathered(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return self._transform_batch(tensors, copied=True)
 
     def _feature_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
         """The table's numeric features, and its category codes as the model takes them when it has categorical

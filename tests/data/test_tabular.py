@@ -42,6 +42,35 @@ def test_standardised_with_training_statistics_only():
     assert torch.allclose(train_x.std(0, unbiased=False), torch.ones(2), atol=1e-4)
 
 
+@pytest.mark.parametrize("categorical", [False, True])
+def test_batches_standardised_in_place_leave_the_table_alone(categorical):
+    """Gathered batches are standardised in their own buffer; the table, and predict's batches (views of the rows in
+    order), are never written to, however often the loaders run."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, size=(60, 3))
+    if categorical:
+        pd = pytest.importorskip("pandas")
+        x = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "colour": rng.choice(["red", "blue"], 60)})
+    dm = TabularDataModule.from_arrays(x, np.arange(60) % 2, batch_size=8, val_fraction=0.25, test_fraction=0.25)
+    dm.setup("fit")
+    table = dm._load()
+    before = table.x.clone()
+    codes = dm._feature_tensors("train", None)[1:]
+    for split, loader in [("train", dm.train_dataloader), ("val", dm.val_dataloader), ("test", dm.test_dataloader)]:
+        for _ in range(2):
+            batches = list(loader())
+            rows = dm._splits[split]  # in order for val/test; train is shuffled, so compare the sorted rows
+            got = torch.cat([b[0] for b in batches])
+            expected = dm.transform(before[rows], *(c[rows] for c in codes))
+            if split == "train":
+                got, expected = got.sort(dim=0).values, expected.sort(dim=0).values
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+            assert torch.equal(table.x, before)
+    predicted = [b[0] for _ in range(2) for b in dm.predict_dataloader()]
+    assert torch.equal(predicted[0], predicted[len(predicted) // 2]) and torch.equal(table.x, before)
+    assert not torch.equal(predicted[0][:, :3], before[:8])  # standardised: a copy, the table unchanged
+
+
 def test_noise_features_appended_to_builtin_sets():
     dm = TabularDataModule(dataset="xor", n_samples=50, n_features=8)
     x = dm._load().x
