@@ -4,8 +4,10 @@
     python bench/hooks.py [--rows 20000] [--repeats 3] [--threads 1]
 
 Each fit is ``bench/throughput.py``'s nnlit fit (the ``nnlit`` command's objects, batch 256), with the trainer's
-precision plugin set to one or the other, with the command's default callbacks alone (the bar left out, to keep the
-output readable: checkpoint, model summary, config saving, prediction writer) and with nnlit's four callbacks added.
+precision plugin set to one or the other, with the default callbacks of ``nnlit.cli.build``'s Trainer alone
+(checkpoint, model summary, config saving, prediction writer; the bar is left out to keep the output readable, and
+``nnlit fit`` has a FitReport in the writer's place: none of these overrides a step hook) and with nnlit's four
+callbacks added.
 The plugin's ``pre_backward``, ``post_backward`` and ``_after_closure`` (which call ``on_before_backward``,
 ``on_after_backward`` and ``on_before_optimizer_step`` on the callbacks and the module) are timed at every minibatch.
 The table shows the median and the fastest of those three calls' sum, each the lowest over the interleaved repeats.

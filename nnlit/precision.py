@@ -22,9 +22,11 @@ class StepHooksPrecision(Precision):
     minibatch, so with the ``nnlit`` command's five default callbacks that came to 50–80 µs per minibatch, several
     percent of a small MLP's step on a CPU; with four more callbacks, more. This class runs the same hooks, in the same
     order, with the same arguments and the same ``_current_fx_name`` (so ``self.log`` works in them), skipping only
-    calls to methods nobody overrode. Gradient clipping (``configure_gradient_clipping``, automatic optimization) runs
-    as in Lightning. When the Trainer has a profiler that records (anything but Lightning's default no-op one), every
-    call goes through Lightning's own dispatch, so the profile names every callback as usual.
+    calls to methods nobody overrode (a hook set on an instance, or a base method patched later, counts as overridden;
+    one set to something not callable is skipped, as Lightning skips it). Gradient clipping
+    (``configure_gradient_clipping``, automatic optimization) runs as in Lightning. Only Lightning's DEBUG log lines
+    naming these hooks are not written. When the Trainer has a profiler that records (anything but Lightning's
+    default no-op one), every call goes through Lightning's own dispatch, so the profile names every callback.
 
     The ``nnlit`` command puts it in place of Lightning's ``Precision`` when that is the Trainer's plugin (the default
     32-bit precision, single device or DDP); mixed precision, FSDP, DeepSpeed and XLA keep their own plugins. With your
@@ -70,10 +72,20 @@ def _profiled(trainer: L.Trainer) -> bool:
     return not isinstance(trainer.profiler, PassThroughProfiler)  # type: ignore[attr-defined]
 
 
-def _overrides(obj: object, empty: Any, hook: str) -> bool:
-    """Whether ``obj``'s ``hook`` is anything but the base class's ``empty`` method: overridden in its class or set on
-    the instance."""
-    return getattr(type(obj), hook, None) is not empty or hook in getattr(obj, "__dict__", ())
+_STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+# The base classes' empty methods, read once: a base method patched later (a mock, say) counts as an override and is
+# called, as Lightning would call it
+_EMPTY_CALLBACK = {hook: getattr(Callback, hook) for hook in _STEP_HOOKS}
+_EMPTY_MODULE = {hook: getattr(L.LightningModule, hook) for hook in _STEP_HOOKS}
+
+
+def _overridden(obj: object, empty: Any, hook: str) -> Any:
+    """``obj``'s ``hook`` when it is anything but the base class's ``empty`` method (overridden in its class or set on
+    the instance) and callable, else ``None``."""
+    if getattr(type(obj), hook, None) is empty and hook not in getattr(obj, "__dict__", ()):
+        return None
+    fn = getattr(obj, hook)
+    return fn if callable(fn) else None  # Lightning skips a hook set to something not callable, too
 
 
 def _call_overridden(trainer: L.Trainer, hook: str, *args: Any) -> None:
@@ -82,10 +94,12 @@ def _call_overridden(trainer: L.Trainer, hook: str, *args: Any) -> None:
     module = trainer.lightning_module
     previous = module._current_fx_name
     module._current_fx_name = hook
-    empty = getattr(Callback, hook)
+    empty = _EMPTY_CALLBACK[hook]
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        if _overrides(callback, empty, hook):
-            getattr(callback, hook)(trainer, module, *args)
-    if _overrides(module, getattr(L.LightningModule, hook), hook):
-        getattr(module, hook)(*args)
+        fn = _overridden(callback, empty, hook)
+        if fn is not None:
+            fn(trainer, module, *args)
+    fn = _overridden(module, _EMPTY_MODULE[hook], hook)
+    if fn is not None:
+        fn(*args)
     module._current_fx_name = previous

@@ -3,6 +3,7 @@ scaler on a GPU (skipped without one)."""
 
 import functools
 import math
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -87,6 +88,11 @@ class Logging(MulticlassMLP):
     def on_before_optimizer_step(self, optimizer):
         self.calls.append(("module.on_before_optimizer_step", self.trainer.global_step, self._current_fx_name, None))
 
+    def compute_loss(self, outputs, target):
+        # after the previous minibatch's hooks: the hook name must be back to the step's
+        self.calls.append(("module.compute_loss", self.trainer.global_step, self._current_fx_name, None))
+        return super().compute_loss(outputs, target)
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         self.calls.append(("module.configure_gradient_clipping", self.trainer.global_step, self._current_fx_name, None))
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
@@ -100,6 +106,9 @@ def fit_recording(plugin: Precision, automatic: bool = False, profiler=None) -> 
     L.seed_everything(0)
     calls: list = []
     model = Logging(calls, automatic=automatic, in_features=2, num_classes=2, hidden=[8])
+    on_instance, not_callable = EpochsOnly(), EpochsOnly()
+    on_instance.on_after_backward = lambda trainer, module: calls.append(("instance.on_after_backward",))
+    not_callable.on_before_backward = "off"  # Lightning skips a hook that is not callable
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=2,
@@ -107,7 +116,7 @@ def fit_recording(plugin: Precision, automatic: bool = False, profiler=None) -> 
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[Recorder(calls), EpochsOnly()],
+        callbacks=[Recorder(calls), EpochsOnly(), on_instance, not_callable],
         plugins=[plugin],
         gradient_clip_val=0.05 if automatic else None,
         profiler=profiler,
@@ -119,31 +128,69 @@ def fit_recording(plugin: Precision, automatic: bool = False, profiler=None) -> 
 
 @pytest.mark.parametrize("automatic", [False, True], ids=["nnlit_step", "lightning_loop_with_clipping"])
 def test_step_hooks_precision_calls_the_hooks_lightning_calls(automatic):
-    """The same calls, in the same order, with the same arguments and logging name, and the same trained weights as
-    under Lightning's own Precision plugin; under automatic optimization, gradient clipping runs after the hooks."""
-    expected, expected_weights, _ = fit_recording(Precision(), automatic)
+    """The same calls, in the same order, with the same arguments and hook names, the same logged values and the same
+    trained weights as under Lightning's own Precision plugin; under automatic optimization, gradient clipping runs
+    after the hooks."""
+    expected, expected_weights, lightning = fit_recording(Precision(), automatic)
     calls, weights, trainer = fit_recording(StepHooksPrecision(), automatic)
     steps = trainer.global_step
     assert steps == 2 * 10  # 160 training rows in batches of 16, two epochs: every minibatch is an optimizer step
     assert calls == expected
     hooks = [c[0] for c in calls]
     assert hooks.count("callback.on_before_backward") == hooks.count("module.on_before_optimizer_step") == steps
-    assert all(name == hook.split(".")[1] for hook, _, name, _ in calls if "clipping" not in hook)
+    assert hooks.count("instance.on_after_backward") == steps
+    named = [c for c in calls if len(c) == 4 and c[0].split(".")[1] in STEP_HOOKS]
+    assert named and all(name == hook.split(".")[1] for hook, _, name, _ in named)
+    assert {c[2] for c in calls if c[0] == "module.compute_loss"} == {"training_step", "validation_step"}
     assert hooks.count("module.configure_gradient_clipping") == (steps if automatic else 0)
     assert "grad_norm_after_backward" in trainer.callback_metrics  # self.log inside the hook
+    assert trainer.callback_metrics.keys() == lightning.callback_metrics.keys()
+    for key, value in lightning.callback_metrics.items():
+        torch.testing.assert_close(trainer.callback_metrics[key], value, rtol=0, atol=0)
     for key in expected_weights:
         torch.testing.assert_close(weights[key], expected_weights[key], rtol=0, atol=0)
-    assert trainer.lightning_module._current_fx_name is None
 
 
-def test_step_hooks_precision_skips_the_empty_hooks(monkeypatch):
-    seen = []
-    monkeypatch.setattr(Callback, "on_after_backward", lambda self, trainer, module: seen.append(type(self)))
-    fit_recording(Precision())
-    assert EpochsOnly in seen  # Lightning calls Callback's own method on every callback
-    seen.clear()
-    fit_recording(StepHooksPrecision())
-    assert seen == []
+def test_step_hooks_precision_skips_the_empty_hooks():
+    """Callback's and LightningModule's empty step hooks never run (Lightning runs them on every callback)."""
+    empty = {getattr(base, hook).__code__ for hook in STEP_HOOKS for base in (Callback, L.LightningModule)}
+
+    def empty_calls(plugin: Precision) -> list[str]:
+        seen: list[str] = []
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code in empty:
+                seen.append(frame.f_code.co_name)
+
+        sys.setprofile(profile)
+        try:
+            fit_recording(plugin)
+        finally:
+            sys.setprofile(None)
+        return seen
+
+    assert set(empty_calls(Precision())) == set(STEP_HOOKS)
+    assert empty_calls(StepHooksPrecision()) == []
+
+
+def test_step_hooks_precision_calls_a_patched_base_hook(monkeypatch):
+    """A base class method replaced after import (a mock, say) is called on every callback, as Lightning calls it."""
+
+    def calls_of_patched(plugin: Precision) -> int:
+        seen = []
+        monkeypatch.setattr(Callback, "on_after_backward", lambda self, trainer, module: seen.append(type(self)))
+        fit_recording(plugin)
+        return len(seen)
+
+    assert calls_of_patched(StepHooksPrecision()) == calls_of_patched(Precision()) > 0
+
+
+def test_step_hooks_precision_releases_the_graph_after_backward():
+    _, _, trainer = fit_recording(StepHooksPrecision())
+    trainer.lightning_module.on_after_backward = lambda: None  # the recording hook reads gradients, gone after fit
+    loss = torch.ones(1, requires_grad=True) * 2.0
+    released = trainer.precision_plugin.post_backward(loss, trainer.lightning_module)
+    assert not released.requires_grad and float(released) == 2.0
 
 
 def test_step_hooks_precision_leaves_profiled_runs_to_lightning():
