@@ -102,20 +102,17 @@ def grad_norm(module: L.LightningModule) -> float:
     return float(torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).norm())
 
 
-def fit_recording(plugin: Precision, automatic: bool = False, profiler=None) -> tuple[list, dict, L.Trainer]:
+def fit_recording(
+    make_trainer, plugin: Precision, automatic: bool = False, profiler=None
+) -> tuple[list, dict, L.Trainer]:
     L.seed_everything(0)
     calls: list = []
     model = Logging(calls, automatic=automatic, in_features=2, num_classes=2, hidden=[8])
     on_instance, not_callable = EpochsOnly(), EpochsOnly()
     on_instance.on_after_backward = lambda trainer, module: calls.append(("instance.on_after_backward",))
     not_callable.on_before_backward = "off"  # Lightning skips a hook that is not callable
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = make_trainer(
         max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[Recorder(calls), EpochsOnly(), on_instance, not_callable],
         plugins=[plugin],
         gradient_clip_val=0.05 if automatic else None,
@@ -127,12 +124,12 @@ def fit_recording(plugin: Precision, automatic: bool = False, profiler=None) -> 
 
 
 @pytest.mark.parametrize("automatic", [False, True], ids=["nnlit_step", "lightning_loop_with_clipping"])
-def test_step_hooks_precision_calls_the_hooks_lightning_calls(automatic):
+def test_step_hooks_precision_calls_the_hooks_lightning_calls(automatic, make_trainer):
     """The same calls, in the same order, with the same arguments and hook names, the same logged values and the same
     trained weights as under Lightning's own Precision plugin; under automatic optimization, gradient clipping runs
     after the hooks."""
-    expected, expected_weights, lightning = fit_recording(Precision(), automatic)
-    calls, weights, trainer = fit_recording(StepHooksPrecision(), automatic)
+    expected, expected_weights, lightning = fit_recording(make_trainer, Precision(), automatic)
+    calls, weights, trainer = fit_recording(make_trainer, StepHooksPrecision(), automatic)
     steps = trainer.global_step
     assert steps == 2 * 10  # 160 training rows in batches of 16, two epochs: every minibatch is an optimizer step
     assert calls == expected
@@ -151,7 +148,7 @@ def test_step_hooks_precision_calls_the_hooks_lightning_calls(automatic):
         torch.testing.assert_close(weights[key], expected_weights[key], rtol=0, atol=0)
 
 
-def test_step_hooks_precision_skips_the_empty_hooks():
+def test_step_hooks_precision_skips_the_empty_hooks(make_trainer):
     """Callback's and LightningModule's empty step hooks never run (Lightning runs them on every callback)."""
     empty = {getattr(base, hook).__code__ for hook in STEP_HOOKS for base in (Callback, L.LightningModule)}
 
@@ -164,7 +161,7 @@ def test_step_hooks_precision_skips_the_empty_hooks():
 
         sys.setprofile(profile)
         try:
-            fit_recording(plugin)
+            fit_recording(make_trainer, plugin)
         finally:
             sys.setprofile(None)
         return seen
@@ -173,28 +170,28 @@ def test_step_hooks_precision_skips_the_empty_hooks():
     assert empty_calls(StepHooksPrecision()) == []
 
 
-def test_step_hooks_precision_calls_a_patched_base_hook(monkeypatch):
+def test_step_hooks_precision_calls_a_patched_base_hook(monkeypatch, make_trainer):
     """A base class method replaced after import (a mock, say) is called on every callback, as Lightning calls it."""
 
     def calls_of_patched(plugin: Precision) -> int:
         seen = []
         monkeypatch.setattr(Callback, "on_after_backward", lambda self, trainer, module: seen.append(type(self)))
-        fit_recording(plugin)
+        fit_recording(make_trainer, plugin)
         return len(seen)
 
     assert calls_of_patched(StepHooksPrecision()) == calls_of_patched(Precision()) > 0
 
 
-def test_step_hooks_precision_releases_the_graph_after_backward():
-    _, _, trainer = fit_recording(StepHooksPrecision())
+def test_step_hooks_precision_releases_the_graph_after_backward(make_trainer):
+    _, _, trainer = fit_recording(make_trainer, StepHooksPrecision())
     trainer.lightning_module.on_after_backward = lambda: None  # the recording hook reads gradients, gone after fit
     loss = torch.ones(1, requires_grad=True) * 2.0
     released = trainer.precision_plugin.post_backward(loss, trainer.lightning_module)
     assert not released.requires_grad and float(released) == 2.0
 
 
-def test_step_hooks_precision_leaves_profiled_runs_to_lightning():
-    _, _, trainer = fit_recording(StepHooksPrecision(), profiler=SimpleProfiler())
+def test_step_hooks_precision_leaves_profiled_runs_to_lightning(make_trainer):
+    _, _, trainer = fit_recording(make_trainer, StepHooksPrecision(), profiler=SimpleProfiler())
     # a profiler that records sees every callback's hook, as with Lightning's plugin
     assert "[Callback]EpochsOnly.on_before_backward" in trainer.profiler.recorded_durations
 

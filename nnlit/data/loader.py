@@ -177,6 +177,8 @@ class TensorBatchLoader:
         self.skip_batches = 0
         if self.rows is not None:  # positions in the split -> rows of the table
             index = self.rows if index is None else _take(self.rows, index)
+        if index is not None:  # to the table's device once per epoch, not once per batch and tensor
+            index = index.to(self.tensors[0].device)
         for start in range(first, stop, step):
             end = min(start + step, stop)
             if index is None:  # contiguous views, no copy
