@@ -51,7 +51,12 @@ class StepBuffer:
         preds, target, losses, rows = zip(*self._pending)
         self._pending.clear()
         self.metrics.update(torch.cat(preds), torch.cat(target))
-        weights = torch.tensor(rows, dtype=torch.float32, device=losses[0].device)
+        # the row counts as a fill of the device tensor, not `torch.tensor(rows, device=…)`: on a GPU that would be a
+        # copy from the host, which waits for the device, every `every` steps
+        weights = losses[0].new_full((len(rows),), rows[0], dtype=torch.float32)
+        for i, count in enumerate(rows):
+            if count != rows[0]:  # an epoch's last, smaller batch
+                weights[i].fill_(count)
         self.loss_metric.update(torch.stack(losses), weights)
 
     def clear(self) -> None:

@@ -33,10 +33,18 @@ class WeightedMean(Metric):
         self.add_state("total_weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, value: Tensor, weight: float | Tensor) -> None:
-        """Adds ``value`` with ``weight``; several at once when both are tensors of the same shape."""
-        weight = torch.as_tensor(weight, dtype=torch.float32, device=self.total_weight.device)
-        self.weighted_sum += (value.detach().float() * weight).sum()
-        self.total_weight += weight.sum()
+        """Adds each element of ``value`` with ``weight`` (a number, or a tensor that broadcasts to ``value``'s shape).
+
+        A number weight is applied as a scalar argument of the kernels: no tensor is made from host data, so on a GPU
+        the update copies nothing to the device and never waits for it."""
+        value = value.detach().float()
+        if isinstance(weight, Tensor):
+            weight = torch.broadcast_to(weight.to(self.total_weight.device, torch.float32), value.shape)
+            self.weighted_sum += (value * weight).sum()
+            self.total_weight += weight.sum()
+        else:
+            self.weighted_sum += value.sum() * weight
+            self.total_weight += float(weight) * value.numel()
 
     def compute(self) -> Tensor:
         return self.weighted_sum / self.total_weight
