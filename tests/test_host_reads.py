@@ -7,7 +7,8 @@ wait on a GPU:
 - a tensor made from host data (``torch.tensor(…, device=…)``: ``lift_fresh``), which is a blocking copy to the device.
 
 ``.tolist()``, ``.cpu()`` and ``.numpy()`` of a CPU tensor never reach the dispatcher, so they are recorded by wrapping
-them. ``tests/test_precision.py``'s GPU tests check the same with ``torch.cuda.set_sync_debug_mode``.
+them. On a GPU, the last test checks the same with ``torch.cuda.set_sync_debug_mode("warn")``, which names the code
+that made the device wait.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import collections
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import nnlit
 from nnlit.callbacks import DeadReLUCounter, FreezeLayers, GradientSaturationMonitor, UniformInit
 from nnlit.cli import build
 
@@ -38,6 +41,7 @@ WAITING_OPS = {
     "is_nonzero",
 }
 TORCH = str(Path(torch.__file__).parent) + os.sep
+NNLIT = str(Path(nnlit.__file__).parent) + os.sep
 # Host reads that do not wait for a GPU, though they show on a CPU:
 NOT_WAITING = {
     # optimizers keep their step counts on the host (unless `capturable`), and read them there
@@ -110,9 +114,32 @@ class DuringTraining(Callback):
         self._stop()
 
 
+def _mixed_table(path: Path) -> list[str]:
+    """A file with missing numbers (imputed, with a was-missing column) and a text column: every transform step."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3010, 2))
+    x[::9, 1] = np.nan
+    colour = rng.choice(["red", "green", "blue"], 3010)
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "colour": colour, "y": (x[:, 0] > 0).astype(int)})
+    frame.to_csv(path / "mixed.csv", index=False)
+    return [
+        f"--data.init_args.path={path / 'mixed.csv'}",
+        "--data.init_args.target=y",
+        "--data.init_args.missing=median_indicator",
+    ]
+
+
 @pytest.mark.parametrize(
     ("model", "dataset"),
-    [("nnlit.MulticlassMLP", "spiral"), ("nnlit.BinaryMLP", "xor"), ("nnlit.RegressionMLP", "sine")],
+    [
+        ("nnlit.MulticlassMLP", "spiral"),
+        ("nnlit.BinaryMLP", "xor"),
+        ("nnlit.RegressionMLP", "sine"),
+        ("nnlit.BinaryMLP", "mixed"),
+    ],
 )
 def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, monkeypatch):
     probe = DuringTraining()
@@ -130,7 +157,7 @@ def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, m
             f"--model={model}",
             "--model.init_args.hidden=[16, 8]",
             "--data=nnlit.TabularDataModule",
-            f"--data.init_args.dataset={dataset}",
+            *(_mixed_table(tmp_path) if dataset == "mixed" else [f"--data.init_args.dataset={dataset}"]),
             "--data.init_args.n_samples=3010",
             "--data.init_args.batch_size=32",
             "--trainer.max_epochs=2",
@@ -155,3 +182,61 @@ def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, m
     assert all(n == 1 for n in first_batch.values())
     per_step = {key: n for key, n in seen.items() if key not in first_batch}
     assert per_step == {}
+
+
+class SyncWarnings(Callback):
+    """``torch.cuda.set_sync_debug_mode("warn")`` from each training epoch's start to its validation (or its end),
+    recording the warnings: the file and line of the Python code that made the device wait."""
+
+    def __init__(self) -> None:
+        self.caught: list[warnings.WarningMessage] = []
+        self.context: Any = None
+        self.table_devices: set[str] = set()
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self.table_devices.update(t.device.type for t in trainer.train_dataloader.tensors)
+        self.context = warnings.catch_warnings(record=True)
+        self.caught.extend(self.context.__enter__())
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+
+    def _stop(self) -> None:
+        if self.context is not None:
+            torch.cuda.set_sync_debug_mode(0)
+            self.context.__exit__(None, None, None)
+            self.context = None
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        self._stop()
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._stop()
+
+
+@pytest.mark.gpu
+def test_a_gpu_fit_with_the_four_callbacks_makes_no_host_sync_from_nnlit(tmp_path):
+    probe = SyncWarnings()
+    cli = build(
+        [
+            "--model=nnlit.MulticlassMLP",
+            "--data=nnlit.TabularDataModule",
+            "--data.init_args.dataset=spiral",
+            "--data.init_args.n_samples=20000",
+            "--data.init_args.batch_size=64",
+            "--trainer.max_epochs=2",
+            "--trainer.accelerator=gpu",
+            "--trainer.devices=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    callbacks = [UniformInit(-0.2, 0.2), FreezeLayers(first_n=1, unfreeze_at_epoch=1), GradientSaturationMonitor()]
+    cli.trainer.callbacks.extend([*callbacks, DeadReLUCounter(), probe])
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert probe.table_devices == {"cuda"}  # table_on_device="auto": the table was copied to the GPU
+    syncs = [w for w in probe.caught if "synchroniz" in str(w.message)]
+    where = collections.Counter(f"{w.filename}:{w.lineno}" for w in syncs)
+    from_nnlit = [w for w in syncs if w.filename.startswith(NNLIT)]
+    # the heads check the targets' values once, on the first batch (MulticlassMLP.check_targets)
+    assert all(w.filename.endswith("multiclass.py") for w in from_nnlit), where
+    assert len(from_nnlit) <= 1, where

@@ -175,8 +175,9 @@ def impute(x: Tensor, median: Tensor | None, indicators: Sequence[int]) -> Tenso
     filled = torch.where(nan, median.to(x.device, x.dtype), x)
     if not indicators:
         return filled
-    index = torch.as_tensor(list(indicators), dtype=torch.long, device=x.device)
-    return torch.cat([filled, nan.index_select(1, index).to(x.dtype)], dim=1)
+    # column slices, not an index tensor made from `indicators`: on a GPU that would be a copy from the host per batch
+    flags = torch.cat([nan[:, j : j + 1] for j in indicators], dim=1).to(x.dtype)
+    return torch.cat([filled, flags], dim=1)
 
 
 __all__ = ["MISSING", "CategoryCodes", "column_medians", "column_vocabulary", "impute", "is_missing"]

@@ -108,6 +108,12 @@ class TabularDataModule(L.LightningDataModule):
         drop_last: drop the last, smaller training batch.
         seed: seed of the built-in set, the split and the shuffling; default the seed given to
             ``seed_everything`` (the config's ``seed_everything``), else 0.
+        table_on_device: where the training, validation and test loaders gather batches from. ``"auto"``: on a CUDA
+            device, the table (features, codes, targets) is copied to the Trainer's device once per fit, when it takes
+            at most a quarter of the device's free memory, and batches are gathered and standardised there (no copy
+            from the host per batch); otherwise it stays on the host. ``True``: on the Trainer's device whatever its
+            size or kind; ``False``: on the host. Under DDP each process holds the whole table. The copy is freed at
+            the end of ``fit``, ``validate`` or ``test``.
 
     Example::
 
@@ -143,6 +149,7 @@ class TabularDataModule(L.LightningDataModule):
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int | None = None,
+        table_on_device: bool | Literal["auto"] = "auto",
     ) -> None:
         super().__init__()
         self._arrays: tuple[Any, Any, list[str] | None] | None = None
@@ -181,6 +188,8 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"`n_features` of a built-in set must be an integer >= 2, got {n_features!r}")
         if noise < 0:
             raise ValueError(f"`noise` must be >= 0, got {noise!r}")
+        if not (isinstance(table_on_device, bool) or table_on_device == "auto"):
+            raise ValueError(f"`table_on_device` must be true, false or 'auto', got {table_on_device!r}")
         self.dataset = dataset
         self.path = path
         self.target = target
@@ -201,6 +210,10 @@ class TabularDataModule(L.LightningDataModule):
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.table_on_device = table_on_device
+        # (tensor id, device) -> (the tensor, its copy there): one copy per fit, shared by the loaders and the transform
+        self._device_copies: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+        self._table_place = ""  # where the split loaders last said the table is
 
         self._table: _Table | None = None
         self._splits: dict[str, Tensor] = {}
@@ -459,12 +472,12 @@ class TabularDataModule(L.LightningDataModule):
         """:meth:`transform`; with ``copied``, ``x`` is a copy of the table's rows that nothing else reads (a gathered
         batch) and is standardised in place: no second buffer of its size."""
         if self.median is not None:  # imputing: the was-missing positions are looked up only then (per batch)
-            x, copied = impute(x, self.median, self._indicator_positions()), True
+            x, copied = impute(x, self._device_copy(self.median, x.device), self._indicator_positions()), True
         if codes is not None and codes.shape[1]:
             x, copied = torch.cat([x, codes.to(x.dtype)], dim=1), True
         if self.mean is None or self.std is None:
             return x
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        mean, std = self._device_copy(self.mean, x.device), self._device_copy(self.std, x.device)
         return (x.sub_(mean) if copied else x - mean).div_(std)
 
     def decode(self, labels: Tensor) -> list[Any]:
@@ -497,14 +510,58 @@ class TabularDataModule(L.LightningDataModule):
             len(index), shuffle=shuffle, seed=self.seed, rank=rank, world_size=world_size, pad=pad
         )
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
+        tensors = [*self._feature_tensors(split, index), table.y]
+        device = self._table_device(tensors)
+        if device is not None:
+            tensors = [self._device_copy(t, device) for t in tensors]
         return TensorBatchLoader(
-            [*self._feature_tensors(split, index), table.y],
+            tensors,
             self.batch_size,
             sampler=sampler,
             drop_last=drop_last,
             rows=index,
             transform=self._transform_gathered,
         )
+
+    def _table_device(self, tensors: list[Tensor]) -> torch.device | None:
+        """The device the split loaders copy ``tensors`` (the table) to, per ``table_on_device``; ``None``: they stay
+        on the host."""
+        trainer = self.trainer
+        device = None if trainer is None or self.table_on_device is False else trainer.strategy.root_device
+        if device is None or device.type == "cpu":
+            return None
+        size = sum(t.numel() * t.element_size() for t in tensors) / 2**20
+        if self.table_on_device == "auto":
+            free = torch.cuda.mem_get_info(device)[0] / 2**20 if device.type == "cuda" else 0.0
+            if size > free / 4:
+                self._log_place(
+                    f"the table ({size:.0f} MB) stays on the host and each batch is copied to {device}: "
+                    f"table_on_device='auto' copies it to a CUDA device with 4 times its size free"
+                    + (f", this one has {free:.0f} MB" if device.type == "cuda" else "")
+                )
+                return None
+        self._log_place(f"the table ({size:.0f} MB) is copied to {device} once, and batches are gathered there")
+        return device
+
+    def _log_place(self, message: str) -> None:
+        if message != self._table_place:  # once per fit, not once per loader
+            rank_zero_info(f"nnlit data: {message}")
+            self._table_place = message
+
+    def _device_copy(self, tensor: Tensor, device: torch.device) -> Tensor:
+        """``tensor`` on ``device``: itself when it is there, else a copy made once and kept until :meth:`teardown`
+        (the loaders share one copy of the table, and the transform one of each statistic)."""
+        if tensor.device == device:
+            return tensor
+        key = (id(tensor), device)
+        kept = self._device_copies.get(key)
+        if kept is None or kept[0] is not tensor:
+            kept = (tensor, tensor.to(device))
+            self._device_copies[key] = kept
+        return kept[1]
+
+    def teardown(self, stage: str) -> None:
+        self._device_copies.clear()  # frees the device's copy of the table
 
     def _transform_batch(self, tensors: tuple[Tensor, ...], copied: bool = False) -> tuple[Tensor, ...]:
         """A batch's tensors with its features transformed. ``copied``: the loader gathered the batch (through
