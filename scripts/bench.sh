@@ -13,3 +13,6 @@ export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/sta
 "$py" bench/memory.py
 "$py" bench/startup.py
 "$py" bench/predict.py 2>/dev/null  # stderr: Lightning's checkpoint-loading notes
+if "$py" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  "$py" bench/gpu.py 2>/dev/null  # on a CUDA device only: 1M rows on the device against a hand-written CUDA loop
+fi

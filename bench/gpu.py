@@ -1,0 +1,151 @@
+"""nnlit on a GPU against a hand-written CUDA loop, the table resident on the device, and a count of host syncs.
+
+    python bench/gpu.py [--rows 1000000] [--epochs 3] [--batch-size 4096] [--repeats 3] [--device cuda]
+
+The data and network of ``bench/throughput.py`` (32 features, 4 classes, 32 → 128 → 64 → 4 ReLU, SGD with momentum),
+with 1M training rows and batch 4096 by default. Rows of the table, each the fastest of ``--repeats`` interleaved runs:
+
+- ``hand-written loop``: the standardised training rows on the device, a permutation made on the device each epoch,
+  ``index_select`` batches (the 1.00× baseline);
+- ``nnlit fit (defaults)``: the ``nnlit`` command's objects with the Trainer's default settings on one GPU;
+  ``TabularDataModule(table_on_device="auto")`` copies the table to the device once;
+- ``nnlit + 4 callbacks``: the same with ``UniformInit``, ``FreezeLayers``, ``GradientSaturationMonitor`` and
+  ``DeadReLUCounter``.
+
+Then one more fit with the four callbacks runs under ``torch.cuda.set_sync_debug_mode("warn")``: every operation that
+makes the host wait for the device warns, naming the Python line that called it. The script prints each line's count
+next to the fit's optimizer steps, and the lines in nnlit's own code: a count that grows with the steps is a per-step
+sync. Timings read the clock after ``torch.cuda.synchronize()``; validation passes are timed apart.
+
+``--device cpu`` runs the throughput rows on the CPU (a dry run of the script on a machine without a GPU; no sync
+count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from throughput import (
+    LR,
+    MOMENTUM,
+    accuracy,
+    four_callbacks,
+    network,
+    nnlit_args,
+    nnlit_fit,
+    wait_for_device,
+    write_table,
+)
+from torch import Tensor, nn
+
+import nnlit
+
+
+def hand_loop(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float, nn.Module]:
+    """Training seconds and the trained network, with ``x`` and ``y`` on the device."""
+    torch.manual_seed(0)
+    model = network().to(x.device)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = nn.CrossEntropyLoss()
+    wait_for_device(model)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), device=x.device)
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            loss = loss_fn(model(x.index_select(0, idx)), y.index_select(0, idx))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    wait_for_device(model)
+    return time.perf_counter() - start, model
+
+
+def count_syncs(args: list[str]) -> tuple[collections.Counter[str], int]:
+    """Each Python line that made the host wait for the device during a fit with the four callbacks, with its count,
+    and the fit's optimizer steps."""
+    from nnlit.cli import build
+
+    cli = build(args)
+    cli.trainer.callbacks.extend(four_callbacks())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    places = collections.Counter(f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))
+    return places, cli.trainer.global_step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="training rows")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each row, interleaved; the fastest counts")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    options = parser.parse_args()
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            "bench/gpu.py: no CUDA device here (torch.cuda.is_available() is False); --device cpu for a dry run"
+        )
+    device = torch.device(options.device)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}; torch {torch.__version__}; {options.rows:,} training rows, batch {options.batch_size}")
+
+    best: dict[str, tuple[float, float]] = {}
+
+    def record(row: str, seconds: float, acc: float) -> None:
+        if row not in best or seconds < best[row][0]:
+            best[row] = (seconds, acc)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        path = workdir / "table.parquet"
+        write_table(options.rows, path)
+        on_device = [f"--trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}", "--trainer.devices=1"]
+        for repeat in range(options.repeats):
+            args = [*nnlit_args(path, options.epochs, options.batch_size, workdir / f"run{repeat}"), *on_device]
+            seconds, _, model, dm, _ = nnlit_fit(args)
+            x, y = dm.split_tensors("train")
+            x_val, y_val = dm.split_tensors("val")
+            record("nnlit fit (defaults)", seconds, accuracy(model.cpu(), x_val, y_val))
+            if repeat == 0:  # a first pass through CUDA's and cuBLAS's set-up, not timed
+                hand_loop(x[: options.batch_size * 4].to(device), y[: options.batch_size * 4].to(device), 1, 64)
+            seconds, net = hand_loop(x.to(device), y.to(device), options.epochs, options.batch_size)
+            record("hand-written loop", seconds, accuracy(net.cpu(), x_val, y_val))
+            seconds, _, model, _, _ = nnlit_fit(args, four_callbacks())
+            record("nnlit + 4 callbacks", seconds, accuracy(model.cpu(), x_val, y_val))
+
+        base = best["hand-written loop"][0]
+        print(f"\n{'row':<24} {'samples/s':>12} {'ratio':>7} {'val acc':>8}")
+        for row in ("hand-written loop", "nnlit fit (defaults)", "nnlit + 4 callbacks"):
+            seconds, acc = best[row]
+            print(f"{row:<24} {options.rows * options.epochs / seconds:>12,.0f} {base / seconds:>6.2f}x {acc:>8.4f}")
+
+        if device.type != "cuda":
+            print("\nno sync count on the CPU")
+            return
+        args = [*nnlit_args(path, options.epochs, options.batch_size, workdir / "syncs"), *on_device]
+        places, steps = count_syncs(args)
+        package = str(Path(nnlit.__file__).parent)
+        print(f"\nhost syncs in a fit with the four callbacks ({steps} optimizer steps, {options.epochs} epochs):")
+        for place, count in places.most_common():
+            print(f"{count:>8}  {'nnlit  ' if place.startswith(package) else '       '}{place}")
+        ours = sum(count for place, count in places.items() if place.startswith(package))
+        print(f"from nnlit's code: {ours} in all")
+
+
+if __name__ == "__main__":
+    main()
