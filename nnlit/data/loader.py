@@ -178,7 +178,7 @@ class TensorBatchLoader:
         if self.rows is not None:  # positions in the split -> rows of the table
             index = self.rows if index is None else _take(self.rows, index)
         if index is not None:  # to the table's device once per epoch, not once per batch and tensor
-            index = index.to(self.tensors[0].device)
+            index = _to_device(index, self.tensors[0].device)
         for start in range(first, stop, step):
             end = min(start + step, stop)
             if index is None:  # contiguous views, no copy
@@ -195,3 +195,13 @@ def _take(tensor: Tensor, index: Tensor) -> Tensor:
     """``tensor[index]`` for a 1-D integer ``index``, through ``index_select``: on CPU it gathers a batch of rows
     3–5× faster than indexing with ``[]``, which goes through the general advanced-indexing kernel."""
     return tensor.index_select(0, index.to(tensor.device))
+
+
+def _to_device(index: Tensor, device: torch.device) -> Tensor:
+    """``index`` on ``device``. To a CUDA device the copy goes through pinned memory without blocking: a copy from
+    pageable memory would make the host wait for the device once per epoch (``set_sync_debug_mode`` flags it)."""
+    if index.device == device:
+        return index
+    if device.type == "cuda":
+        return index.pin_memory().to(device, non_blocking=True)
+    return index.to(device)

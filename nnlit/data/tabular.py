@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -110,10 +111,12 @@ class TabularDataModule(L.LightningDataModule):
             ``seed_everything`` (the config's ``seed_everything``), else 0.
         table_on_device: where the training, validation and test loaders gather batches from. ``"auto"``: on a CUDA
             device, the table (features, codes, targets) is copied to the Trainer's device once per fit, when it takes
-            at most a quarter of the device's free memory, and batches are gathered and standardised there (no copy
-            from the host per batch); otherwise it stays on the host. ``True``: on the Trainer's device whatever its
-            size or kind; ``False``: on the host. Under DDP each process holds the whole table. The copy is freed at
-            the end of ``fit``, ``validate`` or ``test``.
+            at most a quarter of the device's free memory (PyTorch's unused cache counted as free), and batches are
+            gathered and standardised there (no copy from the host per batch); otherwise it stays on the host.
+            ``True``: on the Trainer's device whatever its size or kind; ``False``: on the host. The choice is made
+            once per run, by the first loader asked for. Under DDP each process holds the whole table. The copy is
+            released at the end of ``fit``, ``validate`` or ``test`` (the Trainer's loaders then read the host's
+            table), back to PyTorch's cache on the device.
 
     Example::
 
@@ -213,7 +216,11 @@ class TabularDataModule(L.LightningDataModule):
         self.table_on_device = table_on_device
         # (tensor id, device) -> (the tensor, its copy there): one copy per fit, shared by the loaders and the transform
         self._device_copies: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
-        self._table_place = ""  # where the split loaders last said the table is
+        # the Trainer's device -> where the table is gathered from (that device, or None: the host), decided once per
+        # fit: the first loader's copy must not change the free memory the next loader's choice reads
+        self._table_devices: dict[torch.device, torch.device | None] = {}
+        # the loaders given a device copy, and the host tensors they go back to at teardown
+        self._device_loaders: list[tuple[weakref.ref[TensorBatchLoader], list[Tensor]]] = []
 
         self._table: _Table | None = None
         self._splits: dict[str, Tensor] = {}
@@ -512,16 +519,17 @@ class TabularDataModule(L.LightningDataModule):
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
         tensors = [*self._feature_tensors(split, index), table.y]
         device = self._table_device(tensors)
-        if device is not None:
-            tensors = [self._device_copy(t, device) for t in tensors]
-        return TensorBatchLoader(
-            tensors,
+        loader = TensorBatchLoader(
+            tensors if device is None else [self._device_copy(t, device) for t in tensors],
             self.batch_size,
             sampler=sampler,
             drop_last=drop_last,
             rows=index,
             transform=self._transform_gathered,
         )
+        if device is not None:
+            self._device_loaders.append((weakref.ref(loader), tensors))
+        return loader
 
     def _table_device(self, tensors: list[Tensor]) -> torch.device | None:
         """The device the split loaders copy ``tensors`` (the table) to, per ``table_on_device``; ``None``: they stay
@@ -530,23 +538,25 @@ class TabularDataModule(L.LightningDataModule):
         device = None if trainer is None or self.table_on_device is False else trainer.strategy.root_device
         if device is None or device.type == "cpu":
             return None
-        size = sum(t.numel() * t.element_size() for t in tensors) / 2**20
-        if self.table_on_device == "auto":
-            free = torch.cuda.mem_get_info(device)[0] / 2**20 if device.type == "cuda" else 0.0
-            if size > free / 4:
-                self._log_place(
-                    f"the table ({size:.0f} MB) stays on the host and each batch is copied to {device}: "
-                    f"table_on_device='auto' copies it to a CUDA device with 4 times its size free"
-                    + (f", this one has {free:.0f} MB" if device.type == "cuda" else "")
+        if device not in self._table_devices:  # the first loader of this fit decides, and says so
+            size = sum(t.numel() * t.element_size() for t in tensors) / 2**20
+            chosen: torch.device | None = device
+            if self.table_on_device == "auto":
+                free = _free_memory(device) / 2**20 if device.type == "cuda" else 0.0
+                if size > free / 4:
+                    chosen = None
+                    rank_zero_info(
+                        f"nnlit data: the table ({size:.0f} MB) stays on the host and each batch is copied to "
+                        f"{device}: table_on_device='auto' copies it to a CUDA device with 4 times its size free"
+                        + (f", this one has {free:.0f} MB" if device.type == "cuda" else "")
+                        + "; `table_on_device: true` copies it anyway"
+                    )
+            if chosen is not None:
+                rank_zero_info(
+                    f"nnlit data: the table ({size:.0f} MB) is copied to {device} once, and batches are gathered there"
                 )
-                return None
-        self._log_place(f"the table ({size:.0f} MB) is copied to {device} once, and batches are gathered there")
-        return device
-
-    def _log_place(self, message: str) -> None:
-        if message != self._table_place:  # once per fit, not once per loader
-            rank_zero_info(f"nnlit data: {message}")
-            self._table_place = message
+            self._table_devices[device] = chosen
+        return self._table_devices[device]
 
     def _device_copy(self, tensor: Tensor, device: torch.device) -> Tensor:
         """``tensor`` on ``device``: itself when it is there, else a copy made once and kept until :meth:`teardown`
@@ -561,7 +571,16 @@ class TabularDataModule(L.LightningDataModule):
         return kept[1]
 
     def teardown(self, stage: str) -> None:
-        self._device_copies.clear()  # frees the device's copy of the table
+        """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``: the
+        Trainer keeps its loaders, so those still alive are pointed back at the host's tensors. The next run decides
+        afresh where the table goes."""
+        for ref, host in self._device_loaders:
+            loader = ref()
+            if loader is not None:
+                loader.tensors = tuple(host)
+        self._device_loaders.clear()
+        self._device_copies.clear()
+        self._table_devices.clear()
 
     def _transform_batch(self, tensors: tuple[Tensor, ...], copied: bool = False) -> tuple[Tensor, ...]:
         """A batch's tensors with its features transformed. ``copied``: the loader gathered the batch (through
@@ -1037,3 +1056,10 @@ def _check_positive_int(name: str, value: int) -> None:
 
 
 __all__ = ["TabularDataModule"]
+
+
+def _free_memory(device: torch.device) -> int:
+    """Bytes a new tensor can take on the CUDA ``device``: what the driver has free plus what PyTorch's allocator holds
+    in its cache without using (``mem_get_info`` counts the cache as used)."""
+    free = torch.cuda.mem_get_info(device)[0]
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)

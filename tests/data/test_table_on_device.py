@@ -4,7 +4,9 @@ device. Without a GPU the plumbing is checked on PyTorch's ``meta`` device (tens
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +16,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnlit import TabularDataModule
+from nnlit.data import loader as loader_module
 
 
 class CountTransfers(TorchDispatchMode):
@@ -70,25 +73,74 @@ def test_the_table_is_copied_to_the_device_once_and_batches_are_gathered_there()
     with CountTransfers() as transfers:
         batches = sum(1 for _ in loader)
     assert batches == 10  # 160 training rows
-    assert transfers.count == 1  # per epoch: the epoch's row order only; no table, statistic or batch
+    # per epoch: the epoch's row order only (on CUDA through pinned memory, without blocking); no table, statistic
+    # or batch
+    assert transfers.count == 1
     assert len(dm._device_copies) == copies
     host = dm._load()
     assert host.x.device.type == "cpu" and dm.mean is not None and dm.mean.device.type == "cpu"  # only copies moved
+
+
+def test_teardown_points_the_loaders_back_at_the_host_and_frees_the_copy():
+    dm = _mixed_module(table_on_device=True)
+    dm.setup("fit")
+    _attach(dm, "meta")
+    train, val = dm.train_dataloader(), dm.val_dataloader()  # the Trainer keeps its loaders after the run
+    host = [t for t in dm._device_loaders[0][1]]
+    copy = weakref.ref(train.tensors[0])
     dm.teardown("fit")
-    assert dm._device_copies == {}
+    assert all(a is b for a, b in zip(train.tensors, host)) and all(a is b for a, b in zip(val.tensors, host))
+    gc.collect()
+    assert copy() is None  # nothing holds the device's copy any more
+    assert dm._device_copies == {} and dm._device_loaders == [] and dm._table_devices == {}
+    x, _ = next(iter(train))  # the loaders still work, from the host
+    assert x.device.type == "cpu" and x.shape == (16, 4)
 
 
-def test_batches_on_the_device_equal_those_on_the_host():
-    # the same module, gathered on the host and through the device path (the CPU standing in for the device: the
-    # copy is skipped, so this checks that the device path transforms nothing differently)
+def test_the_epoch_order_goes_to_a_cuda_device_without_blocking(monkeypatch):
+    # no GPU here: what the copy is asked to do is recorded instead
+    calls = []
+
+    class Index:
+        device = torch.device("cpu")
+
+        def pin_memory(self):
+            calls.append("pin_memory")
+            return self
+
+        def to(self, device, non_blocking=False):
+            calls.append(("to", device, non_blocking))
+            return self
+
+    loader_module._to_device(Index(), torch.device("cuda:0"))  # type: ignore[arg-type]
+    assert calls == ["pin_memory", ("to", torch.device("cuda:0"), True)]
+    index = torch.arange(3)
+    assert loader_module._to_device(index, torch.device("cpu")) is index
+
+
+def test_batches_on_the_device_equal_those_on_the_host(monkeypatch):
+    # the same module, gathered on the host and through the device path, with the CPU standing in for the device and
+    # a clone for each copy to it
     on_host, on_device = _mixed_module(table_on_device=False), _mixed_module(table_on_device=True)
     for dm in (on_host, on_device):
         dm.setup("fit")
         _attach(dm, "cpu")
-    for (xa, ya), (xb, yb) in zip(on_host.train_dataloader(), on_device.train_dataloader()):
+    clones: list[torch.Tensor] = []
+
+    def clone(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        clones.append(tensor.clone())
+        return clones[-1]
+
+    monkeypatch.setattr(on_device, "_table_device", lambda tensors: torch.device("cpu"))
+    monkeypatch.setattr(on_device, "_device_copy", clone)
+    host_loader, device_loader = on_host.train_dataloader(), on_device.train_dataloader()
+    assert all(any(t is c for c in clones) for t in device_loader.tensors)  # the device path was taken
+    batches = 0
+    for (xa, ya), (xb, yb) in zip(host_loader, device_loader, strict=True):
         torch.testing.assert_close(xa, xb)
         assert torch.equal(ya, yb)
-    assert on_device._device_copies == {}
+        batches += 1
+    assert batches == 10
 
 
 @pytest.mark.parametrize(("setting", "device"), [(False, "meta"), ("auto", "meta"), (True, "cpu"), ("auto", "cpu")])
@@ -103,17 +155,63 @@ def test_the_table_stays_on_the_host(setting, device, caplog):
         assert "stays on the host" in caplog.text and "CUDA device" in caplog.text
 
 
-@pytest.mark.parametrize(("free_mb", "copied"), [(4096, True), (1, False)])
-def test_auto_copies_to_a_cuda_device_with_four_times_the_table_free(free_mb, copied, monkeypatch, caplog):
+def _cuda_memory(monkeypatch, free: int, reserved: int = 0, allocated: int = 0) -> list[int]:
+    """Stands in for CUDA's memory figures (bytes); what ``mem_get_info`` answers next can be changed in the list."""
+    answer = [free]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (answer[0], 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: reserved)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: allocated)
+    return answer
+
+
+def _table_bytes(dm: TabularDataModule) -> int:
+    return sum(t.numel() * t.element_size() for t in (dm._load().x, dm._load().y))
+
+
+@pytest.mark.parametrize(("times", "copied"), [(4, True), (3.99, False), (100, True), (0, False)])
+def test_auto_copies_to_a_cuda_device_with_four_times_the_table_free(times, copied, monkeypatch, caplog):
     dm = TabularDataModule(dataset="xor", n_samples=40_000)  # 40k × (2 floats + 1 int64 label): about 0.6 MB
     dm.setup("fit")
     _attach(dm, "cuda:0")
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free_mb * 2**20, 80 * 2**30))
-    tensors = [dm._load().x, dm._load().y]
+    _cuda_memory(monkeypatch, free=int(times * _table_bytes(dm)))
     with caplog.at_level(logging.INFO):
-        chosen = dm._table_device(tensors)
+        chosen = dm._table_device([dm._load().x, dm._load().y])
     assert chosen == (torch.device("cuda:0") if copied else None)
-    assert ("copied to cuda:0" if copied else "this one has 1 MB") in caplog.text
+    if copied:
+        assert "copied to cuda:0" in caplog.text
+    else:
+        assert "stays on the host" in caplog.text and "`table_on_device: true` copies it anyway" in caplog.text
+
+
+def test_auto_counts_the_allocators_unused_cache_as_free(monkeypatch):
+    dm = TabularDataModule(dataset="xor", n_samples=40_000)
+    dm.setup("fit")
+    _attach(dm, "cuda:0")
+    size = _table_bytes(dm)
+    # the driver sees 1 table's size free; PyTorch holds 5 more in its cache, of which 1 is in use
+    _cuda_memory(monkeypatch, free=size, reserved=5 * size, allocated=size)
+    assert dm._table_device([dm._load().x, dm._load().y]) == torch.device("cuda:0")
+
+
+def test_auto_decides_once_per_run(monkeypatch, caplog):
+    # Lightning asks for the validation loader first (the sanity check); its copy takes free memory, and the training
+    # loader must not then decide the table stays on the host
+    dm = TabularDataModule(dataset="xor", n_samples=40_000)
+    dm.setup("fit")
+    _attach(dm, "cuda:0")
+    size = _table_bytes(dm)
+    free = _cuda_memory(monkeypatch, free=5 * size)
+    copies: list[torch.Tensor] = []
+    monkeypatch.setattr(dm, "_device_copy", lambda tensor, device: copies.append(tensor) or tensor)
+    with caplog.at_level(logging.INFO):
+        dm.val_dataloader()
+        free[0] = 3 * size  # what the driver would say after the copy
+        dm.train_dataloader()
+    assert len(copies) == 4  # features and targets, for each loader
+    assert caplog.text.count("copied to cuda:0") == 1  # said once
+    dm.teardown("fit")
+    dm.train_dataloader()  # the next run decides afresh
+    assert len(copies) == 4
 
 
 def test_no_trainer_no_copy():
