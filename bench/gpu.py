@@ -12,19 +12,18 @@ with 1M training rows and batch 4096 by default. Rows of the table, each the fas
 - ``nnlit + 4 callbacks``: the same with ``UniformInit``, ``FreezeLayers``, ``GradientSaturationMonitor`` and
   ``DeadReLUCounter``.
 
-Then one more fit with the four callbacks runs under ``torch.cuda.set_sync_debug_mode("warn")``: every operation that
-makes the host wait for the device warns, naming the Python line that called it. The script prints each line's count
-next to the fit's optimizer steps, and the lines in nnlit's own code: a count that grows with the steps is a per-step
-sync. Timings read the clock after ``torch.cuda.synchronize()``; validation passes are timed apart.
+Then one more fit with the four callbacks runs under ``torch.cuda.set_sync_debug_mode("warn")`` (``bench/syncs.py``):
+every operation that makes the host wait for the device is put down to the innermost line of nnlit's code on the stack
+(else the innermost line outside torch), with the Trainer's stage. The script prints each place's count, whether that
+is once, per epoch or per step, and the syncs from nnlit's code per step, per epoch and once. Timings read the clock
+after ``torch.cuda.synchronize()``; validation passes are timed apart.
 
-``--device cpu`` runs the throughput rows on the CPU (a dry run of the script on a machine without a GPU; no sync
-count).
+``--device cpu`` runs the script on the CPU: a dry run on a machine without a GPU (its sync count is empty).
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import tempfile
 import time
@@ -32,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from syncs import HostSyncs
 from throughput import (
     LR,
     MOMENTUM,
@@ -44,8 +44,6 @@ from throughput import (
     write_table,
 )
 from torch import Tensor, nn
-
-import nnlit
 
 
 def hand_loop(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float, nn.Module]:
@@ -68,22 +66,23 @@ def hand_loop(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float
     return time.perf_counter() - start, model
 
 
-def count_syncs(args: list[str]) -> tuple[collections.Counter[str], int]:
-    """Each Python line that made the host wait for the device during a fit with the four callbacks, with its count,
-    and the fit's optimizer steps."""
+def count_syncs(args: list[str], epochs: int) -> None:
+    """Prints where and how often a fit with the four callbacks made the host wait for the device."""
     from nnlit.cli import build
 
     cli = build(args)
     cli.trainer.callbacks.extend(four_callbacks())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
-    places = collections.Counter(f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))
-    return places, cli.trainer.global_step
+    with HostSyncs(cli.trainer) as syncs:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    steps = cli.trainer.global_step
+    print(f"\nhost syncs in a fit with the four callbacks ({steps} optimizer steps, {epochs} epochs):")
+    rows = syncs.table(epochs)
+    for count, how, stage, place in rows:
+        print(f"{count:>8}  {how:<9}  {stage:<12}  {place}")
+    ours = {s.place for s in syncs.syncs if s.in_nnlit}
+    for kind in ("per step", "per batch", "per epoch", "once"):
+        n = sum(count for count, how, _, place in rows if how == kind and place in ours)
+        print(f"from nnlit's code, {kind}: {n}")
 
 
 def main() -> None:
@@ -115,14 +114,14 @@ def main() -> None:
         path = workdir / "table.parquet"
         write_table(options.rows, path)
         on_device = [f"--trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}", "--trainer.devices=1"]
+        warm = torch.randn(options.batch_size * 4, 32, device=device)  # CUDA's and cuBLAS's set-up, before any timing
+        hand_loop(warm, torch.randint(0, 4, (len(warm),), device=device), 1, options.batch_size)
         for repeat in range(options.repeats):
             args = [*nnlit_args(path, options.epochs, options.batch_size, workdir / f"run{repeat}"), *on_device]
             seconds, _, model, dm, _ = nnlit_fit(args)
             x, y = dm.split_tensors("train")
             x_val, y_val = dm.split_tensors("val")
             record("nnlit fit (defaults)", seconds, accuracy(model.cpu(), x_val, y_val))
-            if repeat == 0:  # a first pass through CUDA's and cuBLAS's set-up, not timed
-                hand_loop(x[: options.batch_size * 4].to(device), y[: options.batch_size * 4].to(device), 1, 64)
             seconds, net = hand_loop(x.to(device), y.to(device), options.epochs, options.batch_size)
             record("hand-written loop", seconds, accuracy(net.cpu(), x_val, y_val))
             seconds, _, model, _, _ = nnlit_fit(args, four_callbacks())
@@ -135,16 +134,9 @@ def main() -> None:
             print(f"{row:<24} {options.rows * options.epochs / seconds:>12,.0f} {base / seconds:>6.2f}x {acc:>8.4f}")
 
         if device.type != "cuda":
-            print("\nno sync count on the CPU")
-            return
+            print("\nno sync count on the CPU (nothing waits there): the count below only shows that the code runs")
         args = [*nnlit_args(path, options.epochs, options.batch_size, workdir / "syncs"), *on_device]
-        places, steps = count_syncs(args)
-        package = str(Path(nnlit.__file__).parent)
-        print(f"\nhost syncs in a fit with the four callbacks ({steps} optimizer steps, {options.epochs} epochs):")
-        for place, count in places.most_common():
-            print(f"{count:>8}  {'nnlit  ' if place.startswith(package) else '       '}{place}")
-        ours = sum(count for place, count in places.items() if place.startswith(package))
-        print(f"from nnlit's code: {ours} in all")
+        count_syncs(args, options.epochs)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ wait on a GPU:
 - a tensor made from host data (``torch.tensor(…, device=…)``: ``lift_fresh``), which is a blocking copy to the device.
 
 ``.tolist()``, ``.cpu()`` and ``.numpy()`` of a CPU tensor never reach the dispatcher, so they are recorded by wrapping
-them. On a GPU, the last test checks the same with ``torch.cuda.set_sync_debug_mode("warn")``, which names the code
-that made the device wait.
+them.
+
+What this cannot see: a copy of a host tensor to the device (``.to(device)`` is a plain copy on a CPU) and an explicit
+``torch.cuda.synchronize()``. On a GPU, the last test checks with ``torch.cuda.set_sync_debug_mode("warn")``, which
+sees every sync; ``bench/syncs.py`` puts each down to the line of nnlit's code that led to it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import collections
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,6 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import nnlit
 from nnlit.callbacks import DeadReLUCounter, FreezeLayers, GradientSaturationMonitor, UniformInit
 from nnlit.cli import build
 
@@ -39,9 +40,13 @@ WAITING_OPS = {
     "unique_consecutive",
     "equal",
     "is_nonzero",
+    # their output size is read from the values on a GPU
+    "_unique",
+    "bincount",
+    "histc",
+    "repeat_interleave",
 }
 TORCH = str(Path(torch.__file__).parent) + os.sep
-NNLIT = str(Path(nnlit.__file__).parent) + os.sep
 # Host reads that do not wait for a GPU, though they show on a CPU:
 NOT_WAITING = {
     # optimizers keep their step counts on the host (unless `capturable`), and read them there
@@ -113,6 +118,9 @@ class DuringTraining(Callback):
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._stop()
 
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._stop()
+
 
 def _mixed_table(path: Path) -> list[str]:
     """A file with missing numbers (imputed, with a was-missing column) and a text column: every transform step."""
@@ -146,10 +154,12 @@ def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, m
     for method in ("tolist", "cpu", "numpy"):
         original = getattr(torch.Tensor, method)
 
-        def recording(self: torch.Tensor, *args: Any, _original: Any = original, _name: str = method) -> Any:
+        def recording(
+            self: torch.Tensor, *args: Any, _original: Any = original, _name: str = method, **kwargs: Any
+        ) -> Any:
             if probe.mode is not None:
                 probe.seen[(_name, _callers()[1])] += 1
-            return _original(self, *args)
+            return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, method, recording)
     cli = build(
@@ -184,38 +194,30 @@ def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, m
     assert per_step == {}
 
 
-class SyncWarnings(Callback):
-    """``torch.cuda.set_sync_debug_mode("warn")`` from each training epoch's start to its validation (or its end),
-    recording the warnings: the file and line of the Python code that made the device wait."""
+class TrainingSteps(Callback):
+    """Lets ``bench/syncs.py``'s recorder record from each training epoch's start to its validation (or its end), and
+    notes where the training loader's table is."""
 
-    def __init__(self) -> None:
-        self.caught: list[warnings.WarningMessage] = []
-        self.context: Any = None
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
         self.table_devices: set[str] = set()
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.table_devices.update(t.device.type for t in trainer.train_dataloader.tensors)
-        self.context = warnings.catch_warnings(record=True)
-        self.caught.extend(self.context.__enter__())
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-
-    def _stop(self) -> None:
-        if self.context is not None:
-            torch.cuda.set_sync_debug_mode(0)
-            self.context.__exit__(None, None, None)
-            self.context = None
+        self.recorder.paused = False
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
-        self._stop()
+        self.recorder.paused = True
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stop()
+        self.recorder.paused = True
 
 
 @pytest.mark.gpu
-def test_a_gpu_fit_with_the_four_callbacks_makes_no_host_sync_from_nnlit(tmp_path):
-    probe = SyncWarnings()
+def test_a_gpu_fit_with_the_four_callbacks_makes_no_host_sync_from_nnlit(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    from syncs import HostSyncs
+
     cli = build(
         [
             "--model=nnlit.MulticlassMLP",
@@ -231,12 +233,15 @@ def test_a_gpu_fit_with_the_four_callbacks_makes_no_host_sync_from_nnlit(tmp_pat
         ]
     )
     callbacks = [UniformInit(-0.2, 0.2), FreezeLayers(first_n=1, unfreeze_at_epoch=1), GradientSaturationMonitor()]
-    cli.trainer.callbacks.extend([*callbacks, DeadReLUCounter(), probe])
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    assert probe.table_devices == {"cuda"}  # table_on_device="auto": the table was copied to the GPU
-    syncs = [w for w in probe.caught if "synchroniz" in str(w.message)]
-    where = collections.Counter(f"{w.filename}:{w.lineno}" for w in syncs)
-    from_nnlit = [w for w in syncs if w.filename.startswith(NNLIT)]
+    with HostSyncs(cli.trainer) as recorder:
+        recorder.paused = True
+        window = TrainingSteps(recorder)
+        cli.trainer.callbacks.extend([*callbacks, DeadReLUCounter(), window])
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 2 * 250  # 16000 training rows in batches of 64, two epochs
+    assert window.table_devices == {"cuda"}  # table_on_device="auto": the table was copied to the GPU
+    where = collections.Counter(sync.place for sync in recorder.syncs)
+    from_nnlit = [sync for sync in recorder.syncs if sync.in_nnlit]
     # the heads check the targets' values once, on the first batch (MulticlassMLP.check_targets)
-    assert all(w.filename.endswith("multiclass.py") for w in from_nnlit), where
+    assert all("(check_targets)" in sync.place for sync in from_nnlit), where
     assert len(from_nnlit) <= 1, where
