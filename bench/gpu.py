@@ -12,10 +12,11 @@ with 1M training rows and batch 4096 by default. Rows of the table, each the fas
 - ``nnlit + 4 callbacks``: the same with ``UniformInit``, ``FreezeLayers``, ``GradientSaturationMonitor`` and
   ``DeadReLUCounter``.
 
-Then one more fit with the four callbacks runs under ``torch.cuda.set_sync_debug_mode("warn")`` (``bench/syncs.py``):
-every operation that makes the host wait for the device is put down to the innermost line of nnlit's code on the stack
-(else the innermost line outside torch), with the Trainer's stage. The script prints each place's count, whether that
-is once, per epoch or per step, and the syncs from nnlit's code per step, per epoch and once. Timings read the clock
+Then one more fit with the four callbacks (and no progress bar, which reads its values at every redraw) runs under
+``torch.cuda.set_sync_debug_mode("warn")`` (``bench/syncs.py``): every operation it flags as making the host wait for
+the device is put down to the innermost line of nnlit's code on the stack (else the innermost line outside torch),
+with the line that synchronised and the Trainer's stage. The script prints each place's count, whether that is once,
+per epoch or per step, and the syncs from nnlit's code per step, per epoch and once. Timings read the clock
 after ``torch.cuda.synchronize()``; validation passes are timed apart.
 
 ``--device cpu`` runs the script on the CPU: a dry run on a machine without a GPU (its sync count is empty).
@@ -33,6 +34,8 @@ from pathlib import Path
 import torch
 from syncs import HostSyncs
 from throughput import (
+    CLASSES,
+    FEATURES,
     LR,
     MOMENTUM,
     accuracy,
@@ -70,7 +73,7 @@ def count_syncs(args: list[str], epochs: int) -> None:
     """Prints where and how often a fit with the four callbacks made the host wait for the device."""
     from nnlit.cli import build
 
-    cli = build(args)
+    cli = build([*args, "--trainer.enable_progress_bar=false"])  # the bar reads its values at every redraw
     cli.trainer.callbacks.extend(four_callbacks())
     with HostSyncs(cli.trainer) as syncs:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -81,7 +84,7 @@ def count_syncs(args: list[str], epochs: int) -> None:
         print(f"{count:>8}  {how:<9}  {stage:<12}  {place}")
     ours = {s.place for s in syncs.syncs if s.in_nnlit}
     for kind in ("per step", "per batch", "per epoch", "once"):
-        n = sum(count for count, how, _, place in rows if how == kind and place in ours)
+        n = sum(count for count, how, _, where in rows if how == kind and where.split(" <- ")[0] in ours)
         print(f"from nnlit's code, {kind}: {n}")
 
 
@@ -114,8 +117,8 @@ def main() -> None:
         path = workdir / "table.parquet"
         write_table(options.rows, path)
         on_device = [f"--trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}", "--trainer.devices=1"]
-        warm = torch.randn(options.batch_size * 4, 32, device=device)  # CUDA's and cuBLAS's set-up, before any timing
-        hand_loop(warm, torch.randint(0, 4, (len(warm),), device=device), 1, options.batch_size)
+        warm = torch.randn(options.batch_size * 4, FEATURES, device=device)  # CUDA's and cuBLAS's set-up, not timed
+        hand_loop(warm, torch.randint(0, CLASSES, (len(warm),), device=device), 1, options.batch_size)
         for repeat in range(options.repeats):
             args = [*nnlit_args(path, options.epochs, options.batch_size, workdir / f"run{repeat}"), *on_device]
             seconds, _, model, dm, _ = nnlit_fit(args)

@@ -1,14 +1,16 @@
 """Where a run makes the host wait for a CUDA device, and when.
 
-``torch.cuda.set_sync_debug_mode("warn")`` makes every operation that synchronises the host with the device warn. The
+``torch.cuda.set_sync_debug_mode("warn")`` makes the operations that synchronise the host with the device warn:
+blocking copies between host and device, reading a value (``.item()``, ``nonzero``, …) and stream synchronisations.
+It does not flag ``torch.cuda.synchronize()``, ``Event.synchronize()`` or ``torch.distributed``'s collectives. The
 warning names only the innermost Python line, which is mostly inside torch or Lightning; :class:`HostSyncs` reads the
 whole stack instead and puts each sync down to the innermost line of nnlit's code that led to it (else the innermost
-line outside torch), with the Trainer's stage, epoch and global step at that moment. Used by ``bench/gpu.py`` and by
-the GPU test in ``tests/test_host_reads.py``.
+line outside torch), keeping that innermost line outside torch too (the operation itself), with the Trainer's stage,
+epoch and global step at that moment. Used by ``bench/gpu.py`` and by the GPU test in ``tests/test_host_reads.py``.
 
     with HostSyncs(trainer) as syncs:
         trainer.fit(model, datamodule=data)
-    for row in syncs.table(): ...
+    for count, how_often, stage, place in syncs.table(trainer.current_epoch + 1): ...
 """
 
 from __future__ import annotations
@@ -32,23 +34,29 @@ _SKIPPED = (TORCH, str(Path(warnings.__file__)), __file__)
 class Sync(NamedTuple):
     place: str  # path:line (function)
     in_nnlit: bool  # the place is in nnlit's code
+    origin: str  # the innermost line outside torch: what synchronised (the place itself when nothing is between)
     stage: str  # the Trainer's stage ("train", "validate", "sanity_check", …; "-" outside one)
     epoch: int
     step: int
 
 
-def place_of(stack: traceback.StackSummary, package: str = NNLIT) -> tuple[str, bool]:
+def place_of(stack: traceback.StackSummary, package: str = NNLIT) -> tuple[str, bool, str]:
     """The innermost frame of ``stack`` in ``package`` as ``path:line (function)``, and True; else the innermost frame
-    outside torch, the warnings module and this file, and False."""
-    frames = [f for f in stack if not f.filename.startswith(_SKIPPED)]
+    outside torch, the warnings module and this file, and False. Third: that innermost frame outside torch."""
+    frames = [f for f in stack if not f.filename.startswith(_SKIPPED)] or list(stack)
     ours = [f for f in frames if f.filename.startswith(package)]
-    frame = (ours or frames or list(stack))[-1]
-    return f"{frame.filename}:{frame.lineno} ({frame.name})", bool(ours)
+    frame, origin = (ours or frames)[-1], frames[-1]
+    return _name(frame), bool(ours), _name(origin)
+
+
+def _name(frame: traceback.FrameSummary) -> str:
+    return f"{frame.filename}:{frame.lineno} ({frame.name})"
 
 
 class HostSyncs:
     """Records the host syncs made inside the ``with`` block (see the module's docstring). ``paused``: while True,
-    syncs are not recorded (the debug mode stays on). Other warnings are shown as usual."""
+    syncs are not recorded (the debug mode stays on). Other warnings are shown as usual. A sync inside a
+    ``warnings.catch_warnings(record=True)`` block, or under an "ignore" filter set during the run, is not seen."""
 
     def __init__(self, trainer: Any = None, package: str = NNLIT) -> None:
         self.trainer = trainer
@@ -57,6 +65,7 @@ class HostSyncs:
         self.paused = False
         self._context: Any = None
         self._show: Any = None
+        self._mode = 0
 
     def __enter__(self) -> HostSyncs:
         self._context = warnings.catch_warnings()
@@ -65,12 +74,13 @@ class HostSyncs:
         self._show = warnings.showwarning
         warnings.showwarning = self._record
         if torch.cuda.is_available():
+            self._mode = torch.cuda.get_sync_debug_mode()
             torch.cuda.set_sync_debug_mode("warn")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if torch.cuda.is_available():
-            torch.cuda.set_sync_debug_mode(0)
+            torch.cuda.set_sync_debug_mode(self._mode)
         self._context.__exit__(*exc)
 
     def _record(self, message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None):
@@ -79,22 +89,23 @@ class HostSyncs:
             return
         if self.paused:
             return
-        place, in_nnlit = place_of(traceback.extract_stack()[:-1], self.package)
+        place, in_nnlit, origin = place_of(traceback.extract_stack()[:-1], self.package)
         trainer = self.trainer
         stage = getattr(getattr(getattr(trainer, "state", None), "stage", None), "value", None) or "-"
         epoch, step = (trainer.current_epoch, trainer.global_step) if trainer is not None else (0, 0)
-        self.syncs.append(Sync(place, in_nnlit, stage, epoch, step))
+        self.syncs.append(Sync(place, in_nnlit, origin, stage, epoch, step))
 
     def table(self, epochs: int) -> list[tuple[int, str, str, str]]:
-        """One row per stage and place, most syncs first: ``(count, how often, stage, place)`` for a run of ``epochs``
-        epochs. How often: beyond two per epoch, ``"per step"`` in training (a sync every few steps counts) and
-        ``"per batch"`` elsewhere; beyond one, ``"per epoch"``; else ``"once"``."""
-        counts = collections.Counter((s.stage, s.place) for s in self.syncs)
+        """One row per stage, place and origin, most syncs first: ``(count, how often, stage, where)`` for a run of
+        ``epochs`` epochs, where is the place, then ``<- origin`` when the sync came from a line further in. How often:
+        beyond two per epoch, ``"per step"`` in training (a sync every few steps counts) and ``"per batch"`` elsewhere;
+        beyond one, ``"per epoch"``; else ``"once"``."""
+        counts = collections.Counter((s.stage, s.place, s.origin) for s in self.syncs)
         rows = []
-        for (stage, place), count in counts.most_common():
+        for (stage, place, origin), count in counts.most_common():
             if count > 2 * epochs:
                 how = "per step" if stage == "train" else "per batch"
             else:
                 how = "per epoch" if count > 1 else "once"
-            rows.append((count, how, stage, place))
+            rows.append((count, how, stage, place if origin == place else f"{place} <- {origin}"))
         return rows

@@ -34,7 +34,7 @@ def test_dry_run_on_the_cpu_prints_the_table():
         assert 0.0 < float(row[-1]) <= 1.0  # validation accuracy
     assert "no sync count on the CPU" in done.stdout
     assert "host syncs in a fit with the four callbacks (8 optimizer steps, 1 epochs)" in done.stdout
-    assert "from nnlit's code, per step: 0" in done.stdout
+    assert "from nnlit's code, per step: 0" in done.stdout  # the report's lines (nothing synchronises on a CPU)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without a GPU")
@@ -72,7 +72,7 @@ def test_syncs_are_put_down_to_the_innermost_line_of_nnlit():
     syncs = _syncs_module()
     stage = SimpleNamespace(stage=SimpleNamespace(value="train"))
     trainer = SimpleNamespace(state=stage, current_epoch=1, global_step=7)
-    package = "/site/nnlit/"
+    package, hook = "/site/nnlit/", "/site/nnlit/callbacks/x.py:2 (hook)"
     with syncs.HostSyncs(trainer, package=package) as recorder:
         # nnlit's hook calls into Lightning, which syncs: the place is nnlit's line
         _warn_from("/site/nnlit/callbacks/x.py", "hook", lambda: _warn_from("/site/lightning/y.py", "log"))
@@ -85,13 +85,16 @@ def test_syncs_are_put_down_to_the_innermost_line_of_nnlit():
         with pytest.warns(UserWarning, match="something else"):  # other warnings are shown as usual
             warnings.warn("something else", UserWarning, stacklevel=1)
     assert recorder.syncs == [
-        syncs.Sync("/site/nnlit/callbacks/x.py:2 (hook)", True, "train", 1, 7),
-        syncs.Sync("/site/lightning/y.py:2 (loop)", False, "train", 1, 7),
-        syncs.Sync("/site/nnlit/callbacks/x.py:2 (hook)", True, "train", 2, 9),
+        syncs.Sync(hook, True, "/site/lightning/y.py:2 (log)", "train", 1, 7),
+        syncs.Sync("/site/lightning/y.py:2 (loop)", False, "/site/lightning/y.py:2 (loop)", "train", 1, 7),
+        syncs.Sync(hook, True, hook, "train", 2, 9),
     ]
     assert recorder.table(epochs=2) == [
-        (2, "per epoch", "train", "/site/nnlit/callbacks/x.py:2 (hook)"),
+        (1, "once", "train", f"{hook} <- /site/lightning/y.py:2 (log)"),
         (1, "once", "train", "/site/lightning/y.py:2 (loop)"),
+        (1, "once", "train", hook),
     ]
-    recorder.syncs = recorder.syncs[:1] * 5
-    assert recorder.table(epochs=2) == [(5, "per step", "train", "/site/nnlit/callbacks/x.py:2 (hook)")]
+    recorder.syncs = recorder.syncs[2:] * 5
+    assert recorder.table(epochs=2) == [(5, "per step", "train", hook)]
+    recorder.syncs = recorder.syncs[:2]
+    assert recorder.table(epochs=2) == [(2, "per epoch", "train", hook)]

@@ -11,7 +11,9 @@ them.
 
 What this cannot see: a copy of a host tensor to the device (``.to(device)`` is a plain copy on a CPU) and an explicit
 ``torch.cuda.synchronize()``. On a GPU, the last test checks with ``torch.cuda.set_sync_debug_mode("warn")``, which
-sees every sync; ``bench/syncs.py`` puts each down to the line of nnlit's code that led to it.
+flags blocking copies, value reads and stream synchronisations (not ``torch.cuda.synchronize()``);
+``bench/syncs.py`` puts each down to the line of nnlit's code that led to it. Both run with the progress bar off: the
+bar reads its values on the host at every redraw (twice a second by default).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ WAITING_OPS = {
     "unique_consecutive",
     "equal",
     "is_nonzero",
-    # their output size is read from the values on a GPU
+    # their output size is read from the values on a GPU (histc: without an explicit range; repeat_interleave: with
+    # tensor repeats and no output_size); the other forms are recorded too, to be looked at if they ever show
     "_unique",
     "bincount",
     "histc",

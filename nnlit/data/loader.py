@@ -203,5 +203,5 @@ def _to_device(index: Tensor, device: torch.device) -> Tensor:
     if index.device == device:
         return index
     if device.type == "cuda":
-        return index.pin_memory().to(device, non_blocking=True)
+        return index.contiguous().pin_memory().to(device, non_blocking=True)
     return index.to(device)

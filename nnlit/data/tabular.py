@@ -115,8 +115,8 @@ class TabularDataModule(L.LightningDataModule):
             gathered and standardised there (no copy from the host per batch); otherwise it stays on the host.
             ``True``: on the Trainer's device whatever its size or kind; ``False``: on the host. The choice is made
             once per run, by the first loader asked for. Under DDP each process holds the whole table. The copy is
-            released at the end of ``fit``, ``validate`` or ``test`` (the Trainer's loaders then read the host's
-            table), back to PyTorch's cache on the device.
+            released at the end of ``fit``, ``validate`` or ``test``, or when one raises (the Trainer's loaders then
+            read the host's table), back to PyTorch's cache on the device.
 
     Example::
 
@@ -581,6 +581,11 @@ class TabularDataModule(L.LightningDataModule):
         self._device_loaders.clear()
         self._device_copies.clear()
         self._table_devices.clear()
+
+    def on_exception(self, exception: BaseException) -> None:
+        """A run that raised (a CUDA out-of-memory error, say) gets no ``teardown`` from Lightning: the device's copy
+        is released here instead."""
+        self.teardown("exception")
 
     def _transform_batch(self, tensors: tuple[Tensor, ...], copied: bool = False) -> tuple[Tensor, ...]:
         """A batch's tensors with its features transformed. ``copied``: the loader gathered the batch (through

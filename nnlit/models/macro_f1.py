@@ -13,7 +13,9 @@ class MacroF1(MulticlassF1Score):
     torchmetrics counts the ``(target, prediction)`` pairs with ``torch.bincount``, which on CUDA first reads the
     pairs' smallest and largest values on the host: two waits for the device per update. Here the pairs are added
     into ``num_classes²`` bins with ``index_add_``, which gives the same counts with nothing read. The states (true
-    and false positives and negatives per class), their DDP reduction and ``compute`` are torchmetrics'.
+    and false positives and negatives per class), their DDP reduction and ``compute`` are torchmetrics'. A label
+    outside ``[0, num_classes)`` is not counted (its pair goes to a spare bin, dropped): an out-of-range index would
+    stop a CUDA device with an assertion, and checking it would read it on the host.
 
     Args:
         num_classes: the number of classes.
@@ -43,13 +45,15 @@ class MacroF1(MulticlassF1Score):
         if preds.ndim == target.ndim + 1:
             preds = preds.argmax(dim=1)
         k = int(self.num_classes or 1)
-        pairs = target.reshape(-1).long() * k + preds.reshape(-1).long()
-        counts = torch.zeros(k * k, dtype=torch.long, device=pairs.device)
-        confusion = counts.index_add_(0, pairs, torch.ones_like(pairs)).view(k, k)  # rows: targets
+        target, preds = target.reshape(-1).long(), preds.reshape(-1).long()
+        valid = (target >= 0) & (target < k) & (preds >= 0) & (preds < k)
+        pairs = torch.where(valid, target * k + preds, k * k)  # the spare bin k²
+        counts = torch.zeros(k * k + 1, dtype=torch.long, device=pairs.device)
+        confusion = counts.index_add_(0, pairs, torch.ones_like(pairs))[: k * k].view(k, k)  # rows: targets
         tp = confusion.diagonal()
         fp = confusion.sum(0) - tp
         fn = confusion.sum(1) - tp
         self.tp = self.tp + tp
         self.fp = self.fp + fp
         self.fn = self.fn + fn
-        self.tn = self.tn + (len(pairs) - tp - fp - fn)
+        self.tn = self.tn + (valid.sum() - tp - fp - fn)

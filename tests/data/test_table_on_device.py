@@ -97,12 +97,27 @@ def test_teardown_points_the_loaders_back_at_the_host_and_frees_the_copy():
     assert x.device.type == "cpu" and x.shape == (16, 4)
 
 
+def test_a_run_that_raised_releases_the_copy_too():
+    # Lightning calls the datamodule's on_exception, not its teardown, when a run raises
+    dm = _mixed_module(table_on_device=True)
+    dm.setup("fit")
+    _attach(dm, "meta")
+    train = dm.train_dataloader()
+    dm.on_exception(RuntimeError("CUDA out of memory"))
+    assert all(t.device.type == "cpu" for t in train.tensors)
+    assert dm._device_copies == {} and dm._device_loaders == [] and dm._table_devices == {}
+
+
 def test_the_epoch_order_goes_to_a_cuda_device_without_blocking(monkeypatch):
     # no GPU here: what the copy is asked to do is recorded instead
     calls = []
 
     class Index:
         device = torch.device("cpu")
+
+        def contiguous(self):
+            calls.append("contiguous")
+            return self
 
         def pin_memory(self):
             calls.append("pin_memory")
@@ -113,7 +128,7 @@ def test_the_epoch_order_goes_to_a_cuda_device_without_blocking(monkeypatch):
             return self
 
     loader_module._to_device(Index(), torch.device("cuda:0"))  # type: ignore[arg-type]
-    assert calls == ["pin_memory", ("to", torch.device("cuda:0"), True)]
+    assert calls == ["contiguous", "pin_memory", ("to", torch.device("cuda:0"), True)]
     index = torch.arange(3)
     assert loader_module._to_device(index, torch.device("cpu")) is index
 

@@ -40,3 +40,14 @@ def test_update_reads_nothing_on_the_host(monkeypatch):
     f1 = MacroF1(num_classes=3)
     f1.update(torch.randn(8, 3), torch.randint(0, 3, (8,)))
     assert int(f1.tp.sum() + f1.fp.sum()) == 8
+
+
+def test_labels_out_of_range_are_left_out():
+    # an out-of-range index would stop a CUDA device; such rows are not counted, the others are as usual
+    preds, target = torch.tensor([0, 1, 2, 1, 0]), torch.tensor([0, 1, 7, -1, 2])
+    ours, valid_only = MacroF1(num_classes=3), MacroF1(num_classes=3)
+    ours.update(preds, target)
+    valid_only.update(preds[[0, 1, 4]], target[[0, 1, 4]])
+    for state in ("tp", "fp", "tn", "fn"):
+        assert torch.equal(getattr(ours, state), getattr(valid_only, state)), state
+    assert int(ours.tp.sum() + ours.fn.sum()) == 3
