@@ -82,10 +82,9 @@ def count_syncs(args: list[str], epochs: int) -> None:
     rows = syncs.table(epochs)
     for count, how, stage, place in rows:
         print(f"{count:>8}  {how:<9}  {stage:<12}  {place}")
-    ours = {s.place for s in syncs.syncs if s.in_nnlit}
+    ours = syncs.from_nnlit(epochs)
     for kind in ("per step", "per batch", "per epoch", "once"):
-        n = sum(count for count, how, _, where in rows if how == kind and where.split(" <- ")[0] in ours)
-        print(f"from nnlit's code, {kind}: {n}")
+        print(f"from nnlit's code, {kind}: {ours[kind]}")
 
 
 def main() -> None:

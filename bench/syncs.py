@@ -101,11 +101,21 @@ class HostSyncs:
         beyond two per epoch, ``"per step"`` in training (a sync every few steps counts) and ``"per batch"`` elsewhere;
         beyond one, ``"per epoch"``; else ``"once"``."""
         counts = collections.Counter((s.stage, s.place, s.origin) for s in self.syncs)
-        rows = []
-        for (stage, place, origin), count in counts.most_common():
-            if count > 2 * epochs:
-                how = "per step" if stage == "train" else "per batch"
-            else:
-                how = "per epoch" if count > 1 else "once"
-            rows.append((count, how, stage, place if origin == place else f"{place} <- {origin}"))
-        return rows
+        return [
+            (count, _how_often(count, stage, epochs), stage, place if origin == place else f"{place} <- {origin}")
+            for (stage, place, origin), count in counts.most_common()
+        ]
+
+    def from_nnlit(self, epochs: int) -> collections.Counter[str]:
+        """The syncs put down to nnlit's code, summed by how often (as in :meth:`table`)."""
+        counts = collections.Counter((s.stage, s.place, s.origin) for s in self.syncs if s.in_nnlit)
+        total: collections.Counter[str] = collections.Counter()
+        for (stage, _, _), count in counts.items():
+            total[_how_often(count, stage, epochs)] += count
+        return total
+
+
+def _how_often(count: int, stage: str, epochs: int) -> str:
+    if count > 2 * epochs:
+        return "per step" if stage == "train" else "per batch"
+    return "per epoch" if count > 1 else "once"

@@ -94,6 +94,7 @@ def test_syncs_are_put_down_to_the_innermost_line_of_nnlit():
         (1, "once", "train", "/site/lightning/y.py:2 (loop)"),
         (1, "once", "train", hook),
     ]
+    assert recorder.from_nnlit(epochs=2) == {"once": 2}
     recorder.syncs = recorder.syncs[2:] * 5
     assert recorder.table(epochs=2) == [(5, "per step", "train", hook)]
     recorder.syncs = recorder.syncs[:2]

@@ -95,25 +95,18 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-class DuringTraining(Callback):
-    """Records host reads from each training epoch's start to its validation (or its end): every group's gathering,
-    training step and batch hooks."""
+class TrainingWindow(Callback):
+    """Calls :meth:`_start` as each training epoch starts and :meth:`_stop` at its validation (or its end, or an
+    exception): the window holds every group's gathering, training step and batch hooks."""
 
-    def __init__(self) -> None:
-        self.seen: collections.Counter[tuple[str, str]] = collections.Counter()
-        self.mode: HostReads | None = None
-
-    def _start(self) -> None:
-        self.mode = HostReads(self.seen)
-        self.mode.__enter__()
+    def _start(self, trainer: Any) -> None:
+        raise NotImplementedError
 
     def _stop(self) -> None:
-        if self.mode is not None:
-            self.mode.__exit__(None, None, None)
-            self.mode = None
+        raise NotImplementedError
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._start()
+        self._start(trainer)
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         self._stop()
@@ -123,6 +116,23 @@ class DuringTraining(Callback):
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self._stop()
+
+
+class DuringTraining(TrainingWindow):
+    """Records host reads in the training window."""
+
+    def __init__(self) -> None:
+        self.seen: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.mode: HostReads | None = None
+
+    def _start(self, trainer: Any) -> None:
+        self.mode = HostReads(self.seen)
+        self.mode.__enter__()
+
+    def _stop(self) -> None:
+        if self.mode is not None:
+            self.mode.__exit__(None, None, None)
+            self.mode = None
 
 
 def _mixed_table(path: Path) -> list[str]:
@@ -197,22 +207,19 @@ def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, m
     assert per_step == {}
 
 
-class TrainingSteps(Callback):
-    """Lets ``bench/syncs.py``'s recorder record from each training epoch's start to its validation (or its end), and
-    notes where the training loader's table is."""
+class TrainingSteps(TrainingWindow):
+    """Lets ``bench/syncs.py``'s recorder record in the training window, and notes where the training loader's table
+    is."""
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
         self.table_devices: set[str] = set()
 
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+    def _start(self, trainer: Any) -> None:
         self.table_devices.update(t.device.type for t in trainer.train_dataloader.tensors)
         self.recorder.paused = False
 
-    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
-        self.recorder.paused = True
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+    def _stop(self) -> None:
         self.recorder.paused = True
 
 

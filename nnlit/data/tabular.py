@@ -219,8 +219,8 @@ class TabularDataModule(L.LightningDataModule):
         # the Trainer's device -> where the table is gathered from (that device, or None: the host), decided once per
         # fit: the first loader's copy must not change the free memory the next loader's choice reads
         self._table_devices: dict[torch.device, torch.device | None] = {}
-        # the loaders given a device copy, and the host tensors they go back to at teardown
-        self._device_loaders: list[tuple[weakref.ref[TensorBatchLoader], list[Tensor]]] = []
+        # the loaders given a device copy: at teardown they go back to the host's tensors (see _device_copies)
+        self._device_loaders: list[weakref.ref[TensorBatchLoader]] = []
 
         self._table: _Table | None = None
         self._splits: dict[str, Tensor] = {}
@@ -528,7 +528,7 @@ class TabularDataModule(L.LightningDataModule):
             transform=self._transform_gathered,
         )
         if device is not None:
-            self._device_loaders.append((weakref.ref(loader), tensors))
+            self._device_loaders.append(weakref.ref(loader))
         return loader
 
     def _table_device(self, tensors: list[Tensor]) -> torch.device | None:
@@ -574,10 +574,11 @@ class TabularDataModule(L.LightningDataModule):
         """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``: the
         Trainer keeps its loaders, so those still alive are pointed back at the host's tensors. The next run decides
         afresh where the table goes."""
-        for ref, host in self._device_loaders:
+        host_of = {id(copy): host for host, copy in self._device_copies.values()}
+        for ref in self._device_loaders:
             loader = ref()
             if loader is not None:
-                loader.tensors = tuple(host)
+                loader.tensors = tuple(host_of.get(id(t), t) for t in loader.tensors)
         self._device_loaders.clear()
         self._device_copies.clear()
         self._table_devices.clear()

@@ -37,6 +37,8 @@ class MacroF1(MulticlassF1Score):
     fn: Tensor
 
     def __init__(self, num_classes: int) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
         super().__init__(num_classes=num_classes, average="macro", validate_args=False)
 
     def update(self, preds: Tensor, target: Tensor) -> None:

@@ -86,7 +86,8 @@ def test_teardown_points_the_loaders_back_at_the_host_and_frees_the_copy():
     dm.setup("fit")
     _attach(dm, "meta")
     train, val = dm.train_dataloader(), dm.val_dataloader()  # the Trainer keeps its loaders after the run
-    host = [t for t in dm._device_loaders[0][1]]
+    host_of = {id(copy): host for host, copy in dm._device_copies.values()}
+    host = [host_of[id(t)] for t in train.tensors]
     copy = weakref.ref(train.tensors[0])
     dm.teardown("fit")
     assert all(a is b for a, b in zip(train.tensors, host)) and all(a is b for a, b in zip(val.tensors, host))

@@ -51,3 +51,9 @@ def test_labels_out_of_range_are_left_out():
     for state in ("tp", "fp", "tn", "fn"):
         assert torch.equal(getattr(ours, state), getattr(valid_only, state)), state
     assert int(ours.tp.sum() + ours.fn.sum()) == 3
+
+
+@pytest.mark.parametrize("value", [1, 0, 2.0, True, None])
+def test_bad_num_classes(value):
+    with pytest.raises(ValueError, match=f"`num_classes` must be an integer >= 2, got {value!r}"):
+        MacroF1(num_classes=value)
