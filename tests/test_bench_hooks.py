@@ -1,0 +1,32 @@
+"""``bench/hooks.py`` (run by ``make bench``, not by CI's tests otherwise): a small run prints its four rows, and its
+bookkeeping holds (three timed plugin calls and one SGD update per parameter group at every minibatch)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_small_run_prints_a_time_per_minibatch_for_each_plugin_and_callback_set():
+    done = subprocess.run(
+        [sys.executable, "bench/hooks.py", "--rows", "2000", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "µs" not in line]
+    cases = [(plugin.strip(), callbacks.strip()) for plugin, callbacks, *_ in rows if not plugin.startswith(" -")]
+    assert cases == [
+        ("Lightning `Precision`", "defaults"),
+        ("nnlit `StepHooksPrecision`", "defaults"),
+        ("Lightning `Precision`", "defaults + four"),
+        ("nnlit `StepHooksPrecision`", "defaults + four"),
+    ]
+    for *_, median, fastest in (r for r in rows if not r[0].startswith(" -")):
+        assert 0.0 < float(fastest) <= float(median) < 1e5  # µs per minibatch, SGD's update taken out
