@@ -1,5 +1,5 @@
-"""Time per minibatch spent in the precision plugin's per-step calls (the three step hooks and the optimizer step's
-wrapping), under Lightning's ``Precision`` and nnlit's ``StepHooksPrecision``.
+"""Time per minibatch spent calling the three step hooks, under Lightning's ``Precision`` and nnlit's
+``StepHooksPrecision``.
 
     python bench/hooks.py [--rows 20000] [--repeats 3] [--threads 1]
 
@@ -8,17 +8,14 @@ precision plugin set to one or the other, with the default callbacks of ``nnlit.
 (checkpoint, model summary, config saving, prediction writer; the bar is left out to keep the output readable, and
 ``nnlit fit`` has a FitReport in the writer's place: none of these overrides a step hook) and with nnlit's four
 callbacks added.
-The plugin's ``pre_backward`` and ``post_backward`` (which call ``on_before_backward`` and ``on_after_backward`` on the
-callbacks and the module) and its ``optimizer_step`` (``on_before_optimizer_step``, then the optimizer's step) are timed
-at every minibatch; the time SGD spends updating the weights (``torch.optim.sgd.sgd``, the same work under either
-plugin) is taken out of the last. The table shows the median and the fastest of the per-minibatch sum, each the lowest
-over the interleaved repeats.
+The plugin's ``pre_backward``, ``post_backward`` and ``_after_closure`` (which call ``on_before_backward``,
+``on_after_backward`` and ``on_before_optimizer_step`` on the callbacks and the module) are timed at every minibatch.
+The table shows the median and the fastest of those three calls' sum, each the lowest over the interleaved repeats.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import statistics
 import tempfile
@@ -29,11 +26,11 @@ from pathlib import Path
 import torch
 from throughput import four_callbacks, nnlit_args, write_table
 
-TIMED = ("pre_backward", "post_backward", "optimizer_step")
+TIMED = ("pre_backward", "post_backward", "_after_closure")
 
 
 def hook_seconds(args: list[str], plugin: str, callbacks: bool) -> list[float]:
-    """The time spent in the timed plugin calls at each minibatch of one fit, SGD's weight update left out."""
+    """The time spent in the three timed plugin calls at each minibatch of one fit."""
     from lightning.pytorch.plugins.precision import Precision
 
     from nnlit import StepHooksPrecision
@@ -43,33 +40,21 @@ def hook_seconds(args: list[str], plugin: str, callbacks: bool) -> list[float]:
     cli.trainer.strategy.precision_plugin = StepHooksPrecision() if plugin == "nnlit" else Precision()
     if callbacks:
         cli.trainer.callbacks.extend(four_callbacks())
-    spent: list[float] = []  # per minibatch, in order: pre_backward, post_backward, optimizer_step
-    updating: list[float] = []  # SGD's updates inside optimizer_step, one per parameter group
+    spent: list[float] = []
     precision = cli.trainer.strategy.precision_plugin
+    for name in TIMED:
+        method = getattr(precision, name)
 
-    def timer(method, into):  # type: ignore[no-untyped-def]
-        def timed(*a, **k):  # type: ignore[no-untyped-def]
+        def timed(*a, _method=method, **k):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
-            out = method(*a, **k)
-            into.append(time.perf_counter() - start)
+            out = _method(*a, **k)
+            spent.append(time.perf_counter() - start)
             return out
 
-        return timed
-
-    for name in TIMED:
-        setattr(precision, name, timer(getattr(precision, name), spent))
-    sgd_module = importlib.import_module("torch.optim.sgd")  # SGD.step calls this module's `sgd` function
-    sgd = sgd_module.sgd
-    sgd_module.sgd = timer(sgd, updating)
-    try:
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    finally:
-        sgd_module.sgd = sgd
-    groups = len(cli.trainer.optimizers[0].param_groups)  # FreezeLayers adds one as it unfreezes, at epoch 0
-    assert len(spent) * groups == 3 * len(updating), "a minibatch: three timed calls, one update per group"
-    return [
-        sum(spent[3 * i : 3 * i + 3]) - sum(updating[groups * i : groups * i + groups]) for i in range(len(spent) // 3)
-    ]
+        setattr(precision, name, timed)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    # three calls per minibatch, in order: sum each consecutive triple
+    return [sum(spent[i : i + 3]) for i in range(0, len(spent) - 2, 3)]
 
 
 def main() -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.core.optimizer import do_nothing_closure
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.profilers import PassThroughProfiler
 from torch import Tensor
@@ -26,10 +24,7 @@ class StepHooksPrecision(Precision):
     order, with the same arguments and the same ``_current_fx_name`` (so ``self.log`` works in them), skipping only
     calls to methods nobody overrode (a hook set on an instance, or a base method patched later, counts as overridden;
     one set to something not callable is skipped, as Lightning skips it). Gradient clipping
-    (``configure_gradient_clipping``, automatic optimization) runs as in Lightning. An ``optimizer.step()`` without a
-    closure (manual optimization, as in nnlit's training step) runs the hook, then the optimizer's step, directly:
-    Lightning wraps its do-nothing closure in a second one for the optimizer to call under ``torch.enable_grad()``;
-    the hook runs with gradients enabled here too. Only Lightning's DEBUG log lines
+    (``configure_gradient_clipping``, automatic optimization) runs as in Lightning. Only Lightning's DEBUG log lines
     naming these hooks are not written. When the Trainer has a profiler that records (anything but Lightning's
     default no-op one), every call goes through Lightning's own dispatch, so the profile names every callback.
 
@@ -49,7 +44,7 @@ class StepHooksPrecision(Precision):
         trainer = module.trainer
         if _profiled(trainer):
             return super().pre_backward(tensor, module)
-        _call_overridden(trainer, module, "on_before_backward", tensor)
+        _call_overridden(trainer, "on_before_backward", tensor)
         return tensor
 
     def post_backward(self, tensor: Tensor, module: L.LightningModule) -> Tensor:  # type: ignore[override]
@@ -57,31 +52,15 @@ class StepHooksPrecision(Precision):
         if _profiled(trainer):
             return super().post_backward(tensor, module)
         closure_loss = tensor.detach()  # releases the graph, as Lightning's plugin does
-        _call_overridden(trainer, module, "on_after_backward")
+        _call_overridden(trainer, "on_after_backward")
         return closure_loss
-
-    def optimizer_step(  # type: ignore[override]
-        self, optimizer: Any, model: L.LightningModule, closure: Any, **kwargs: Any
-    ) -> Any:
-        # Manual optimization's `optimizer.step()` hands over Lightning's closure that does nothing. Lightning's plugin
-        # wraps it in a second closure that runs `_after_closure` (the hook, clipping) after it, and the optimizer runs
-        # that under `torch.enable_grad()`: two more calls and a context per minibatch, for the same order of work as
-        # here. Any other closure (automatic optimization's forward and backward, a user's) goes through Lightning.
-        if closure is not do_nothing_closure or _profiled(model.trainer):
-            return super().optimizer_step(optimizer, model, closure, **kwargs)
-        if torch.is_grad_enabled():
-            self._after_closure(model, optimizer)
-        else:
-            with torch.enable_grad():
-                self._after_closure(model, optimizer)
-        return optimizer.step(**kwargs)
 
     def _after_closure(self, model: L.LightningModule, optimizer: Any) -> None:
         # Lightning's Precision.optimizer_step runs this after the closure and before `optimizer.step`
         trainer = model.trainer
         if _profiled(trainer):
             return super()._after_closure(model, optimizer)
-        _call_overridden(trainer, model, "on_before_optimizer_step", optimizer)
+        _call_overridden(trainer, "on_before_optimizer_step", optimizer)
         self._clip_gradients(
             model, optimizer, trainer.gradient_clip_val, gradient_clip_algorithm=trainer.gradient_clip_algorithm
         )
@@ -109,18 +88,16 @@ def _overridden(obj: object, empty: Any, hook: str) -> Any:
     return fn if callable(fn) else None  # Lightning skips a hook set to something not callable, too
 
 
-def _call_overridden(trainer: L.Trainer, module: L.LightningModule, hook: str, *args: Any) -> None:
+def _call_overridden(trainer: L.Trainer, hook: str, *args: Any) -> None:
     """Lightning's ``_call_callback_hooks`` then ``_call_lightning_module_hook`` for ``hook``, leaving out the calls to
     ``Callback``'s and ``LightningModule``'s empty methods."""
+    module = trainer.lightning_module
     previous = module._current_fx_name
     module._current_fx_name = hook
     empty = _EMPTY_CALLBACK[hook]
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        # `_overridden`, written out: this loop runs for every callback in three hooks per minibatch
-        if getattr(type(callback), hook, None) is empty and hook not in getattr(callback, "__dict__", ()):
-            continue
-        fn = getattr(callback, hook)
-        if callable(fn):  # Lightning skips a hook set to something not callable, too
+        fn = _overridden(callback, empty, hook)
+        if fn is not None:
             fn(trainer, module, *args)
     fn = _overridden(module, _EMPTY_MODULE[hook], hook)
     if fn is not None:

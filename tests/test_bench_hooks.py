@@ -1,5 +1,5 @@
-"""``bench/hooks.py`` (run by ``make bench``, not by CI's tests otherwise): a small run prints its four rows, and its
-bookkeeping holds (three timed plugin calls and one SGD update per parameter group at every minibatch)."""
+"""``bench/hooks.py`` (run by ``make bench``, not by CI's tests otherwise): a small run prints a time per minibatch for
+each plugin, with and without nnlit's four callbacks."""
 
 from __future__ import annotations
 
@@ -29,4 +29,4 @@ def test_small_run_prints_a_time_per_minibatch_for_each_plugin_and_callback_set(
         ("nnlit `StepHooksPrecision`", "defaults + four"),
     ]
     for *_, median, fastest in (r for r in rows if not r[0].startswith(" -")):
-        assert 0.0 < float(fastest) <= float(median) < 1e5  # µs per minibatch, SGD's update taken out
+        assert 0.0 < float(fastest) <= float(median) < 1e5  # µs per minibatch

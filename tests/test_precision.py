@@ -190,46 +190,6 @@ def test_step_hooks_precision_releases_the_graph_after_backward(make_trainer):
     assert not released.requires_grad and float(released) == 2.0
 
 
-@pytest.mark.parametrize("automatic", [False, True], ids=["nnlit_step", "lightning_loop"])
-def test_step_hooks_precision_steps_without_lightning_closure_under_manual_optimization(
-    automatic, monkeypatch, make_trainer
-):
-    """nnlit's step hands ``optimizer.step()`` no closure: the plugin runs the hook and steps the optimizer without
-    Lightning's wrapping closure. Automatic optimization's closure (forward and backward) still goes through it."""
-    wrapped = []
-    original = Precision._wrap_closure
-    monkeypatch.setattr(Precision, "_wrap_closure", lambda self, *a: wrapped.append(1) or original(self, *a))
-    _, _, trainer = fit_recording(make_trainer, StepHooksPrecision(), automatic)
-    assert len(wrapped) == (trainer.global_step if automatic else 0)
-
-
-@pytest.mark.parametrize("plugin", [Precision, StepHooksPrecision])
-def test_step_hooks_precision_runs_the_step_hook_with_gradients_enabled(plugin):
-    """Lightning's plugin runs ``on_before_optimizer_step`` inside the optimizer's ``enable_grad`` closure; so does
-    StepHooksPrecision without one, even when the step is called under ``torch.no_grad()``."""
-    from lightning.pytorch.core.optimizer import do_nothing_closure
-
-    seen = []
-
-    class Hook(Callback):
-        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            seen.append(torch.is_grad_enabled())
-
-    sgd = functools.partial(torch.optim.SGD, lr=1.0)
-    model = MulticlassMLP(in_features=2, num_classes=2, hidden=[4], optimizer=sgd)
-    trainer = L.Trainer(callbacks=[Hook()], logger=False, enable_progress_bar=False)
-    trainer.strategy.connect(model)  # the module's trainer, without a fit
-    model.trainer = trainer
-    optimizer = model.configure_optimizers()
-    for p in model.parameters():
-        p.grad = torch.ones_like(p)
-    before = [p.detach().clone() for p in model.parameters()]
-    with torch.no_grad():
-        plugin().optimizer_step(optimizer, model, do_nothing_closure)
-    assert seen == [True]
-    assert all(torch.equal(p, b - 1.0) for p, b in zip(model.parameters(), before))  # the step ran
-
-
 def test_step_hooks_precision_leaves_profiled_runs_to_lightning(make_trainer):
     _, _, trainer = fit_recording(make_trainer, StepHooksPrecision(), profiler=SimpleProfiler())
     # a profiler that records sees every callback's hook, as with Lightning's plugin
