@@ -100,19 +100,21 @@ class HostSyncs:
         ``epochs`` epochs, where is the place, then ``<- origin`` when the sync came from a line further in. How often:
         beyond two per epoch, ``"per step"`` in training (a sync every few steps counts) and ``"per batch"`` elsewhere;
         beyond one, ``"per epoch"``; else ``"once"``."""
-        counts = collections.Counter((s.stage, s.place, s.origin) for s in self.syncs)
         return [
             (count, _how_often(count, stage, epochs), stage, place if origin == place else f"{place} <- {origin}")
-            for (stage, place, origin), count in counts.most_common()
+            for (stage, place, origin), count in self._counts().most_common()
         ]
 
     def from_nnlit(self, epochs: int) -> collections.Counter[str]:
         """The syncs put down to nnlit's code, summed by how often (as in :meth:`table`)."""
-        counts = collections.Counter((s.stage, s.place, s.origin) for s in self.syncs if s.in_nnlit)
         total: collections.Counter[str] = collections.Counter()
-        for (stage, _, _), count in counts.items():
+        for (stage, _, _), count in self._counts(nnlit_only=True).items():
             total[_how_often(count, stage, epochs)] += count
         return total
+
+    def _counts(self, nnlit_only: bool = False) -> collections.Counter[tuple[str, str, str]]:
+        """How many syncs each ``(stage, place, origin)`` made; with ``nnlit_only``, those put down to nnlit's code."""
+        return collections.Counter((s.stage, s.place, s.origin) for s in self.syncs if s.in_nnlit or not nnlit_only)
 
 
 def _how_often(count: int, stage: str, epochs: int) -> str:
