@@ -9,23 +9,29 @@ the model, so nobody types them twice.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
+from jsonargparse import ArgumentError
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
+from nnlit.checkpoint_io import AtomicCheckpointIO
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 from nnlit.precision import StepHooksPrecision
 from nnlit.profiler import NullProfiler
+from nnlit.runs import WHICH, resolve_checkpoint
 
 DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config configs/quickstart.yaml` trains. "
@@ -53,7 +59,8 @@ class NNLitCLI(LightningCLI):
         config names one or sets ``report: false``; no CSV prediction writer for ``fit``, ``validate`` and ``test``; a
         :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
         none); a :class:`~nnlit.precision.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
-        precisions and strategies keep their own)."""
+        precisions and strategies keep their own); an :class:`~nnlit.checkpoint_io.AtomicCheckpointIO` in place of
+        Lightning's default checkpoint IO: atomic saves, checked plain-data loads."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -74,6 +81,8 @@ class NNLitCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.precision_plugin) is Precision:  # exactly Lightning's 32-bit one, not a subclass
             trainer.strategy.precision_plugin = StepHooksPrecision()
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not one the config names
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if self.subcommand in ("fit", "validate", "test"):
             # The `prediction_writer` arguments build a CSVPredictionWriter for every subcommand; it only writes in
             # `predict`, and in `fit` Lightning would still call it in each of the 3 per-minibatch hooks.
@@ -85,13 +94,26 @@ class NNLitCLI(LightningCLI):
         """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""
 
     def before_instantiate_classes(self) -> None:
-        """For ``predict`` with ``--ckpt_path`` and a data module given no ``dataset`` nor ``path``, hands the
-        checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and
-        classes come from it, and no training data is read."""
-        if self.subcommand != "predict":
+        """Resolves ``--ckpt_path best`` / ``last`` / a run folder to the newest run's file under the trainer's
+        ``default_root_dir`` (see :func:`nnlit.runs.resolve_checkpoint`); ``fit --ckpt_path last`` with no run yet
+        trains from scratch, saying so. For ``predict`` with a checkpoint and a data module given no ``dataset`` nor
+        ``path``, hands the checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler,
+        vocabularies and classes come from it, and no training data is read."""
+        if self.subcommand is None:  # build(): nothing runs
             return
         config = self.config[self.subcommand]
         ckpt_path = config.get("ckpt_path")
+        if ckpt_path is not None and (ckpt_path in WHICH or os.path.isdir(ckpt_path)):
+            root = (config.get("trainer") or {}).get("default_root_dir") or os.getcwd()
+            try:
+                config["ckpt_path"] = ckpt_path = str(resolve_checkpoint(ckpt_path, root))
+            except FileNotFoundError as err:
+                if not (self.subcommand == "fit" and ckpt_path == "last"):
+                    raise
+                rank_zero_info(f"{err}; training from scratch")
+                config["ckpt_path"] = ckpt_path = None
+        if self.subcommand != "predict":
+            return
         data = config.get("data")
         init_args = data.get("init_args") if data is not None and "init_args" in data else data
         if ckpt_path is None or init_args is None or "checkpoint" not in init_args:
@@ -125,28 +147,87 @@ def _make(args: list[str] | None, run: bool) -> NNLitCLI:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": DESCRIPTION},
+        parser_kwargs={"description": DESCRIPTION, "exit_on_error": False},
         run=run,
         args=args,
     )
+
+
+#: set to 1 to see an error's traceback instead of its one-line message (as the ``--debug`` flag does)
+DEBUG_VARIABLE = "NNLIT_DEBUG"
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests).
 
     ``nnlit plot …`` goes to :func:`nnlit.plots.main`, ``nnlit export …`` to :func:`nnlit.export.main`; every other
-    subcommand (``fit``, ``validate``, ``test``, ``predict``) to the LightningCLI."""
-    argv = sys.argv[1:] if args is None else args
-    if argv and argv[0] == "plot":
-        from nnlit.plots import main as plot
+    subcommand (``fit``, ``validate``, ``test``, ``predict``) to the LightningCLI. An error ends the command with one
+    message on stderr and exit status 2 (1 for an error nnlit did not foresee); ``--debug`` anywhere in the arguments,
+    or ``NNLIT_DEBUG=1``, shows the traceback instead."""
+    argv = sys.argv[1:] if args is None else list(args)
+    debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    if "--debug" in argv:
+        argv = [arg for arg in argv if arg != "--debug"]
+        if args is None:
+            sys.argv = [sys.argv[0], *argv]
+        else:
+            args = argv
+    try:
+        if argv and argv[0] == "plot":
+            from nnlit.plots import main as plot
 
-        plot(argv[1:])
-    elif argv and argv[0] == "export":
-        from nnlit.export import main as export
+            plot(argv[1:])
+        elif argv and argv[0] == "export":
+            from nnlit.export import main as export
 
-        export(argv[1:])
-    else:
-        _make(args, run=True)  # None lets LightningCLI read sys.argv itself
+            export(argv[1:])
+        else:
+            _make(args, run=True)  # None lets LightningCLI read sys.argv itself
+    except Exception as err:
+        if debug:
+            raise
+        message, foreseen = explain(err)
+        sys.stderr.write(f"nnlit: error: {message}\n(--debug or {DEBUG_VARIABLE}=1 shows the traceback)\n")
+        raise SystemExit(2 if foreseen else 1) from None
+
+
+#: errors of bad input or files: their message is the whole story
+_FORESEEN = (ValueError, TypeError, LookupError, OSError, ImportError, ArgumentError)
+_UNION = "Does not validate against any of the Union subtypes"
+
+
+def explain(err: BaseException) -> tuple[str, bool]:
+    """An error's message for the command line, and whether it is a foreseen kind (bad input, a file).
+
+    jsonargparse wraps the error a class raises in its ``__init__`` into "Does not validate against any of the Union
+    subtypes", followed by the config's whole value: the original error (its cause) is the message. A value the
+    parser refuses is told as its key, what is accepted and what was given."""
+    if isinstance(err, ArgumentError):
+        return _parser_message(str(err)), True
+    while _UNION in str(err) and err.__cause__ is not None:
+        err = err.__cause__
+    text = str(err).strip() or type(err).__name__
+    foreseen = isinstance(err, _FORESEEN)
+    return (text if foreseen else f"{type(err).__name__}: {text}"), foreseen
+
+
+def _parser_message(text: str) -> str:
+    """``data.batch_size: expected int, got 'abc'`` from jsonargparse's many-line report of a refused value."""
+    key = ".".join(re.findall(r'Parser key "([^"]+)"', text))
+    nested = "Problem with given class_path" in text  # then a NoneType alternative is the whole class's, not the key's
+    accepted = [
+        t for t in re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", text) if not (nested and t == "NoneType")
+    ]
+    given = re.search(r"Got value: (.*)", text) or re.search(r"Given value: (.*)", text)
+    if accepted and given is not None:
+        names = " or ".join(dict.fromkeys("null" if name == "NoneType" else name for name in accepted))
+        return f"{key}: expected {names}, got {given.group(1).strip()!r}"
+    skipped = ("Subtypes:", "Given value", "Errors:", _UNION, "- Expected a <class 'NoneType'>", "- Problem with")
+    lines = [re.sub(r'^(- )?Parser key "[^"]+":\s*', "", line.strip()) for line in text.splitlines()]
+    details = [line for line in lines if line and not line.startswith(skipped)]
+    detail = details[-1] if details else text.strip()
+    owner = re.search(r"Problem with given class_path '([^']+)'", text)
+    return (f"{key}: " if key else "") + detail + (f" ({owner.group(1)})" if owner else "")
 
 
 def build(args: list[str]) -> NNLitCLI:

@@ -21,6 +21,7 @@ from nnlit.checkpoint import load
 from nnlit.models.base import MLPModule
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.mlp import MLP
+from nnlit.runs import resolve_checkpoint
 
 #: format -> suffix of the file written next to the checkpoint when no ``out`` is given
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -35,6 +36,8 @@ def export(
     out: str | os.PathLike[str] | None = None,
     format: str = "onnx",
     opset_version: int | None = None,
+    *,
+    trusted: bool = False,
 ) -> Path:
     """Writes the model of an nnlit checkpoint as an ONNX or TorchScript file, for serving.
 
@@ -56,6 +59,7 @@ def export(
         out: the file to write; default the checkpoint's path with the suffix ``.onnx`` or ``.pt``.
         format: ``"onnx"`` or ``"torchscript"``.
         opset_version: the ONNX opset; default, the exporter's.
+        trusted: as in :func:`nnlit.load`, for a checkpoint you made yourself.
 
     Returns:
         The path of the written file.
@@ -83,7 +87,7 @@ def export(
         raise ValueError(f"Unknown export format {format!r}. Accepted formats: {', '.join(sorted(FORMATS))}")
     if format == "onnx":
         _check_onnx_installed()
-    module = load(ckpt_path, map_location="cpu").float()
+    module = load(ckpt_path, map_location="cpu", trusted=trusted).float()
     path = Path(out) if out is not None else Path(ckpt_path).with_suffix(FORMATS[format])
     path.parent.mkdir(parents=True, exist_ok=True)
     served = ServedModel(module).eval()
@@ -210,13 +214,22 @@ def main(args: list[str]) -> None:
         prog="nnlit export",
         description="Write a trained nnlit checkpoint as an ONNX or TorchScript file for serving.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="the nnlit checkpoint (.ckpt)")
+    parser.add_argument(
+        "--ckpt_path",
+        required=True,
+        help="the nnlit checkpoint: a .ckpt file, a run folder (its newest run's best checkpoint), or best / last (the "
+        "newest run's under the working directory)",
+    )
     parser.add_argument("--format", choices=sorted(FORMATS), default="onnx", help="the file format (default: onnx)")
     parser.add_argument("--out", default=None, help="the file to write (default: the checkpoint's path, .onnx / .pt)")
     parser.add_argument("--opset_version", type=int, default=None, help="the ONNX opset (default: the exporter's)")
+    parser.add_argument(
+        "--trusted", action="store_true", help="for a checkpoint you made yourself: read it as Lightning does"
+    )
     options = parser.parse_args(args)
     try:
-        path = export(options.ckpt_path, options.out, options.format, options.opset_version)
+        ckpt_path = resolve_checkpoint(options.ckpt_path)
+        path = export(ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted)
     except (FileNotFoundError, ValueError, ImportError) as err:
         parser.exit(2, f"nnlit export: error: {err}\n")
     print(f"Wrote {path}")

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from nnlit.checkpoint_io import read_checkpoint
+
 #: where the plotting area sits in the figure, as (left, bottom, width, height) fractions: fixed, so that a pixel of
 #: the saved PNG can be traced back to a point of the plane (the tests read pictures back this way)
 AXES_BOX = (0.1, 0.1, 0.8, 0.8)
@@ -308,17 +310,13 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
         FileNotFoundError: when ``run_dir`` has no ``metrics.csv`` (naming what was searched), or ``ckpt_path`` does
             not exist.
     """
-    import torch
-
     log_dir = _find_log_dir(Path(run_dir))
     folder = Path(out) if out is not None else log_dir / "plots"
     config = log_dir / "config.yaml"
     checkpoint_file = Path(ckpt_path) if ckpt_path is not None else _find_checkpoint(log_dir, config)
     if checkpoint_file is not None and not checkpoint_file.is_file():
         raise FileNotFoundError(f"No checkpoint at {str(checkpoint_file)!r}")
-    checkpoint = (
-        None if checkpoint_file is None else torch.load(checkpoint_file, map_location="cpu", weights_only=False)
-    )
+    checkpoint = None if checkpoint_file is None else read_checkpoint(checkpoint_file, map_location="cpu")
 
     written = [plot_training_curves(log_dir / "metrics.csv", folder / "curves.png")]
     if checkpoint is None:

@@ -7,6 +7,7 @@ import math
 import operator
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nnlit.checkpoint import MapLocation, load
+from nnlit.checkpoint import load
+from nnlit.checkpoint_io import MapLocation, read_checkpoint
 from nnlit.data.preprocessing import CategoryCodes, impute, is_missing
 from nnlit.data.tabular import DATA_KEY, data_state
 from nnlit.models.base import MLPModule
@@ -49,6 +51,10 @@ class Predictor:
     :meth:`predict_tensor` runs the model on a ready float32 matrix.
 
     Build one with :meth:`from_checkpoint`, or by hand for a model trained without nnlit's data module.
+
+    One predictor may be shared by threads (a web server's workers): :meth:`predict` keeps no per-call state on the
+    predictor, and :attr:`unknown_counts` is updated under a lock. The module runs in eval mode under
+    ``inference_mode``, which changes no state of its own.
 
     Args:
         module: the trained model (an :class:`~nnlit.MLPModule`, e.g. from :func:`nnlit.load`).
@@ -114,6 +120,7 @@ class Predictor:
         self._indicator_positions = [self._numeric.index(n) for n in self.indicators]
         #: values of each categorical feature that training did not see, counted over every call of predict
         self.unknown_counts: dict[str, int] = dict.fromkeys(self.categorical, 0)
+        self._lock = threading.Lock()
         self._warned_unknown = False
         self._labels = self.feature_names or [f"column {j}" for j in range(self.num_features)]
         self._getter = _row_getter(self.feature_names if not self.categorical else self._numeric)
@@ -128,7 +135,12 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], map_location: MapLocation = "cpu", weights_only: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        map_location: MapLocation = "cpu",
+        *,
+        module_class: type[MLPModule] | None = None,
+        trusted: bool = False,
     ) -> Predictor:
         """A predictor for a checkpoint saved by a fit with :class:`~nnlit.TabularDataModule`: the module from
         :func:`nnlit.load`, the feature names, mean, std, classes, vocabularies and medians from the checkpoint's
@@ -137,7 +149,8 @@ class Predictor:
         Args:
             path: the ``.ckpt`` file.
             map_location: where the model goes, as in :func:`nnlit.load`.
-            weights_only: as in :func:`nnlit.load`.
+            module_class: the model's class, when the checkpoint's is not imported (``cls`` of :func:`nnlit.load`).
+            trusted: as in :func:`nnlit.load`, for a file you made yourself.
 
         Raises:
             FileNotFoundError: naming the path.
@@ -159,9 +172,8 @@ class Predictor:
             >>> len(result["prediction"]), set(result["prediction"]) <= {0, 1}
             (2, True)
         """
-        module = load(path, map_location=map_location, weights_only=weights_only)
-        # the structure only: tensors on the meta device, no data read twice
-        checkpoint = torch.load(path, map_location="meta", weights_only=weights_only)
+        module = load(path, map_location=map_location, cls=module_class, trusted=trusted)
+        checkpoint = read_checkpoint(path, trusted=trusted)  # the structure only: no tensor data read twice
         state = data_state(checkpoint)
         if state is None:
             raise ValueError(
@@ -279,7 +291,10 @@ class Predictor:
             codes[:, j], count = vocabulary.encode(columns[name])
             if count:
                 unknown[name] = count
-                self.unknown_counts[name] += count
+        if unknown:
+            with self._lock:  # `+=` on a shared dict loses counts when threads interleave
+                for name, count in unknown.items():
+                    self.unknown_counts[name] += count
         if unknown and not self._warned_unknown:
             self._warned_unknown = True
             shown = ", ".join(f"{name!r}: {n}" for name, n in unknown.items())
@@ -328,10 +343,13 @@ class Predictor:
 
     def _frame_columns(self, frame: Any) -> np.ndarray:
         names = self._require_names("a DataFrame")
-        # the layout of the last frame's columns is kept: comparing two Index objects is cheaper than listing one
-        if self._frame_layout is None or not frame.columns.equals(self._frame_layout[0]):
-            self._frame_layout = (frame.columns, *self._layout(frame.columns.tolist(), "the DataFrame"))
-        _, index, extra = self._frame_layout
+        # the layout of the last frame's columns is kept: comparing two Index objects is cheaper than listing one. It
+        # is read once into a local: another thread may replace the cached one at any moment.
+        layout = self._frame_layout
+        if layout is None or not frame.columns.equals(layout[0]):
+            layout = (frame.columns, *self._layout(frame.columns.tolist(), "the DataFrame"))
+            self._frame_layout = layout
+        _, index, extra = layout
         self._warn_extra_columns(extra)
         try:
             if extra:  # the feature columns alone: the extra ones may not be numbers

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 py="$(bash scripts/setup_env.sh | tail -n 1)"
 nnlit="$(dirname "$py")/nnlit"
 config=configs/quickstart.yaml
-ckpt=runs/quickstart/checkpoints/best.ckpt
+ckpt=best  # the best checkpoint of the newest run under runs/quickstart (each run keeps its own)
 
 "$nnlit" fit --config "$config"
 "$nnlit" validate --config "$config" --ckpt_path "$ckpt" --trainer.enable_progress_bar=false

@@ -8,6 +8,7 @@ import torch
 
 import nnlit
 from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
+from nnlit.trust import UntrustedCheckpointError
 
 
 class ScaledBinaryMLP(BinaryMLP):
@@ -193,25 +194,51 @@ def test_a_cli_checkpoint_without_the_class_names_its_class_path(save):
 @pytest.mark.parametrize(
     ("class_path", "error", "match"),
     [
-        ("gone_package.models.OldMLP", ImportError, r"saved by 'gone_package.models.OldMLP' \(nnlit 0.0.1\), which"),
-        ("nnlit.models.binary.RenamedMLP", ImportError, r"'nnlit.models.binary.RenamedMLP' .* cannot be imported now"),
-        ("__main__.ScriptMLP", ImportError, r"A class defined in a script or inside a function cannot be found again"),
-        ("collections.OrderedDict", TypeError, r"names 'collections.OrderedDict', which is not a subclass of nnlit"),
+        (
+            "gone_package.models.OldMLP",
+            UntrustedCheckpointError,
+            r"saved by 'gone_package.models.OldMLP' \(nnlit 0.0.1\), whose module is not imported.* cls=YourClass",
+        ),
+        (
+            "nnlit.models.binary.RenamedMLP",
+            UntrustedCheckpointError,
+            r"'nnlit.models.binary.RenamedMLP' .* which does not exist \(no 'RenamedMLP' in 'nnlit.models.binary'\)",
+        ),
+        ("__main__.ScriptMLP", UntrustedCheckpointError, r"A class defined in a script is found again only in that"),
+        (
+            "collections.OrderedDict",
+            UntrustedCheckpointError,
+            r"nnlit.class_path names 'collections.OrderedDict', which is not a LightningModule class",
+        ),
+        (
+            "lightning.LightningModule",
+            TypeError,
+            r"names .lightning.LightningModule., which is not a subclass of nnlit",
+        ),
     ],
 )
-def test_a_class_that_cannot_be_imported_is_named(class_path, error, match, save):
+def test_a_class_that_cannot_be_found_is_named(class_path, error, match, save):
     path, _ = save()
     edit(path, lambda checkpoint: checkpoint.update(nnlit={"class_path": class_path, "version": "0.0.1"}))
     with pytest.raises(error, match=match):
         nnlit.load(path)
 
 
-def test_hyperparameters_beyond_plain_data_need_weights_only_false(save):
+def test_the_caller_names_a_class_the_checkpoint_cannot_find(save):
+    path, _ = save("subclass")
+    edit(path, lambda checkpoint: checkpoint.update(nnlit={"class_path": "__main__.ScaledBinaryMLP"}))
+    loaded = nnlit.load(path, cls=ScaledBinaryMLP)
+    assert type(loaded) is ScaledBinaryMLP and loaded.scale == 2.5
+    with pytest.raises(TypeError, match=r"`cls` must be a subclass of nnlit.MLPModule, got <class 'dict'>"):
+        nnlit.load(path, cls=dict)
+
+
+def test_hyperparameters_beyond_plain_data_need_trusted(save):
     path, _ = save()
     edit(path, lambda checkpoint: checkpoint["hyper_parameters"].update(threshold=_Threshold(0.5)))
-    with pytest.raises(ValueError, match=r"if you trust the file, call nnlit.load\(..., weights_only=False\)"):
+    with pytest.raises(UntrustedCheckpointError, match=r"holds pickled Python objects \(.*_Threshold\).*trusted=True"):
         nnlit.load(path)
-    assert nnlit.load(path, weights_only=False).threshold == 0.5
+    assert nnlit.load(path, trusted=True).threshold == 0.5
 
 
 class _Threshold(float):

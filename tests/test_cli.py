@@ -191,8 +191,8 @@ def run_nnlit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_fit_checkpoint_predict_end_to_end(tmp_path):
     config = str(ROOT / "configs/quickstart.yaml")
     run_nnlit("fit", "--config", config, "--trainer.max_epochs=3", "--data.n_samples=600", *QUIET, cwd=tmp_path)
-    ckpt = tmp_path / "runs/quickstart/checkpoints/best.ckpt"
-    last = torch.load(tmp_path / "runs/quickstart/checkpoints/last.ckpt", weights_only=True)
+    ckpt = tmp_path / "runs/quickstart/lightning_logs/version_0/checkpoints/best.ckpt"
+    last = torch.load(ckpt.with_name("last.ckpt"), weights_only=True)
     assert ckpt.is_file() and last["epoch"] == 2  # the latest epoch, whatever the best one was
     out = tmp_path / "preds.csv"
     run_nnlit(
@@ -223,7 +223,7 @@ def test_fit_checkpoint_predict_end_to_end(tmp_path):
     assert [int(r["prediction"]) for r in rows] == probs.argmax(1).tolist()
 
 
-def test_predict_config_is_the_source_of_truth(tmp_path):
+def test_predict_config_is_the_source_of_truth(tmp_path, capsys):
     """A setting given with --ckpt_path is used, and a network that does not fit the checkpoint is named."""
     config = str(ROOT / "configs/heads/binary.yaml")
     base = ["--config", config, "--data.n_samples=200", f"--trainer.default_root_dir={tmp_path}", *QUIET]
@@ -244,10 +244,10 @@ def test_predict_config_is_the_source_of_truth(tmp_path):
         with out.open() as f:
             outputs[threshold] = [row["prediction"] for row in csv.DictReader(f)]
     assert outputs["0.5"] != outputs["0.99"]
-    with pytest.raises(
-        ValueError, match=r"network.linear1.weight: \(16, 2\) in the checkpoint, \(32, 2\) in the model"
-    ):
+    with pytest.raises(SystemExit) as exited:
         main(["predict", *base, f"--ckpt_path={ckpt}", "--model.init_args.hidden=[32, 16]"])
+    assert exited.value.code == 2
+    assert "network.linear1.weight: (16, 2) in the checkpoint, (32, 2) in the model" in capsys.readouterr().err
 
 
 def test_help_names_every_subcommand():

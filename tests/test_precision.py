@@ -16,6 +16,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 from nnlit import MulticlassMLP, RegressionMLP, StepHooksPrecision, TabularDataModule
 from nnlit.callbacks import GradientSaturationMonitor
 from nnlit.cli import build, main
+from nnlit.runs import find_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,7 +227,7 @@ def test_bf16_end_to_end_from_the_cli(tmp_path, monkeypatch):
             "--trainer.callbacks+=nnlit.callbacks.GradientSaturationMonitor",
         ]
     )
-    checkpoint = torch.load(tmp_path / "runs/quickstart/checkpoints/last.ckpt", weights_only=False)
+    checkpoint = torch.load(find_checkpoint(tmp_path / "runs/quickstart", "last"), weights_only=True)
     assert checkpoint["epoch"] == 2
     histories = {k: v["history"] for k, v in checkpoint["callbacks"].items() if "history" in v}
     assert len(histories) == 2 and all(len(h) == 3 for h in histories.values())
@@ -257,6 +258,6 @@ def test_quickstart_on_one_gpu(tmp_path, monkeypatch):
             "--trainer.enable_progress_bar=false",
         ]
     )
-    best = torch.load(tmp_path / "runs/quickstart/checkpoints/best.ckpt", weights_only=False)
+    best = torch.load(find_checkpoint(tmp_path / "runs/quickstart", "best"), weights_only=True)
     score = next(v["best_model_score"] for k, v in best["callbacks"].items() if "val/acc" in k)
     assert float(score) >= 0.95

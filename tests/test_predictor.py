@@ -1,5 +1,6 @@
 import csv
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -460,3 +461,95 @@ def test_pandas_is_not_needed():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['prediction', 'prob_n', 'prob_y', 'row']"
+
+
+CALLS = int(os.environ.get("NNLIT_THREAD_CALLS", 300))
+
+
+def _thread_inputs(x):
+    """The same rows in every form a web service gets, DataFrames with their columns in every order."""
+    frames = [pd.DataFrame(x, columns=NAMES)[list(order)] for order in ("abc", "acb", "bac", "bca", "cab", "cba")]
+    extra = pd.DataFrame(x, columns=NAMES).assign(note="x")[["note", "c", "b", "a"]]
+    return [*frames, extra, FORMS["dict of lists"](x), FORMS["list of dicts"](x), x, torch.tensor(x)]
+
+
+def test_a_predictor_shared_by_threads_answers_as_sequential_calls(checkpoints, monkeypatch):
+    """8 threads, mixed forms and column orders, on one predictor: every answer equals the sequential one. Python
+    switches threads every microsecond here, so that a race shows within a few thousand calls."""
+    import concurrent.futures
+
+    monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)  # restored by monkeypatch
+    sys.setswitchinterval(1e-6)
+    x = table(rows=4, seed=5)
+    predictor = Predictor.from_checkpoint(checkpoints["multiclass"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the extra column's warning
+        inputs = _thread_inputs(x)
+        expected = pd.DataFrame(predictor.predict(inputs[0])).to_numpy()
+
+        def run(worker):
+            wrong = 0
+            for call in range(CALLS):
+                got = predictor.predict(inputs[(worker + call) % len(inputs)])
+                wrong += not np.array_equal(pd.DataFrame(got).to_numpy(), expected)
+            return wrong
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            wrong = sum(pool.map(run, range(8)))
+    sys.setswitchinterval(0.005)
+    assert wrong == 0, f"{wrong} of {8 * CALLS} answers differ from the sequential one"
+
+
+def test_a_layout_another_thread_caches_mid_call_is_not_used(checkpoints, monkeypatch):
+    """The race the stress test above may miss, made to happen: thread A has matched its DataFrame's columns to the
+    cached layout when another thread caches the layout of other columns; A must still use its own."""
+    import threading
+
+    predictor = Predictor.from_checkpoint(checkpoints["multiclass"])
+    x = table(rows=4, seed=6)
+    abc = pd.DataFrame(x, columns=NAMES)
+    cba = abc[["c", "b", "a"]]
+    expected = predictor.predict(abc).to_numpy()  # caches the layout of a, b, c
+    matched, go_on = threading.Event(), threading.Event()
+    equals = pd.Index.equals
+
+    def pausing_equals(self, other):
+        result = equals(self, other)
+        if threading.current_thread().name == "A" and not matched.is_set():
+            matched.set()
+            go_on.wait(10)
+        return result
+
+    monkeypatch.setattr(pd.Index, "equals", pausing_equals)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(predictor.predict(abc).to_numpy()), name="A")
+    thread.start()
+    assert matched.wait(10)
+    assert np.array_equal(predictor.predict(cba).to_numpy(), expected)  # caches the layout of c, b, a
+    go_on.set()
+    thread.join(10)
+    assert np.array_equal(results[0], expected)
+
+
+def test_unknown_categories_are_counted_once_each_under_threads(tmp_path):
+    import concurrent.futures
+
+    frame = pd.DataFrame({"x": np.linspace(-1, 1, 40), "zone": ["n", "s"] * 20})
+    dm = TabularDataModule.from_arrays(frame, (frame["x"] > 0).astype(int).to_numpy())
+    trainer = L.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(BinaryMLP(in_features=2, hidden=[4], categories=dm.categories), datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "zones.ckpt")
+    predictor = Predictor.from_checkpoint(tmp_path / "zones.ckpt")
+    rows = [{"x": 0.5, "zone": "east"}, {"x": -0.5, "zone": "west"}, {"x": 0.1, "zone": "n"}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: predictor.predict(rows), range(800)))
+    assert predictor.unknown_counts == {"zone": 1600}

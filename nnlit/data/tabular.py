@@ -6,6 +6,7 @@ import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -14,7 +15,8 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
-from nnlit.data.files import read_table
+from nnlit.checkpoint_io import checked_hyperparameters, read_checkpoint
+from nnlit.data.files import check_flat, read_table
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
 from nnlit.data.preprocessing import MISSING, CategoryCodes, column_medians, column_vocabulary, impute, is_missing
 from nnlit.data.sklearn_sets import REAL, load_real
@@ -243,6 +245,26 @@ class TabularDataModule(L.LightningDataModule):
             self.load_state_dict(read_data_state(checkpoint))
         self._train_codes: Tensor | None = None  # the table's category codes as the model takes them
         self._unknown: Tensor | None = None  # where the table's categorical values were not in the training split
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint``, reading the file as checked plain data and building the data module
+        with ``cls(**hparams, **kwargs)``, never through an ``_instantiator`` the file names (see :mod:`nnlit.trust`).
+        nnlit saves no data module hyperparameters: give the data source as ``kwargs``; the fitted preprocessing comes
+        from the checkpoint. (``checkpoint=path`` does the same without the Lightning call.)"""
+        if weights_only is False:
+            raise ValueError("weights_only=False builds the pickled objects of a checkpoint, which runs their code")
+        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file)
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location, None, True, **{**hparams, "_instantiator": None, **kwargs}
+        )
 
     @classmethod
     def from_arrays(
@@ -715,6 +737,7 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"Feature columns {missing} not in {path!r}. Columns: {', '.join(columns)}")
         if target in features:
             raise ValueError(f"The target column {target!r} cannot also be a feature")
+        check_flat(frame, [*features, target], path)
         return _table_from_frame(
             frame,
             features,
@@ -734,6 +757,7 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(
                 f"The prediction file {path!r} lacks feature columns {missing}. The model uses: {', '.join(names)}"
             )
+        check_flat(frame, names, path)
         numeric = names[: len(names) - len(self.categorical_features)]
         x = _numeric_matrix(frame, numeric, repr(path))
         _check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None, training=False)
@@ -757,8 +781,7 @@ def read_data_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
-    # tensors on the meta device: the structure only, no weights read
-    state = data_state(torch.load(path, map_location="meta", weights_only=True))
+    state = data_state(read_checkpoint(path))  # checked plain data; the structure only, no weights read
     if state is None:
         raise ValueError(
             f"{str(path)!r} has no {DATA_KEY!r} entry, where nnlit's data module saves the feature names, scaler, "

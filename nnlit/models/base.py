@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,12 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.checkpoint_io import checked_hyperparameters, read_checkpoint
 from nnlit.data.loader import BatchGroup
 from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
+from nnlit.trust import CALLABLE_KINDS, resolve_spec
 
 
 class MLPModule(L.LightningModule):
@@ -47,11 +48,12 @@ class MLPModule(L.LightningModule):
         norm: ``None``, ``"batch"`` or ``"layer"``.
         bias: whether the Linear layers have a bias.
         optimizer: builds the optimizer from the trainable parameters; default Adam with lr 1e-3. Also accepted:
-            ``{"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}``, the form saved in checkpoints.
+            ``{"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}``, the form saved in checkpoints, for a
+            class of ``torch.optim`` or of a module already imported (see :mod:`nnlit.trust`).
         lr_scheduler: builds a scheduler from the optimizer; ``ReduceLROnPlateau`` monitors ``val/loss``.
-        pretrained: a checkpoint (an nnlit ``.ckpt`` or a saved ``state_dict``) whose network weights are loaded
-            when the module is built; see :meth:`load_pretrained`. Saved as ``None`` in the hyperparameters: the
-            weights it gave are in this module's own checkpoints.
+        pretrained: a checkpoint (an nnlit ``.ckpt``, a saved ``state_dict``, or a run folder: its newest run's)
+            whose network weights are loaded when the module is built; see :meth:`load_pretrained`. Saved as ``None``
+            in the hyperparameters: the weights it gave are in this module's own checkpoints.
         scheduler_interval: step the scheduler every ``"epoch"`` or every optimizer ``"step"`` (e.g. OneCycleLR).
         categories: the number of codes of each categorical input column (the last ``len(categories)`` of the
             ``in_features``; the nnlit CLI links it from the data module): those columns are one-hot encoded or
@@ -104,8 +106,8 @@ class MLPModule(L.LightningModule):
         self.categories = None if categories is None else [int(n) for n in categories]
         self.max_one_hot = max_one_hot
         self.embedding_dim = embedding_dim
-        self.optimizer = _as_callable(optimizer)
-        self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler)
+        self.optimizer = _as_callable(optimizer, "optimizer")
+        self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler, "lr_scheduler")
         self.network = self.build_network()
         #: the checkpoint the network weights came from (initialiser callbacks will not overwrite them unasked)
         self.pretrained_from = pretrained
@@ -157,7 +159,8 @@ class MLPModule(L.LightningModule):
         )
 
     def load_pretrained(self, path: str) -> None:
-        """Loads the network weights of a pretrained checkpoint.
+        """Loads the network weights of a pretrained checkpoint (a ``.ckpt`` or ``state_dict`` file, read as checked
+        plain data; or a run folder: its newest run's best checkpoint, else its ``last.ckpt``).
 
         Every tensor of the network must be in the checkpoint with the same shape, except those of the network's
         last layer with parameters (the head): a head of another width (a new task) keeps its fresh weights, with a
@@ -167,9 +170,13 @@ class MLPModule(L.LightningModule):
             FileNotFoundError: naming the path.
             ValueError: when the body of the network does not match the checkpoint.
         """
+        if Path(path).is_dir():
+            from nnlit.runs import resolve_checkpoint  # here: nnlit.runs reads checkpoints, a layer above
+
+            path = str(resolve_checkpoint(path))
         if not Path(path).is_file():
             raise FileNotFoundError(f"Pretrained checkpoint not found: {path!r}")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = read_checkpoint(path, map_location="cpu")
         state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else {}
         prefix = "network."
         source = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)} or dict(state)
@@ -346,6 +353,48 @@ class MLPModule(L.LightningModule):
             config["monitor"] = self.scheduler_monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        *,
+        trusted: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint``, reading the file as plain data checked against nnlit's allowlist
+        (see :mod:`nnlit.trust`): the module is built from its hyperparameters with ``cls(**hparams)``, never through
+        the ``_instantiator`` a checkpoint names, and an ``optimizer`` / ``lr_scheduler`` only from ``torch.optim``
+        or an already-imported module. ``trusted=True`` (for a file you made yourself) is Lightning's own loading:
+        pickled objects are built and the modules the file names are imported.
+
+        Raises:
+            UntrustedCheckpointError: (a ``ValueError``) naming the key that nnlit refuses to build from.
+            ValueError: for ``weights_only=False`` without ``trusted=True``.
+        """
+        if trusted:
+            checkpoint = read_checkpoint(checkpoint_path, trusted=True)  # type: ignore[arg-type]
+            hparams = checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+            if "_instantiator" not in hparams:  # else LightningCLI's instantiator builds them
+                for key in CALLABLE_KINDS:
+                    spec = hparams.get(key)
+                    if isinstance(spec, Mapping) and "class_path" in spec and key not in kwargs:
+                        kwargs[key] = resolve_spec(spec, key, str(checkpoint_path), (), trusted=True)
+            only = False if weights_only is None else weights_only
+            return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, only, **kwargs)
+        if weights_only is False:
+            raise ValueError(
+                "weights_only=False builds the pickled objects of a checkpoint, which runs their code: pass "
+                "trusted=True, for a file you made yourself"
+            )
+        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file)
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
+        )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Records the class that saves the checkpoint (``checkpoint["nnlit"]["class_path"]``) and nnlit's version,
         so that :func:`nnlit.load` rebuilds the right class without being told. A subclass overriding this hook calls
@@ -468,7 +517,7 @@ def _keep_own_hparams(module: L.LightningModule) -> None:
             break
     accepted.discard("self")
     for store in (module._hparams, getattr(module, "_hparams_initial", {})):
-        for key in [k for k in store if not k.startswith("_") and k not in accepted]:
+        for key in [k for k in store if k == "_class_path" or (not k.startswith("_") and k not in accepted)]:
             del store[key]
         for key in ("optimizer", "lr_scheduler"):
             if key in store:
@@ -488,18 +537,14 @@ def _describe_callable(obj: Any) -> Any:
     return obj
 
 
-def _as_callable(spec: Any) -> Callable[..., Any]:
-    """The inverse of :func:`_describe_callable`: a ``{"class_path", "init_args"}`` dict becomes a partial."""
-    if not isinstance(spec, dict):
+def _as_callable(spec: Any, key: str) -> Callable[..., Any]:
+    """The inverse of :func:`_describe_callable`: a ``{"class_path", "init_args"}`` dict becomes a partial of a class
+    of ``torch.optim`` or of an already-imported module, of the kind ``key`` takes (see :mod:`nnlit.trust`)."""
+    if not isinstance(spec, Mapping):
         return spec
     if "class_path" not in spec:
         raise ValueError(f"An optimizer / scheduler given as a dict needs a 'class_path' key, got {sorted(spec)}")
-    module_name, _, name = spec["class_path"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(f"Cannot import {spec['class_path']!r}: {err}") from err
-    return functools.partial(cls, **spec.get("init_args", {}))
+    return resolve_spec(spec, key, None, CALLABLE_KINDS[key])
 
 
 def _check_state_dict_shapes(model_state: dict[str, Tensor], ckpt_state: dict[str, Tensor]) -> None:

@@ -1,0 +1,282 @@
+"""Reading and writing checkpoint files: :func:`read_checkpoint` (plain data, checked) and :class:`AtomicCheckpointIO`
+(atomic saves wherever ``TMPDIR`` is)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import secrets
+import socket
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from typing_extensions import override
+
+from nnlit.trust import UntrustedCheckpointError, check_checkpoint
+
+MapLocation = (
+    str
+    | torch.device
+    | dict[torch.device | str | int, torch.device | str | int]
+    | Callable[[torch.UntypedStorage, str], torch.UntypedStorage | None]
+    | None
+)
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], map_location: MapLocation = "meta", trusted: bool = False
+) -> dict[str, Any]:
+    """A checkpoint file as plain data, checked by :func:`nnlit.trust.check_checkpoint`; with ``trusted=True``, as
+    Lightning reads it (``weights_only=False``: pickled objects are built, which runs their code).
+
+    ``map_location="meta"`` (the default) reads the structure only: no tensor data.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: for a folder or a file that is not a checkpoint (empty, truncated by an interrupted save, text,
+            TorchScript, ONNX), saying what it is and naming the newest readable checkpoint next to it.
+        UntrustedCheckpointError: for pickled objects or a ``class_path`` beyond the allowlist, naming the key.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = ", ".join(sorted(p.name for p in path.glob("*.ckpt"))[:8]) or "none"
+        raise ValueError(f"{str(path)!r} is a folder, not a checkpoint file (the .ckpt files in it: {found})")
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
+    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load, with a warning, then fail
+        raise ValueError(f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted)  # type: ignore[arg-type]
+    except pickle.UnpicklingError as err:
+        named = re.search(r"GLOBAL (\S+)", str(err))
+        if not trusted and named is not None:
+            raise UntrustedCheckpointError(
+                f"{str(path)!r} holds pickled Python objects ({named.group(1)}), which run code when they are read: "
+                "nnlit reads checkpoints as plain data. If you made this file yourself, load it with trusted=True"
+            ) from err
+        raise ValueError(f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(
+            f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}{newest_good_hint(path)}"
+        ) from err
+    if not trusted:
+        check_checkpoint(checkpoint, str(path))
+    return checkpoint
+
+
+def describe_file(path: Path) -> str:
+    """What a file that ``torch.load`` cannot read looks like: TorchScript, truncated, empty, text, or binary."""
+    if _is_torchscript(path):
+        return "a TorchScript archive (open it with torch.jit.load)"
+    if zipfile.is_zipfile(path):
+        return "a zip archive that torch.load does not read"
+    with path.open("rb") as file:
+        head = file.read(512)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        return "a truncated checkpoint (its archive has no end: a save was interrupted, or a copy is incomplete)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        kind = "an ONNX model (run it with onnxruntime)" if path.suffix == ".onnx" else "a binary file"
+        return f"{kind}, not a file torch.load reads"
+    return f"a text file beginning {text.splitlines()[0][:60]!r}"
+
+
+def newest_good_hint(path: Path) -> str:
+    """``"; the newest readable checkpoint next to it is …"`` when the file's folder holds one, else ``""``."""
+    siblings = [p for p in path.parent.glob("*.ckpt") if p != path and p.is_file()]
+    for candidate in sorted(siblings, key=lambda p: p.stat().st_mtime, reverse=True)[:20]:
+        try:
+            torch.load(candidate, map_location="meta", weights_only=True)
+        except Exception:
+            continue
+        return f"; the newest readable checkpoint next to it is {str(candidate)!r}"
+    return ""
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Saves checkpoints atomically next to their target and reads them as checked plain data.
+
+    Lightning's default writes through fsspec, which puts the temporary file in ``TMPDIR`` and, when that is another
+    filesystem (usual on clusters), moves it by emptying the target and copying into it: a job killed during the copy
+    leaves an empty or truncated ``last.ckpt``. Here the file is written in the target's own folder under a hidden
+    temporary name, flushed to disk (``fsync``), then renamed over the target (``os.replace``): a reader sees the old
+    file or the new one, never a part. Temporary files of a process that died are removed by the next save in the
+    folder. Remote paths (``s3://…``) keep Lightning's behaviour.
+
+    Loading reads plain data only (``weights_only=True`` unless the Trainer is told ``weights_only=False``), checked
+    like :func:`nnlit.load`; a truncated or empty file is an error naming it and the newest readable checkpoint next
+    to it.
+
+    A save that would replace a checkpoint this run did not write (another run's, in a folder several runs share)
+    warns once per file, naming it: nothing is replaced without a word. The file a fit resumed from counts as this
+    run's.
+
+    The ``nnlit`` command installs it; from Python: ``Trainer(plugins=[AtomicCheckpointIO()])``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # path -> (inode, size, mtime) of the file as this run last wrote or read it
+        self._known: dict[str, tuple[int, int, int]] = {}
+        self._warned: set[str] = set()
+
+    @override
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or _is_remote(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path.parent)
+        self._warn_if_foreign(path)
+        tmp = path.parent / f".{path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise OSError(err.errno, f"Could not write the checkpoint {str(path)!r}: {err.strerror or err}") from err
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_folder(path.parent)
+        self._remember(path)
+
+    @override
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if _is_remote(path):
+            return super().load_checkpoint(path, map_location, weights_only)
+        checkpoint = read_checkpoint(path, map_location=map_location, trusted=weights_only is False)
+        self._remember(Path(path))
+        return checkpoint
+
+    def _remember(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            self._known[str(path.resolve())] = _identity(path)
+
+    def _warn_if_foreign(self, path: Path) -> None:
+        key = str(path.resolve())
+        try:
+            identity = _identity(path)
+        except FileNotFoundError:
+            return
+        if self._known.get(key) != identity and key not in self._warned:
+            self._warned.add(key)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(identity[2] / 1e9))
+            rank_zero_warn(
+                f"Replacing {str(path)!r}, a checkpoint this run did not write (written {when}, by another run that "
+                "shares the folder): leave ModelCheckpoint's `dirpath` unset to give each run its own folder"
+            )
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+_TMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Removes the temporary files that saves of this host left in ``folder`` when their process died (killed during
+    a save); returns them. Files of live processes and of other hosts are kept."""
+    removed = []
+    for candidate in folder.glob(".*.tmp"):
+        match = _TMP_NAME.match(candidate.name)
+        if match is None or match["host"] != _HOST or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Makes the rename durable (a no-op where folders cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _is_remote(path: Any) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def checked_hyperparameters(
+    checkpoint_path: Any, key: str, hparams_file: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """The hyperparameters (under ``key``) of a checkpoint read as checked plain data, or of ``hparams_file`` (a YAML
+    file, read with ``yaml.safe_load`` and checked the same way), without LightningCLI's ``_class_path`` and
+    ``_instantiator``: what an nnlit class's ``load_from_checkpoint`` builds the object from, so that Lightning hands
+    nothing to jsonargparse.
+
+    Raises:
+        UntrustedCheckpointError: as :func:`read_checkpoint`, naming the key.
+    """
+    if hparams_file is not None:
+        import yaml
+
+        source = str(hparams_file)
+        if Path(source).suffix.lower() not in (".yaml", ".yml"):
+            raise ValueError(f"`hparams_file` must be a .yaml / .yml file, got {source!r}")
+        hparams = yaml.safe_load(Path(source).read_text()) or {}
+        check_checkpoint({key: hparams}, source)
+    else:
+        checkpoint = read_checkpoint(checkpoint_path)
+        hparams = checkpoint.get(key) or {} if isinstance(checkpoint, dict) else {}
+    return {name: value for name, value in hparams.items() if name not in ("_class_path", "_instantiator")}
+
+
+__all__ = [
+    "AtomicCheckpointIO",
+    "MapLocation",
+    "UntrustedCheckpointError",
+    "checked_hyperparameters",
+    "read_checkpoint",
+]

@@ -1,0 +1,90 @@
+"""Where runs keep their checkpoints, and which file ``--ckpt_path best`` / ``last`` or a run folder means.
+
+Each ``nnlit fit`` keeps its checkpoints in its own log folder (``<default_root_dir>/lightning_logs/version_N/
+checkpoints/``), so a second run never replaces the first one's files. Commands and arguments that take a checkpoint
+also take ``best`` or ``last`` (the newest run's) or a folder (the newest run under it): :func:`resolve_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nnlit.checkpoint_io import read_checkpoint
+
+#: the words a checkpoint argument takes besides a path
+WHICH = ("best", "last")
+
+
+def resolve_checkpoint(value: str | os.PathLike[str], root: str | os.PathLike[str] = ".") -> Path:
+    """The checkpoint file ``value`` means: ``"best"`` or ``"last"`` of the newest run under ``root``; a folder:
+    the best checkpoint of the newest run under it (its ``last.ckpt`` when it has no best); else the path itself.
+
+    Raises:
+        FileNotFoundError: naming what was searched, when no run there has such a checkpoint.
+    """
+    if str(value) in WHICH:
+        return find_checkpoint(root, str(value))
+    if Path(value).is_dir():
+        try:
+            return find_checkpoint(value, "best")
+        except FileNotFoundError:
+            return find_checkpoint(value, "last")
+    return Path(value)
+
+
+def find_checkpoint(root: str | os.PathLike[str], which: str = "best") -> Path:
+    """The ``which`` (``"best"`` or ``"last"``) checkpoint of the newest run under ``root``.
+
+    The newest run is the folder below ``root`` whose newest ``.ckpt`` file is the most recent. Its best checkpoint is
+    the one its ``ModelCheckpoint`` recorded as best (``best_model_path``), else ``best.ckpt``; its last is
+    ``last.ckpt`` (or a SLURM requeue's ``hpc_ckpt_N.ckpt``, when newer).
+
+    Raises:
+        ValueError: for a ``which`` other than ``"best"`` / ``"last"``.
+        FileNotFoundError: naming ``root``, when no run under it has such a checkpoint.
+    """
+    if which not in WHICH:
+        raise ValueError(f"`which` must be one of {', '.join(WHICH)}, got {which!r}")
+    root = Path(root)
+    files = [p for p in root.glob("**/*.ckpt") if p.is_file()] if root.is_dir() else []
+    by_folder: dict[Path, list[Path]] = {}
+    for path in files:
+        by_folder.setdefault(path.parent, []).append(path)
+    newest_first = sorted(by_folder.items(), key=lambda item: max(_mtime(p) for p in item[1]), reverse=True)
+    for _, paths in newest_first:
+        found = _last(paths) if which == "last" else _best(paths)
+        if found is not None:
+            return found
+    seen = f"{len(files)} .ckpt files in {len(by_folder)} folders" if files else "no .ckpt file"
+    raise FileNotFoundError(f"No {which} checkpoint under {str(root)!r} ({seen}): train first, or give a file")
+
+
+def _last(paths: list[Path]) -> Path | None:
+    candidates = [p for p in paths if p.name == "last.ckpt" or p.name.startswith("hpc_ckpt_")]
+    return max(candidates, key=_mtime) if candidates else None
+
+
+def _best(paths: list[Path]) -> Path | None:
+    names = {p.name: p for p in paths}
+    newest = max(paths, key=_mtime)
+    try:
+        callbacks = read_checkpoint(newest).get("callbacks") or {}
+    except (ValueError, OSError):
+        callbacks = {}
+    for key, state in callbacks.items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor") is not None:
+            best = Path(str(state.get("best_model_path") or "")).name
+            if best in names:
+                return names[best]
+    return names.get("best.ckpt")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+__all__ = ["WHICH", "find_checkpoint", "resolve_checkpoint"]
