@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from nnlit.checkpoint_io import MapLocation, read_checkpoint
+from nnlit.checkpoint_io import MapLocation, describe_object, read_checkpoint
 from nnlit.models.base import MLPModule
 from nnlit.trust import UntrustedCheckpointError, find_class
 
@@ -67,7 +65,7 @@ def load(
         raise TypeError(f"`cls` must be a subclass of nnlit.MLPModule, got {cls!r}")
     checkpoint = read_checkpoint(path, trusted=trusted)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{str(path)!r} is not an nnlit checkpoint: it is {_describe_object(checkpoint)}")
+        raise ValueError(f"{str(path)!r} is not an nnlit checkpoint: it is {describe_object(checkpoint)}")
     if cls is None:
         record = checkpoint.get(CHECKPOINT_KEY)
         if not isinstance(record, dict) or not isinstance(record.get("class_path"), str):
@@ -78,20 +76,6 @@ def load(
         cls = _recorded_class(record["class_path"], record.get("version"), path, trusted)
     model = cls.load_from_checkpoint(path, map_location=map_location, trusted=trusted)
     return model.eval()
-
-
-def _describe_object(obj: Any) -> str:
-    """What ``torch.load`` returned, when it is not a Lightning checkpoint."""
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        keys = list(obj)
-        shown = ", ".join(map(str, keys[:3])) + (", …" if len(keys) > 3 else "")
-        return (
-            f"a plain state_dict of {len(keys)} tensors ({shown}): build the model and call load_state_dict, or pass "
-            "the file as the model's `pretrained` argument"
-        )
-    if isinstance(obj, dict):
-        return f"a dict without a 'state_dict' entry (keys: {', '.join(map(str, list(obj)[:8]))})"
-    return f"a saved {type(obj).__name__}"
 
 
 def _which_class(checkpoint: dict[str, Any], path: Path) -> str:

@@ -92,6 +92,20 @@ def describe_file(path: Path) -> str:
     return f"a text file beginning {text.splitlines()[0][:60]!r}"
 
 
+def describe_object(obj: Any) -> str:
+    """What ``torch.load`` returned, when it is not a Lightning checkpoint."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        keys = list(obj)
+        shown = ", ".join(map(str, keys[:3])) + (", …" if len(keys) > 3 else "")
+        return (
+            f"a plain state_dict of {len(keys)} tensors ({shown}): build the model and call load_state_dict, or pass "
+            "the file as the model's `pretrained` argument"
+        )
+    if isinstance(obj, dict):
+        return f"a dict without a 'state_dict' entry (keys: {', '.join(map(str, list(obj)[:8]))})"
+    return f"a saved {type(obj).__name__}"
+
+
 def newest_good_hint(path: Path) -> str:
     """``"; the newest readable checkpoint next to it is …"`` when the file's folder holds one, else ``""``."""
     siblings = [p for p in path.parent.glob("*.ckpt") if p != path and p.is_file()]
@@ -173,6 +187,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if _is_remote(path):
             return super().load_checkpoint(path, map_location, weights_only)
         checkpoint = read_checkpoint(path, map_location=map_location, trusted=weights_only is False)
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ValueError(f"{str(path)!r} is not a Lightning checkpoint: it is {describe_object(checkpoint)}")
+        if "pytorch-lightning_version" not in checkpoint:
+            raise ValueError(
+                f"{str(path)!r} is not a Lightning checkpoint: it has a 'state_dict' but no "
+                "'pytorch-lightning_version' (a Trainer did not save it); pass it as the model's `pretrained` argument "
+                "to start from its weights"
+            )
         self._remember(Path(path))
         return checkpoint
 

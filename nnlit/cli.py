@@ -121,6 +121,15 @@ class NNLitCLI(LightningCLI):
         if init_args.get("dataset") is None and init_args.get("path") is None and init_args.get("checkpoint") is None:
             init_args["checkpoint"] = ckpt_path
 
+    def before_fit(self) -> None:
+        """Refuses a fit that would train nothing (``max_epochs: 0`` or ``max_steps: 0``), which Lightning ends at once
+        with exit status 0."""
+        for key in ("max_epochs", "max_steps"):
+            if getattr(self.trainer, key) == 0:
+                raise ValueError(
+                    f"`trainer.{key}` is 0, so fit would train nothing: give a positive number (-1: no limit)"
+                )
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
         # training mean and std let RegressionMLP learn standardised targets while reporting in the target's units.

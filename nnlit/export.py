@@ -171,7 +171,11 @@ def _to_onnx(served: ServedModel, path: Path, opset_version: int | None) -> None
     example = (torch.zeros(2, served.in_features),)  # not 1: torch.export would fix a batch of 1 as a constant
     weight_bytes = sum(t.numel() * t.element_size() for t in served.state_dict().values())
     # the exporter warns that torchvision's operators are skipped when it is absent, which an MLP never uses
-    with _quiet("torch.onnx._internal.exporter._registration"):
+    # and its version converter logs a traceback for an opset it cannot convert to (checked below)
+    with (
+        _quiet("torch.onnx._internal.exporter._registration"),
+        _quiet("onnxscript.version_converter", logging.CRITICAL),
+    ):
         torch.onnx.export(
             served,
             example,
@@ -184,14 +188,31 @@ def _to_onnx(served: ServedModel, path: Path, opset_version: int | None) -> None
             dynamo=True,  # the default from torch 2.9; named for older versions, whose default exporter is another
             verbose=False,
         )
+    _check_opset(path, opset_version)
+
+
+def _check_opset(path: Path, requested: int | None) -> None:
+    """Removes the file and raises when the exporter wrote another opset than the one asked for: it falls back to its
+    own when it cannot convert, with a logged traceback but no error."""
+    import onnx
+
+    written = next(o.version for o in onnx.load(str(path), load_external_data=False).opset_import if o.domain == "")
+    if requested is None or written == requested:
+        return
+    for file in (path, path.with_name(path.name + ".data")):
+        file.unlink(missing_ok=True)
+    raise ValueError(
+        f"The ONNX exporter cannot write opset {requested}: it wrote opset {written} instead (the file is removed). "
+        f"Give no opset_version (the exporter's default, {written}), or an opset it converts to"
+    )
 
 
 @contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Hides a logger's warnings (its errors still show) for the duration."""
+def _quiet(logger_name: str, level_shown: int = logging.ERROR) -> Iterator[None]:
+    """Hides a logger's records below ``level_shown`` (its warnings, by default) for the duration."""
     logger = logging.getLogger(logger_name)
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(level_shown)
     try:
         yield
     finally:

@@ -19,10 +19,11 @@ from torch import Tensor
 
 from nnlit.checkpoint import load
 from nnlit.checkpoint_io import MapLocation, read_checkpoint
-from nnlit.data.preprocessing import CategoryCodes, impute, is_missing
+from nnlit.data.preprocessing import CategoryCodes, impute, is_missing, refuse_dates
 from nnlit.data.tabular import DATA_KEY, data_state
 from nnlit.models.base import MLPModule
 
+_DATES = "the model takes the numbers it was trained on: convert them as the training table was"
 _FORMS = (
     "a pandas DataFrame, a dict of one row ({name: value}), a dict of columns ({name: [values]}), a list of dicts, "
     "or a 2-D numpy array / torch tensor / list of lists in feature order"
@@ -312,6 +313,7 @@ class Predictor:
         frame_type = _dataframe_type()
         if frame_type is not None and isinstance(rows, frame_type):
             _, extra = self._layout(rows.columns.tolist(), "the DataFrame")
+            refuse_dates(rows.dtypes, names, "the DataFrame", _DATES)
             self._warn_extra_columns(extra)
             return {name: rows[name].to_numpy(dtype=object) for name in names}, len(rows)
         if isinstance(rows, Mapping):
@@ -350,6 +352,7 @@ class Predictor:
             layout = (frame.columns, *self._layout(frame.columns.tolist(), "the DataFrame"))
             self._frame_layout = layout
         _, index, extra = layout
+        refuse_dates(frame.dtypes, names, "the DataFrame", _DATES)
         self._warn_extra_columns(extra)
         try:
             if extra:  # the feature columns alone: the extra ones may not be numbers
@@ -512,11 +515,13 @@ class Predictor:
         rows = np.flatnonzero(bad[:, column])
         if self.median is not None:
             raise ValueError(
-                f"Column {labels[column]!r} holds inf at row {int(rows[0])} ({len(rows)} rows in all): missing "
+                f"Column {labels[column]!r} holds inf (or a number beyond float32's range of ±3.4e38) at row "
+                f"{int(rows[0])} ({len(rows)} rows in all): missing "
                 "numbers are filled with the training median, infinite ones are an error"
             )
         raise ValueError(
-            f"Column {labels[column]!r} holds NaN, inf or a missing value at row {int(rows[0])} ({len(rows)} rows in "
+            f"Column {labels[column]!r} holds NaN, inf (or a number beyond float32's ±3.4e38) or a missing value at "
+            f"row {int(rows[0])} ({len(rows)} rows in "
             "all): the model takes finite numbers only, as in training (trained with the data module's `missing: "
             "median`, it would fill them); fill or drop those rows"
         )

@@ -23,9 +23,14 @@ HOST = checkpoint_io._HOST
 def test_a_save_replaces_the_file_whole_and_leaves_no_temporary_file(tmp_path):
     io = AtomicCheckpointIO()
     target = tmp_path / "run" / "last.ckpt"
-    io.save_checkpoint({"epoch": 1, "state_dict": {"w": torch.ones(3)}}, target)
-    io.save_checkpoint({"epoch": 2, "state_dict": {"w": torch.zeros(3)}}, target)
+    version = {"pytorch-lightning_version": "2.6.6"}
+    io.save_checkpoint({"epoch": 1, "state_dict": {"w": torch.ones(3)}, **version}, target)
+    io.save_checkpoint({"epoch": 2, "state_dict": {"w": torch.zeros(3)}, **version}, target)
     assert io.load_checkpoint(target)["epoch"] == 2
+    del version["pytorch-lightning_version"]
+    io.save_checkpoint({"epoch": 3, "state_dict": {"w": torch.zeros(3)}}, target)
+    with pytest.raises(ValueError, match=r"has a 'state_dict' but no 'pytorch-lightning_version' .* `pretrained`"):
+        io.load_checkpoint(target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
     assert (target.stat().st_mode & 0o777) == (0o666 & ~_umask())  # as a plain open() would make it
 

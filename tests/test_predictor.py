@@ -331,7 +331,8 @@ def test_nan_inf_and_missing_values_are_named(checkpoints, rows, column, row, co
     predictor = Predictor.from_checkpoint(checkpoints["binary"])
     with pytest.raises(
         ValueError,
-        match=rf"Column '{column}' holds NaN, inf or a missing value at row {row} \({count} rows in all\)",
+        match=rf"Column '{column}' holds NaN, inf \(or a number beyond float32's ±3.4e38\) or a missing value at row "
+        rf"{row} \({count} rows in all\)",
     ):
         predictor.predict(rows)
 

@@ -53,9 +53,9 @@ def _read_csv(path: Path, pd: Any) -> Any:
             raise ValueError(f"{str(path)!r} names columns {repeated} more than once: give each column its own name")
         return pd.read_csv(path, encoding="utf-8")
     except UnicodeDecodeError as err:
+        byte = err.object[err.start : err.start + 1]
         raise ValueError(
-            f"{str(path)!r} is not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at position {err.start}): "
-            "save it as UTF-8"
+            f"{str(path)!r} is not UTF-8 text (byte {byte!r} at position {err.start}): save it as UTF-8"
         ) from err
     except (pd.errors.ParserError, csv.Error) as err:
         raise ValueError(f"{str(path)!r} is not valid CSV: {str(err).strip()}") from err

@@ -33,6 +33,31 @@ def is_missing(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return np.fromiter((_missing_value(v) for v in array.tolist()), dtype=bool, count=len(array))
 
 
+def refuse_dates(
+    dtypes: Any,
+    names: Sequence[str],
+    source: str,
+    advice: str = "turn them into numbers (e.g. days since a date, the day of the week) or leave the column out of "
+    "`features`",
+) -> None:
+    """Raises when a feature column holds dates or durations (numpy kinds ``M`` / ``m``), which a float conversion
+    would silently turn into nanoseconds since 1970.
+
+    Args:
+        dtypes: the dtype of each column, by name (``DataFrame.dtypes``).
+        names: the feature columns to check.
+        source: where the columns come from, for the message.
+        advice: what to do instead, for the message.
+
+    Raises:
+        ValueError: naming the column, its dtype and what to do instead.
+    """
+    for name in names:
+        dtype = dtypes[name]
+        if getattr(dtype, "kind", "") in ("M", "m"):
+            raise ValueError(f"Feature column {name!r} of {source} holds dates or durations (dtype {dtype}): {advice}")
+
+
 def _missing_value(value: Any) -> bool:
     if value is None:
         return True

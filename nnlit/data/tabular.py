@@ -12,13 +12,21 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from nnlit.checkpoint_io import checked_hyperparameters, read_checkpoint
 from nnlit.data.files import check_flat, read_table
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
-from nnlit.data.preprocessing import MISSING, CategoryCodes, column_medians, column_vocabulary, impute, is_missing
+from nnlit.data.preprocessing import (
+    MISSING,
+    CategoryCodes,
+    column_medians,
+    column_vocabulary,
+    impute,
+    is_missing,
+    refuse_dates,
+)
 from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
 
@@ -27,6 +35,9 @@ BUILTIN = sorted([*SYNTHETIC, *REAL])
 #: The checkpoint entry where Lightning saves :meth:`TabularDataModule.state_dict`: the preprocessing of training.
 DATA_KEY = "TabularDataModule"
 _STATE_KEYS = frozenset({"mean", "std", "classes", "feature_names"})
+
+#: a categorical column with more distinct training values than both of these looks like an identifier
+_ID_LIKE_MIN, _ID_LIKE_FRACTION = 50, 0.5
 
 Task = Literal["classification", "regression"]
 TASKS = ("classification", "regression")
@@ -398,6 +409,7 @@ class TabularDataModule(L.LightningDataModule):
             for j, values in enumerate(table.values):
                 seen = torch.unique(table.codes[train, j]).tolist()
                 self.vocabularies.append([values[k] for k in seen])  # sorted as `values` are, None last
+                self._check_cardinality(table.categorical[j], len(seen), len(train))
         self._train_codes = None
         if self.standardize:
             indicators = self._indicator_positions()
@@ -408,6 +420,22 @@ class TabularDataModule(L.LightningDataModule):
             self.mean = torch.cat([mean, torch.zeros(codes)])
             self.std = torch.cat([std, torch.ones(codes)])
         self._fitted = True
+
+    def _check_cardinality(self, name: str, distinct: int, rows: int) -> None:
+        """A text column with a value for (nearly) every row is an identifier, not a category: its embedding would be
+        huge and learn nothing that generalises. Refused when nnlit inferred the column is categorical, warned about
+        when it is listed in ``categorical``."""
+        if distinct <= max(_ID_LIKE_MIN, _ID_LIKE_FRACTION * rows):
+            return
+        width = min(600, round(1.6 * (distinct + 1) ** 0.56))
+        message = (
+            f"Categorical column {name!r} has {distinct:,} distinct values in {rows:,} training rows: it looks like an "
+            f"identifier, whose embedding ({distinct + 1:,} x {width} = {(distinct + 1) * width:,} parameters) learns "
+            "nothing that carries to new rows"
+        )
+        if name not in self.categorical:
+            raise ValueError(f"{message}. Leave it out of `features`, or list it in `categorical` if it is a category")
+        rank_zero_warn(f"{message} (it is listed in `categorical`, so it is kept)")
 
     def _indicator_positions(self) -> list[int]:
         numeric = (self.feature_names or [])[: len(self.feature_names or []) - len(self.categorical_features)]
@@ -864,14 +892,10 @@ def _table_from_frame(
     import pandas as pd
 
     _check_listed(categorical, features, source)
+    refuse_dates(frame.dtypes, features, source)
     numeric, text = [], []
     for name in features:
         series = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
-            raise ValueError(
-                f"Feature column {name!r} of {source} holds dates or durations (dtype {series.dtype}): turn them into "
-                "numbers (e.g. days since a date, the day of the week) or leave the column out of `features`"
-            )
         is_number = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
         if name in categorical or not is_number or isinstance(series.dtype, pd.CategoricalDtype):
             text.append(name)
@@ -1043,8 +1067,9 @@ def _check_finite(
         problems.append(f"{names[col]!r}: {int(counts[col])} rows (first at row {first})")
     if not problems:
         return
+    beyond = " (inf, or a number beyond float32's range of ±3.4e38)"
     if allow_nan:
-        raise ValueError(f"Infinite values in {source}, {kind} " + "; ".join(problems))
+        raise ValueError(f"Infinite values{beyond} in {source}, {kind} " + "; ".join(problems))
     hint = ""
     if kind == "feature column" and bool(torch.isnan(x).any()):
         hint = (
@@ -1053,7 +1078,8 @@ def _check_finite(
             if training
             else ". The model was trained with `missing: error` and takes no missing numbers: fill or drop those rows"
         )
-    raise ValueError(f"NaN or inf in {source}, {kind} " + "; ".join(problems) + hint)
+    what = f"NaN or inf{beyond}" if bool(torch.isinf(x).any()) else "NaN"
+    raise ValueError(f"{what} in {source}, {kind} " + "; ".join(problems) + hint)
 
 
 def _column_mean_std(

@@ -278,7 +278,7 @@ def test_nan_and_inf_reported_per_column(tmp_path, frame):
 def test_nan_regression_target():
     y = np.ones(10)
     y[4] = np.nan
-    with pytest.raises(ValueError, match=r"NaN or inf in the arrays, target 'target': 1 rows \(first at row 4\)"):
+    with pytest.raises(ValueError, match=r"NaN in the arrays, target 'target': 1 rows \(first at row 4\)"):
         _ = TabularDataModule.from_arrays(np.zeros((10, 2)), y).num_features
 
 

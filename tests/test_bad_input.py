@@ -1,0 +1,190 @@
+"""Bad input at the command line ends with one message that names what is wrong, the bad value and what is accepted,
+and a non-zero exit status; no traceback unless asked for. One row per case."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import nnlit
+from nnlit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.max_epochs=1", "--report=false"]
+QUICK += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def file_args(path: Path, *extra: str) -> list[str]:
+    """``nnlit fit`` on a file whose target column is ``y``."""
+    data = ["--data.init_args.dataset=null", f"--data.init_args.path={path}", "--data.init_args.target=y"]
+    return ["fit", *QUICK, *data, *extra]
+
+
+def write_csv(text: str | bytes) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / "table.csv"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return path
+
+    return make
+
+
+def ids_csv(folder: Path) -> Path:
+    rows = 400
+    frame = pd.DataFrame(
+        {"user": [f"u{i}" for i in range(rows)], "x": np.arange(rows) / rows, "y": [0, 1] * (rows // 2)}
+    )
+    frame.to_csv(folder / "table.csv", index=False)
+    return folder / "table.csv"
+
+
+def floaty_csv(folder: Path) -> Path:
+    frame = pd.DataFrame({"a": np.linspace(0, 1, 30), "y": np.arange(30) % 3 + 0.5})
+    frame.to_csv(folder / "table.csv", index=False)
+    return folder / "table.csv"
+
+
+def huge_csv(folder: Path) -> Path:
+    (folder / "table.csv").write_text("a,y\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate([0.5] * 9 + [1e39])))
+    return folder / "table.csv"
+
+
+def nested_parquet(folder: Path) -> Path:
+    pd.DataFrame({"a": [[1, 2], [3], [4]] * 4, "y": [0, 1, 0] * 4}).to_parquet(folder / "table.parquet")
+    return folder / "table.parquet"
+
+
+def a_checkpoint(folder: Path) -> Path:
+    main(["fit", *QUICK, "--data.init_args.n_samples=100", f"--trainer.default_root_dir={folder}"])
+    return next(folder.glob("lightning_logs/version_0/checkpoints/best.ckpt"))
+
+
+def truncated_checkpoint(folder: Path) -> Path:
+    path = a_checkpoint(folder)
+    path.write_bytes(path.read_bytes()[:4000])
+    return path
+
+
+def state_dict_file(folder: Path) -> Path:
+    torch.save({"network.linear1.weight": torch.zeros(4, 2)}, folder / "weights.ckpt")
+    return folder / "weights.ckpt"
+
+
+#: case -> (how the command line is made from a scratch folder, what the message must say)
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "batch_size 0": (lambda f: ["fit", *QUICK, "--data.init_args.batch_size=0"], r"`batch_size` must be a positive"),
+    "val_fraction 0": (
+        lambda f: ["fit", *QUICK, "--data.init_args.val_fraction=0"],
+        r"`val_fraction` must be in \(0, 1\), got 0.0",
+    ),
+    "unknown activation": (
+        lambda f: ["fit", *QUICK, "--model.init_args.activation=swish"],
+        r"Unknown activation 'swish'. Valid names: elu, gelu,",
+    ),
+    "unknown loss": (
+        lambda f: ["fit", "--config", str(ROOT / "configs/heads/regression.yaml"), "--model.init_args.loss=l3"],
+        r"Unknown loss 'l3'. Valid losses: huber, mae, mse",
+    ),
+    "unknown data set": (
+        lambda f: ["fit", *QUICK, "--data.init_args.dataset=spirals"],
+        r"Unknown dataset 'spirals'. Built-in sets: breast_cancer, circle,",
+    ),
+    "UniformInit a > b": (
+        lambda f: [
+            "fit",
+            *QUICK,
+            "--trainer.callbacks+={class_path: nnlit.callbacks.UniformInit, init_args: {a: 1, b: -1}}",
+        ],
+        r"UniformInit needs a <= b, got a=1.0, b=-1.0",
+    ),
+    "float labels for a multiclass head": (
+        lambda f: file_args(floaty_csv(f)),
+        r"`num_classes` must be an integer >= 2, got None .*`task: classification`",
+    ),
+    "hidden [0]": (lambda f: ["fit", *QUICK, "--model.init_args.hidden=[0]"], r"`hidden\[0\]` must be a positive"),
+    "a value the parser refuses": (
+        lambda f: ["fit", *QUICK, "--trainer.max_epochs=abc"],
+        r"trainer.max_epochs: expected int or null, got 'abc'",
+    ),
+    "max_epochs 0": (lambda f: ["fit", *QUICK, "--trainer.max_epochs=0"], r"`trainer.max_epochs` is 0, so fit would"),
+    "empty CSV": (lambda f: file_args(write_csv("")(f)), r"'.*table.csv' is empty: a CSV file needs a header row"),
+    "CSV without rows": (lambda f: file_args(write_csv("a,b,y\n")(f)), r"'.*table.csv' has no rows \(only the columns"),
+    "non-UTF-8 CSV": (
+        lambda f: file_args(write_csv(b"a,y\n\xe9t\xe9,1\n")(f)),
+        r"'.*table.csv' is not UTF-8 text \(byte b'\\xe9' at position 4\): save it as UTF-8",
+    ),
+    "repeated column names": (
+        lambda f: file_args(write_csv("a,a,y\n1,2,0\n3,4,1\n")(f)),
+        r"'.*table.csv' names columns \['a'\] more than once",
+    ),
+    "Parquet list column": (lambda f: file_args(nested_parquet(f)), r"Column 'a' of '.*table.parquet' holds nested"),
+    "a folder as the data path": (
+        lambda f: file_args(f),
+        r"'.*' is a folder: give a data file \(.csv, .parquet, .pq\)",
+    ),
+    "an identifier column": (
+        lambda f: file_args(ids_csv(f)),
+        r"Categorical column 'user' has 3\d\d distinct values in 3\d\d training rows: it looks like an identifier",
+    ),
+    "a number beyond float32": (
+        lambda f: file_args(huge_csv(f)),
+        r"NaN or inf \(inf, or a number beyond float32's range of ±3.4e38\) in .*feature column 'a': 1 rows",
+    ),
+    "a truncated checkpoint": (
+        lambda f: ["predict", *QUICK, f"--ckpt_path={truncated_checkpoint(f)}"],
+        r"'.*best.ckpt' is not an nnlit checkpoint: it is a truncated checkpoint",
+    ),
+    "a plain state_dict as a checkpoint": (
+        lambda f: ["predict", *QUICK, f"--ckpt_path={state_dict_file(f)}"],
+        r"'.*weights.ckpt' is not a Lightning checkpoint: it is a plain state_dict of 1 tensors",
+    ),
+    "an ONNX opset the exporter cannot write": (
+        lambda f: ["export", f"--ckpt_path={a_checkpoint(f)}", "--opset_version=1"],
+        r"The ONNX exporter cannot write opset 1: it wrote opset \d+ instead \(the file is removed\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_ends_with_one_message(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make, expected = CASES[case]
+    args = make(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("nnlit")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(expected, lines[0]), lines[0]
+    assert not list(tmp_path.glob("**/*.onnx"))  # nothing half-done is left behind
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"`batch_size` must be a positive integer, got 0"):
+        main(["fit", *QUICK, "--data.init_args.batch_size=0", "--debug"])
+    monkeypatch.setenv("NNLIT_DEBUG", "1")
+    with pytest.raises(ValueError, match=r"`batch_size` must be a positive integer, got 0"):
+        main(["fit", *QUICK, "--data.init_args.batch_size=0"])
+
+
+def test_a_yaml_config_given_to_load_says_what_it_is():
+    with pytest.raises(
+        ValueError, match=r"is not an nnlit checkpoint: it is a text file beginning '# nnlit quick start"
+    ):
+        nnlit.load(ROOT / "configs/quickstart.yaml")
+
+
+def test_a_date_column_given_to_a_predictor_is_refused():
+    predictor = nnlit.Predictor(nnlit.BinaryMLP(in_features=2, hidden=[4]), feature_names=["a", "when"])
+    frame = pd.DataFrame({"a": [1.0], "when": pd.to_datetime(["2026-01-01"])})
+    with pytest.raises(ValueError, match=r"Feature column 'when' of the DataFrame holds dates or durations"):
+        predictor.predict(frame)
