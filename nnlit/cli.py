@@ -31,7 +31,7 @@ from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 from nnlit.precision import StepHooksPrecision
 from nnlit.profiler import NullProfiler
-from nnlit.runs import WHICH, resolve_checkpoint
+from nnlit.runs import WHICH, claim_version, resolve_checkpoint
 
 DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config configs/quickstart.yaml` trains. "
@@ -73,9 +73,12 @@ class NNLitCLI(LightningCLI):
         if config.get("logger") in (None, True) and "logger" not in kwargs:
             # Lightning's default logger is TensorBoard's when tensorboard(X) happens to be installed, else a CSV one;
             # nnlit always writes metrics.csv (`nnlit plot` reads it): name a TensorBoardLogger to get TensorBoard's.
-            kwargs["logger"] = CSVLogger(
-                config.get("default_root_dir") or os.getcwd(), version=SLURMEnvironment.job_id()
-            )
+            root = config.get("default_root_dir") or os.getcwd()
+            version = SLURMEnvironment.job_id()
+            if version is None and _is_first_process():
+                # two runs started together in one folder would both pick the next free version_N
+                version = claim_version(os.path.join(root, "lightning_logs"))
+            kwargs["logger"] = CSVLogger(root, version=version)
         if config.get("profiler") is None and not config.get("barebones") and "profiler" not in kwargs:
             kwargs["profiler"] = NullProfiler()  # Lightning's default, at a lower cost per hook call
         trainer = super().instantiate_trainer(**kwargs)
@@ -146,6 +149,11 @@ class NNLitCLI(LightningCLI):
             default=True,
             help="print a report when `fit` ends (capacity, metrics, dead units, saturation, advice): FitReport",
         )
+
+
+def _is_first_process() -> bool:
+    """Whether this is the process of global rank 0, or the only one (before Lightning has set up any rank)."""
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 def _make(args: list[str] | None, run: bool) -> NNLitCLI:

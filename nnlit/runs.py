@@ -60,6 +60,29 @@ def find_checkpoint(root: str | os.PathLike[str], which: str = "best") -> Path:
     raise FileNotFoundError(f"No {which} checkpoint under {str(root)!r} ({seen}): train first, or give a file")
 
 
+def claim_version(folder: str | os.PathLike[str]) -> int:
+    """The next free ``version_N`` under ``folder``, claimed by creating its directory (an atomic step): two runs
+    started at the same moment in one folder get two versions, where listing the folder alone would give both the
+    same one.
+
+    Example::
+
+        >>> folder = getfixture("tmp_path")
+        >>> claim_version(folder), claim_version(folder), sorted(p.name for p in folder.iterdir())
+        (0, 1, ['version_0', 'version_1'])
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[8:]) for p in folder.glob("version_*") if p.name[8:].isdigit()]
+    version = max(taken, default=-1) + 1
+    while True:
+        try:
+            (folder / f"version_{version}").mkdir()
+            return version
+        except FileExistsError:
+            version += 1
+
+
 def _last(paths: list[Path]) -> Path | None:
     candidates = [p for p in paths if p.name == "last.ckpt" or p.name.startswith("hpc_ckpt_")]
     return max(candidates, key=_mtime) if candidates else None
@@ -87,4 +110,4 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-__all__ = ["WHICH", "find_checkpoint", "resolve_checkpoint"]
+__all__ = ["WHICH", "claim_version", "find_checkpoint", "resolve_checkpoint"]

@@ -119,3 +119,14 @@ def test_a_shared_folder_says_when_it_replaces_another_runs_checkpoint(tmp_path,
     assert not [w for w in recwarn if "Replacing" in str(w.message)]
     with pytest.warns(UserWarning, match=r"Replacing '.*shared/last.ckpt', a checkpoint this run did not write"):
         fit(2)
+
+
+def test_runs_started_together_claim_distinct_versions(tmp_path):
+    import concurrent.futures
+
+    from nnlit.runs import claim_version
+
+    (tmp_path / "version_0").mkdir()  # another run's, not yet written to
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: claim_version(tmp_path), range(40)))
+    assert sorted(claimed) == list(range(1, 41))
