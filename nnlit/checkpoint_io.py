@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import re
 import secrets
 import socket
+import stat
 import time
 import zipfile
 from collections.abc import Callable
@@ -32,12 +34,13 @@ MapLocation = (
 
 
 def read_checkpoint(
-    path: str | os.PathLike[str], map_location: MapLocation = "meta", trusted: bool = False
+    path: str | os.PathLike[str], map_location: MapLocation = "meta", trusted: bool = False, data: bytes | None = None
 ) -> dict[str, Any]:
     """A checkpoint file as plain data, checked by :func:`nnlit.trust.check_checkpoint`; with ``trusted=True``, as
     Lightning reads it (``weights_only=False``: pickled objects are built, which runs their code).
 
-    ``map_location="meta"`` (the default) reads the structure only: no tensor data.
+    ``map_location="meta"`` (the default) reads the structure only: no tensor data. ``data``: the file's bytes, read
+    by the caller (who then hands exactly what was checked on to Lightning); ``path`` names them in messages.
 
     Raises:
         FileNotFoundError: naming the path.
@@ -45,16 +48,12 @@ def read_checkpoint(
             TorchScript, ONNX), saying what it is and naming the newest readable checkpoint next to it.
         UntrustedCheckpointError: for pickled objects or a ``class_path`` beyond the allowlist, naming the key.
     """
-    path = Path(path)
-    if path.is_dir():
-        found = ", ".join(sorted(p.name for p in path.glob("*.ckpt"))[:8]) or "none"
-        raise ValueError(f"{str(path)!r} is a folder, not a checkpoint file (the .ckpt files in it: {found})")
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
+    path = _existing_file(path)
     if _is_torchscript(path):  # torch.load would hand it to torch.jit.load, with a warning, then fail
         raise ValueError(f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted)  # type: ignore[arg-type]
+        source = path if data is None else io.BytesIO(data)
+        checkpoint = torch.load(source, map_location=map_location, weights_only=not trusted)  # type: ignore[arg-type]
     except pickle.UnpicklingError as err:
         named = re.search(r"GLOBAL (\S+)", str(err))
         if not trusted and named is not None:
@@ -70,6 +69,26 @@ def read_checkpoint(
     if not trusted:
         check_checkpoint(checkpoint, str(path))
     return checkpoint
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A checkpoint file's bytes, to be checked and then handed on, so that what is used is what was checked.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: for a folder, listing its ``.ckpt`` files.
+    """
+    return _existing_file(path).read_bytes()
+
+
+def _existing_file(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        found = ", ".join(sorted(p.name for p in path.glob("*.ckpt"))[:8]) or "none"
+        raise ValueError(f"{str(path)!r} is a folder, not a checkpoint file (the .ckpt files in it: {found})")
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
+    return path
 
 
 def describe_file(path: Path) -> str:
@@ -161,9 +180,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(path.parent)
         self._warn_if_foreign(path)
-        tmp = path.parent / f".{path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / f".{path.name[:120]}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with contextlib.suppress(FileNotFoundError):  # a replaced file keeps its permissions
+                os.chmod(fd, stat.S_IMODE(path.stat().st_mode))
             with os.fdopen(fd, "wb") as file:
                 torch.save(checkpoint, file)
                 file.flush()
@@ -185,7 +206,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, path: Any, map_location: Any | None = lambda storage, loc: storage, weights_only: bool | None = None
     ) -> dict[str, Any]:
         if _is_remote(path):
-            return super().load_checkpoint(path, map_location, weights_only)
+            # Lightning reads an http(s) URL with weights_only=False unless told: only a trusting caller gets that
+            trusted = weights_only is False
+            checkpoint = super().load_checkpoint(path, map_location, weights_only=not trusted)
+            if not trusted:
+                check_checkpoint(checkpoint, str(path))
+            return checkpoint
         checkpoint = read_checkpoint(path, map_location=map_location, trusted=weights_only is False)
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ValueError(f"{str(path)!r} is not a Lightning checkpoint: it is {describe_object(checkpoint)}")
@@ -217,7 +243,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             )
 
 
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 _TMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
 
@@ -229,7 +255,7 @@ def remove_orphans(folder: Path) -> list[Path]:
         match = _TMP_NAME.match(candidate.name)
         if match is None or match["host"] != _HOST or _alive(int(match["pid"])):
             continue
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # best effort: another user's file, a folder of that name
             candidate.unlink()
             removed.append(candidate)
     return removed
@@ -271,17 +297,19 @@ def _is_remote(path: Any) -> bool:
 
 
 def checked_hyperparameters(
-    checkpoint_path: Any, key: str, hparams_file: str | os.PathLike[str] | None = None
+    checkpoint_path: Any, key: str, hparams_file: str | os.PathLike[str] | None = None, data: bytes | None = None
 ) -> dict[str, Any]:
     """The hyperparameters (under ``key``) of a checkpoint read as checked plain data, or of ``hparams_file`` (a YAML
     file, read with ``yaml.safe_load`` and checked the same way), without LightningCLI's ``_class_path`` and
     ``_instantiator``: what an nnlit class's ``load_from_checkpoint`` builds the object from, so that Lightning hands
-    nothing to jsonargparse.
+    nothing to jsonargparse. ``data``: the checkpoint's bytes, as :func:`read_checkpoint` takes them.
 
     Raises:
         UntrustedCheckpointError: as :func:`read_checkpoint`, naming the key.
     """
-    if hparams_file is not None:
+    checkpoint = read_checkpoint(checkpoint_path, data=data)
+    hparams = checkpoint.get(key) or {} if isinstance(checkpoint, dict) else {}
+    if hparams_file is not None:  # replaces the checkpoint's (both checked: Lightning still sees the checkpoint's)
         import yaml
 
         source = str(hparams_file)
@@ -289,9 +317,6 @@ def checked_hyperparameters(
             raise ValueError(f"`hparams_file` must be a .yaml / .yml file, got {source!r}")
         hparams = yaml.safe_load(Path(source).read_text()) or {}
         check_checkpoint({key: hparams}, source)
-    else:
-        checkpoint = read_checkpoint(checkpoint_path)
-        hparams = checkpoint.get(key) or {} if isinstance(checkpoint, dict) else {}
     return {name: value for name, value in hparams.items() if name not in ("_class_path", "_instantiator")}
 
 
@@ -300,5 +325,6 @@ __all__ = [
     "MapLocation",
     "UntrustedCheckpointError",
     "checked_hyperparameters",
+    "read_bytes",
     "read_checkpoint",
 ]

@@ -560,7 +560,7 @@ class Predictor:
         if self._output_index is None:
             self._output_index = _pandas().Index(list(table))
         frame = frame_type(dict(enumerate(table.values())), index=index, copy=False)
-        frame.columns = self._output_index
+        frame.columns = self._output_index.copy()  # not shared: a caller may rename a result's columns
         return frame
 
     def __repr__(self) -> str:

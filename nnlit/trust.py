@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import PurePath
 from typing import Any
 
 import torch
@@ -33,6 +35,10 @@ CALLABLE_KINDS: dict[str, tuple[type, ...]] = {
 }
 #: modules whose classes nnlit may import to rebuild an object: nnlit's own and torch's optimizers
 IMPORTABLE = ("nnlit", "torch.optim")
+#: hyperparameter keys of older Lightning releases, which Lightning still merges under the current ones
+LEGACY_HPARAMS_KEYS = ("hparams", "module_arguments")
+#: the keys of a callback's state (ModelCheckpoint's) that name files it may delete
+_CALLBACK_PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path", "dirpath")
 #: the only instantiator a checkpoint may name (LightningCLI's); nnlit never calls it unless the file is trusted
 LIGHTNING_INSTANTIATORS = ("lightning.pytorch.cli.instantiate_module", "pytorch_lightning.cli.instantiate_module")
 
@@ -48,11 +54,18 @@ class UntrustedCheckpointError(ValueError):
 
 
 def check_plain_data(
-    value: Any, key: str, source: str | None, callables: Mapping[str, tuple[type, ...]] | None = None
+    value: Any,
+    key: str,
+    source: str | None,
+    callables: Mapping[str, tuple[type, ...]] | None = None,
+    seen: set[int] | None = None,
 ) -> None:
     """Checks that ``value`` is plain data: ``None``, bools, numbers, strings, and lists, tuples and string-keyed
     dicts of them, with no ``class_path`` anywhere except in the top-level keys of ``callables`` (for example
     ``{"optimizer": (torch.optim.Optimizer,)}``), whose class must resolve through the allowlist to that base.
+
+    Each list and dict is checked once (``seen`` holds their ids): a pickle can share one list at every level of a
+    small file, whose tree would have billions of leaves.
 
     Raises:
         UntrustedCheckpointError: naming the first key that breaks the rule (``hyper_parameters.activation_kwargs``).
@@ -68,6 +81,11 @@ def check_plain_data(
         nnlit.trust.UntrustedCheckpointError: 'm.ckpt': hyper_parameters.act holds a class_path ('subprocess.Popen')...
     """
     callables = callables or {}
+    seen = set() if seen is None else seen
+    if isinstance(value, (Mapping, list, tuple)):
+        if id(value) in seen:
+            return
+        seen.add(id(value))
     if isinstance(value, Mapping):
         if "class_path" in value:
             raise UntrustedCheckpointError(
@@ -80,10 +98,10 @@ def check_plain_data(
             if name in callables and isinstance(item, Mapping) and "class_path" in item:
                 resolve_spec(item, f"{key}.{name}", source, callables[name])
                 continue
-            check_plain_data(item, f"{key}.{name}", source)
+            check_plain_data(item, f"{key}.{name}", source, seen=seen)
     elif isinstance(value, (list, tuple)):
         for j, item in enumerate(value):
-            check_plain_data(item, f"{key}[{j}]", source)
+            check_plain_data(item, f"{key}[{j}]", source, seen=seen)
     elif not isinstance(value, _PLAIN):
         raise UntrustedCheckpointError(
             f"{_at(source)}{key} holds a {type(value).__name__}, not plain data (numbers, strings, lists, dicts)"
@@ -166,9 +184,10 @@ def find_class(class_path: str, importing: bool = False) -> Any:
             continue
         obj: Any = module
         for part in parts[split:]:
-            if not hasattr(obj, part):
+            try:  # static: a module's __getattr__ may import (scipy's, unittest's), a property may run code
+                obj = inspect.getattr_static(obj, part)
+            except AttributeError:
                 return f"which does not exist (no {part!r} in {module_name!r})"
-            obj = getattr(obj, part)
         return obj
     return "whose module is not imported, and nnlit imports no module a file names: import it first, or name the class"
 
@@ -182,18 +201,35 @@ def _importable(module_name: str) -> bool:
 
 
 def check_checkpoint(checkpoint: Any, source: str) -> None:
-    """Checks a checkpoint read with ``weights_only=True`` before anything is built from it: the model's and the data
-    module's hyperparameters are plain data, with a ``class_path`` only in ``optimizer`` / ``lr_scheduler`` and then
-    one from the allowlist; the class nnlit records (``checkpoint["nnlit"]``), and LightningCLI's ``_class_path``,
-    name a LightningModule when they name anything imported; an ``_instantiator`` is LightningCLI's own;
-    ``pretrained`` is empty (nnlit saves the weights themselves); the data module's state is plain data.
+    """Checks a checkpoint read with ``weights_only=True`` before anything is built from it: the model's
+    hyperparameters are plain data, with a ``class_path`` only in ``optimizer`` / ``lr_scheduler`` and then one from
+    the allowlist; the class nnlit records (``checkpoint["nnlit"]``), and LightningCLI's ``_class_path``, name a
+    LightningModule when they name anything imported; an ``_instantiator`` is LightningCLI's own; ``pretrained`` is
+    empty (nnlit saves the weights themselves); the data module's state is plain data; there are no data module
+    hyperparameters nor hyperparameters under Lightning's legacy keys (nnlit writes neither); the files a callback's
+    state names stay in its folder.
 
     Raises:
         UntrustedCheckpointError: naming the first key that breaks a rule.
     """
     if not isinstance(checkpoint, dict):
         return
-    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+    for key in LEGACY_HPARAMS_KEYS:
+        if key in checkpoint:
+            raise UntrustedCheckpointError(
+                f"{_at(source)}{key} holds hyperparameters in a form Lightning merges into the checked ones, which "
+                "nnlit never writes"
+            )
+    if checkpoint.get("datamodule_hyper_parameters"):
+        raise UntrustedCheckpointError(
+            f"{_at(source)}datamodule_hyper_parameters is set, which nnlit never writes (the data module's source is "
+            "the caller's, its fitted preprocessing is under 'TabularDataModule')"
+        )
+    for key in ("hparams_name", "hparams_type"):
+        if not isinstance(checkpoint.get(key), (str, type(None))):
+            raise UntrustedCheckpointError(f"{_at(source)}{key} must be a string, got {type(checkpoint[key]).__name__}")
+    check_callback_paths(checkpoint.get("callbacks"), source)
+    for key in ("hyper_parameters",):
         hparams = checkpoint.get(key)
         if hparams is None:
             continue
@@ -209,7 +245,7 @@ def check_checkpoint(checkpoint: Any, source: str) -> None:
                 f"{_at(source)}{key}.pretrained names a file ({hparams['pretrained']!r}); nnlit saves None there, "
                 "with the weights in the checkpoint itself"
             )
-        check_plain_data(hparams, key, source, CALLABLE_KINDS if key == "hyper_parameters" else None)
+        check_plain_data(hparams, key, source, CALLABLE_KINDS)
         if "_class_path" in hparams:
             check_module_class(hparams["_class_path"], f"{key}._class_path", source)
     record = checkpoint.get("nnlit")
@@ -224,6 +260,31 @@ def check_checkpoint(checkpoint: Any, source: str) -> None:
     for key, value in checkpoint.items():
         if isinstance(value, Mapping) and {"mean", "std", "classes", "feature_names"} <= set(value):
             check_plain_data(value, str(key), source)  # the data module's fitted preprocessing
+
+
+def check_callback_paths(callbacks: Any, source: str) -> None:
+    """The file paths a callback's state names (``ModelCheckpoint``'s best, last and top-k models, which it deletes when
+    a better one comes) stay inside its folder: no ``..`` part. Tensors elsewhere in a callback's state are fine.
+
+    Raises:
+        UntrustedCheckpointError: naming the callback's key and the path.
+    """
+    if callbacks is None:
+        return
+    if not isinstance(callbacks, Mapping):
+        raise UntrustedCheckpointError(f"{_at(source)}callbacks must be a dict, got {type(callbacks).__name__}")
+    for name, state in callbacks.items():
+        if not isinstance(name, str) or not isinstance(state, Mapping):
+            raise UntrustedCheckpointError(f"{_at(source)}callbacks[{name!r}] must be a dict under a string key")
+        paths = [state.get(key) for key in _CALLBACK_PATH_KEYS] + list(state.get("best_k_models") or {})
+        for path in paths:
+            if path is None or path == "":
+                continue
+            if not isinstance(path, str) or ".." in PurePath(path).parts:
+                raise UntrustedCheckpointError(
+                    f"{_at(source)}callbacks[{name!r}] names the file {path!r}, outside its own folder: a "
+                    "ModelCheckpoint would delete it"
+                )
 
 
 def check_module_class(class_path: Any, key: str, source: str) -> None:

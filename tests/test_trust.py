@@ -3,6 +3,7 @@ and none of their payloads runs (each would create a marker file)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import sys
@@ -100,7 +101,25 @@ CORPUS: dict[str, tuple[Callable[[dict[str, Any], Path], None], str]] = {
     ),
     "class_path in the data module's hyperparameters": (
         _set("datamodule_hyper_parameters", "features", value=_popen),
-        r"datamodule_hyper_parameters\.features holds a class_path",
+        r"datamodule_hyper_parameters is set, which nnlit never writes",
+    ),
+    "a path in the data module's hyperparameters": (
+        _set("datamodule_hyper_parameters", "predict_path", value=lambda m: "/etc/hostname"),
+        r"datamodule_hyper_parameters is set, which nnlit never writes",
+    ),
+    "hyperparameters under a legacy key": (
+        lambda c, m: c.update(hparams={"pretrained": str(m)}),
+        r"hparams holds hyperparameters in a form Lightning merges into the checked ones",
+    ),
+    "a callable as the hyperparameters' type": (
+        lambda c, m: c.update(hparams_type=collections.OrderedDict),
+        r"hparams_type must be a string, got type",
+    ),
+    "a checkpoint callback naming a file outside its folder": (
+        lambda c, m: next(v for k, v in c["callbacks"].items() if k.startswith("ModelCheckpoint")).update(
+            best_k_models={f"{m.parent}/checkpoints/../../important": 0.5}
+        ),
+        r"callbacks\[\"ModelCheckpoint.*\] names the file '.*\.\./\.\./important', outside its own folder",
     ),
     "class_path in the fitted preprocessing": (
         _set("TabularDataModule", "classes", value=lambda m: [_popen(m), 1, 2]),
@@ -242,3 +261,65 @@ class OwnStep(torch.optim.lr_scheduler.StepLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int = 3) -> None:
         super().__init__(optimizer, step_size)
+
+
+def test_a_list_shared_at_every_level_is_checked_once(run, tmp_path):
+    """Pickle keeps shared objects shared: 64 levels of one list are a small file but a tree of 2**64 leaves."""
+    import time
+
+    from nnlit.trust import check_checkpoint
+
+    shared: list[Any] = [1.0]
+    for _ in range(64):
+        shared = [shared, shared]
+    checkpoint = torch.load(run["ckpt"], weights_only=True)
+    checkpoint["hyper_parameters"]["activation_kwargs"] = {"deep": shared}
+    torch.save(checkpoint, tmp_path / "deep.ckpt")
+    assert (tmp_path / "deep.ckpt").stat().st_size < 200_000
+    started = time.perf_counter()
+    check_checkpoint(torch.load(tmp_path / "deep.ckpt", weights_only=True, map_location="meta"), "deep.ckpt")
+    assert time.perf_counter() - started < 5
+
+
+def test_looking_a_class_up_imports_nothing(run, tmp_path):
+    """A module's __getattr__ may import (concurrent.futures imports its process pool on first access): nnlit looks
+    names up statically, so the refusal comes before any import. In a fresh process, where nothing else imported it."""
+    import subprocess
+
+    path = tmp_path / "lazy.ckpt"
+    checkpoint = torch.load(run["ckpt"], weights_only=True)
+    spec = {"class_path": "concurrent.futures.ProcessPoolExecutor", "init_args": {}}
+    checkpoint["hyper_parameters"]["optimizer"] = spec
+    torch.save(checkpoint, path)
+    script = (
+        "import sys, concurrent.futures, nnlit\n"
+        "assert 'concurrent.futures.process' not in sys.modules\n"
+        "try:\n    nnlit.load(sys.argv[1])\nexcept ValueError as err:\n    print(err)\n"
+        "print('imported' if 'concurrent.futures.process' in sys.modules else 'not imported')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "optimizer.class_path names 'concurrent.futures.ProcessPoolExecutor'" in result.stdout
+    assert result.stdout.strip().endswith("not imported")
+
+
+def test_a_remote_checkpoint_is_read_as_plain_data(run, tmp_path, monkeypatch):
+    """Lightning reads an http(s) checkpoint with weights_only=False unless told otherwise; nnlit tells it True."""
+    import functools
+    import http.server
+    import threading
+
+    from nnlit.checkpoint_io import AtomicCheckpointIO
+
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "payload": _Payload(f"touch {marker}")}, tmp_path / "evil.ckpt")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    monkeypatch.setattr(http.server.SimpleHTTPRequestHandler, "log_message", lambda *args: None)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/evil.ckpt"
+        with pytest.raises(Exception, match=r"GLOBAL posix\.system|Unsupported global"):
+            AtomicCheckpointIO().load_checkpoint(url)
+        server.shutdown()
+    assert not marker.exists()

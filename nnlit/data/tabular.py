@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import weakref
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from nnlit.checkpoint_io import checked_hyperparameters, read_checkpoint
+from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.files import check_flat, read_table
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
 from nnlit.data.preprocessing import (
@@ -272,9 +273,12 @@ class TabularDataModule(L.LightningDataModule):
         from the checkpoint. (``checkpoint=path`` does the same without the Lightning call.)"""
         if weights_only is False:
             raise ValueError("weights_only=False builds the pickled objects of a checkpoint, which runs their code")
-        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file)
+        if "checkpoint" in kwargs:
+            raise ValueError("`checkpoint` is the file load_from_checkpoint reads: give the data source alone")
+        data = read_bytes(checkpoint_path)
+        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
         return super().load_from_checkpoint(
-            checkpoint_path, map_location, None, True, **{**hparams, "_instantiator": None, **kwargs}
+            io.BytesIO(data), map_location, None, True, **{**hparams, "_instantiator": None, **kwargs}
         )
 
     @classmethod

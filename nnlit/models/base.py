@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from nnlit.checkpoint_io import checked_hyperparameters, read_checkpoint
+from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
 from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
@@ -390,9 +391,11 @@ class MLPModule(L.LightningModule):
                 "weights_only=False builds the pickled objects of a checkpoint, which runs their code: pass "
                 "trusted=True, for a file you made yourself"
             )
-        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file)
+        # read once: Lightning builds from exactly the bytes that were checked
+        data = read_bytes(checkpoint_path)
+        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
         return super().load_from_checkpoint(
-            checkpoint_path, map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
+            io.BytesIO(data), map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
