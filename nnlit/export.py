@@ -13,11 +13,11 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.core.module import _jit_is_scripting
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
 from nnlit.checkpoint import load
+from nnlit.lightning_internals import jit_is_scripting
 from nnlit.models.base import MLPModule
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.mlp import MLP
@@ -163,7 +163,7 @@ def _to_torchscript(served: ServedModel) -> torch.jit.ScriptModule:
                 "branches in its forward are fixed to the path an example batch takes"
             )
     # the trace reads every attribute of the module; Lightning's flag keeps `trainer` & co. from raising without one
-    with _jit_is_scripting():
+    with jit_is_scripting():
         return torch.jit.trace(served, torch.zeros(2, served.in_features))
 
 

@@ -10,6 +10,8 @@ from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.profilers import PassThroughProfiler
 from torch import Tensor
 
+from nnlit.lightning_internals import hook_name, set_hook_name
+
 
 class StepHooksPrecision(Precision):
     """Lightning's ``Precision`` (the Trainer's default, ``precision="32-true"``), calling the three hooks of each
@@ -92,8 +94,8 @@ def _call_overridden(trainer: L.Trainer, hook: str, *args: Any) -> None:
     """Lightning's ``_call_callback_hooks`` then ``_call_lightning_module_hook`` for ``hook``, leaving out the calls to
     ``Callback``'s and ``LightningModule``'s empty methods."""
     module = trainer.lightning_module
-    previous = module._current_fx_name
-    module._current_fx_name = hook
+    previous = hook_name(module)
+    set_hook_name(module, hook)
     empty = _EMPTY_CALLBACK[hook]
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         fn = _overridden(callback, empty, hook)
@@ -102,4 +104,4 @@ def _call_overridden(trainer: L.Trainer, hook: str, *args: Any) -> None:
     fn = _overridden(module, _EMPTY_MODULE[hook], hook)
     if fn is not None:
         fn(*args)
-    module._current_fx_name = previous
+    set_hook_name(module, previous)

@@ -153,7 +153,7 @@ class GradientSaturationMonitor(CountsTrainingBatches):
         if names:
             grads: list[Tensor] = [self._weights[n].grad for n in names]  # type: ignore[misc]
             with torch.no_grad():  # a gradient kept for higher-order terms must not put the norms in a graph
-                norms = list(torch._foreach_norm([g if g.dtype == torch.float32 else g.float() for g in grads]))
+                norms = [torch.linalg.vector_norm(g if g.dtype == torch.float32 else g.float()) for g in grads]
         reader.add(names, norms)
 
     def _stepped_weights(self, optimizer: Optimizer) -> list[str]:

@@ -30,6 +30,7 @@ from nnlit.data.preprocessing import (
 )
 from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
+from nnlit.lightning_internals import batches_done_in_resumed_epoch
 
 BUILTIN = sorted([*SYNTHETIC, *REAL])
 
@@ -699,11 +700,7 @@ class TabularDataModule(L.LightningDataModule):
     def _batches_done_in_resumed_epoch(self, num_batches: int) -> int:
         """Batches of the current epoch a checkpoint taken mid-epoch had already trained on (0 otherwise)."""
         trainer = self.trainer
-        if trainer is None or not trainer.fit_loop.restarting:
-            return 0
-        # checkpoints are written in on_train_batch_end, before `completed` counts the batch: `processed` has it
-        done: int = getattr(trainer.fit_loop.epoch_loop.batch_progress.current, "processed", 0)
-        return done if 0 < done < num_batches else 0
+        return 0 if trainer is None else batches_done_in_resumed_epoch(trainer, num_batches)
 
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -1,21 +1,38 @@
-"""The multiclass head's F1 metric: torchmetrics' macro F1, updated without reading anything on the host."""
+"""The multiclass head's F1 metric: the macro F1, counted without reading anything on the host."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics.classification import MulticlassF1Score
+from torchmetrics import Metric
 
 
-class MacroF1(MulticlassF1Score):
-    """``MulticlassF1Score(num_classes, average="macro")`` whose ``update`` never makes the host wait for a GPU.
+def macro_f1(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
+    r"""The mean over classes of :math:`F1_c = 2\,tp_c / (2\,tp_c + fp_c + fn_c)`, leaving out the classes that are
+    neither predicted nor a target (:math:`tp_c + fp_c + fn_c = 0`), as torchmetrics' ``MulticlassF1Score(average=
+    "macro")`` and scikit-learn's ``f1_score(average="macro", labels=<the classes seen>)`` do.
 
-    torchmetrics counts the ``(target, prediction)`` pairs with ``torch.bincount``, which on CUDA first reads the
-    pairs' smallest and largest values on the host: two waits for the device per update. Here the pairs are added
-    into ``num_classes²`` bins with ``index_add_``, which gives the same counts with nothing read. The states (true
-    and false positives and negatives per class), their DDP reduction and ``compute`` are torchmetrics'. A label
-    outside ``[0, num_classes)`` is not counted (its pair goes to a spare bin, dropped): an out-of-range index would
-    stop a CUDA device with an assertion, and checking it would read it on the host.
+    Example::
+
+        >>> macro_f1(torch.tensor([1, 1, 0]), torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0]))
+        tensor(0.5556)
+    """
+    denominator = 2 * tp + fp + fn
+    present = denominator > 0
+    scores = torch.where(present, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp, dtype=torch.float32))
+    return scores.sum() / present.sum().clamp(min=1)
+
+
+class MacroF1(Metric):
+    """The macro F1 of a multiclass classifier, whose ``update`` never makes the host wait for a GPU.
+
+    torchmetrics' ``MulticlassF1Score`` counts the ``(target, prediction)`` pairs with ``torch.bincount``, which on CUDA
+    first reads the pairs' smallest and largest values on the host: two waits for the device per update. Here the pairs
+    are added into ``num_classes²`` bins with ``index_add_``, which gives the same counts with nothing read. The states
+    are the true and false positives and negatives per class, summed across DDP ranks (``dist_reduce_fx="sum"``);
+    :func:`macro_f1` computes the score from them. A label outside ``[0, num_classes)`` is not counted (its pair goes to
+    a spare bin, dropped): an out-of-range index would stop a CUDA device with an assertion, and checking it would read
+    it on the host.
 
     Args:
         num_classes: the number of classes.
@@ -26,11 +43,11 @@ class MacroF1(MulticlassF1Score):
         >>> f1.update(torch.tensor([[2.0, 0.1, 0.0], [0.0, 1.0, 3.0], [0.0, 2.0, 1.0]]), torch.tensor([0, 1, 1]))
         >>> f1.tp.tolist(), f1.fp.tolist(), f1.fn.tolist()
         ([1, 1, 0], [0, 0, 1], [0, 1, 0])
-        >>> round(f1.compute().item(), 4)  # class 2 has no support but counts, as in torchmetrics
+        >>> round(f1.compute().item(), 4)  # class 2 has no support but is predicted: it counts, as in torchmetrics
         0.5556
     """
 
-    # global (not per-sample) averaging: each state is one tensor of num_classes counts
+    full_state_update = False
     tp: Tensor
     fp: Tensor
     tn: Tensor
@@ -39,14 +56,17 @@ class MacroF1(MulticlassF1Score):
     def __init__(self, num_classes: int) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
-        super().__init__(num_classes=num_classes, average="macro", validate_args=False)
+        super().__init__()
+        self.num_classes = num_classes
+        for name in ("tp", "fp", "tn", "fn"):
+            self.add_state(name, default=torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Adds a batch: ``preds`` are scores ``(rows, num_classes)`` (logits or probabilities) or labels ``(rows,)``,
         ``target`` the class labels ``(rows,)``."""
         if preds.ndim == target.ndim + 1:
             preds = preds.argmax(dim=1)
-        k = int(self.num_classes or 1)
+        k = self.num_classes
         target, preds = target.reshape(-1).long(), preds.reshape(-1).long()
         valid = (target >= 0) & (target < k) & (preds >= 0) & (preds < k)
         pairs = torch.where(valid, target * k + preds, k * k)  # the spare bin k²
@@ -55,7 +75,10 @@ class MacroF1(MulticlassF1Score):
         tp = confusion.diagonal()
         fp = confusion.sum(0) - tp
         fn = confusion.sum(1) - tp
-        self.tp = self.tp + tp
-        self.fp = self.fp + fp
-        self.fn = self.fn + fn
-        self.tn = self.tn + (valid.sum() - tp - fp - fn)
+        self.tp += tp
+        self.fp += fp
+        self.fn += fn
+        self.tn += valid.sum() - tp - fp - fn
+
+    def compute(self) -> Tensor:
+        return macro_f1(self.tp, self.fp, self.fn)
