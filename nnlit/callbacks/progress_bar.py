@@ -10,7 +10,8 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class TimedProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, redrawn at most every ``interval`` seconds (and at the end of each epoch).
+    """Lightning's tqdm bar, redrawn at most every ``interval`` seconds (and at the end of each epoch), counting
+    minibatches (optimizer steps) where the training loader hands out groups of them.
 
     Lightning's default bar redraws after every batch, reading every progress-bar metric back from the device each
     time; for a small MLP that costs more than the training step itself. This one redraws a few times a second
@@ -32,6 +33,7 @@ class TimedProgressBar(TQDMProgressBar):
         self.redraws = 0
         self._last_draw = float("-inf")
         self._step_loss: Any = None
+        self._steps_from: int | None = None  # global_step at the epoch's start, when the bar counts minibatches
 
     def _should_update(self, current: int, total: int) -> bool:
         # Lightning asks this after every batch; answering by the clock is the whole point of this class
@@ -45,11 +47,31 @@ class TimedProgressBar(TQDMProgressBar):
             return True
         return False
 
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        # a loader of batch groups (nnlit's data module with an nnlit head) says how many minibatches an epoch has:
+        # the bar counts those (optimizer steps), not Lightning's steps
+        loader = trainer.train_dataloader
+        group, minibatches = getattr(loader, "group", 1), getattr(loader, "num_minibatches", None)
+        self._steps_from = None
+        if isinstance(group, int) and group > 1 and isinstance(minibatches, int) and self.train_progress_bar.total:
+            self._steps_from = trainer.global_step
+            self.train_progress_bar.reset(total=min(minibatches, int(self.train_progress_bar.total) * group))
+            self.train_progress_bar.initial = 0
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._step_loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._steps_from is None:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            return
+        bar = self.train_progress_bar
+        done = trainer.global_step - self._steps_from
+        if self._should_update(done, bar.total):
+            bar.n = done
+            bar.refresh()
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)

@@ -164,9 +164,13 @@ class TensorBatchLoader:
         self.batch_sampler = None
 
     def __len__(self) -> int:
+        return math.ceil(self.num_minibatches / self.group)
+
+    @property
+    def num_minibatches(self) -> int:
+        """Minibatches per epoch (the loader's length counts groups of ``group``)."""
         rows = len(self.sampler)
-        batches = rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
-        return math.ceil(batches / self.group)
+        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...] | BatchGroup]:
         index = self.sampler.indices()

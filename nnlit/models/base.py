@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
@@ -18,6 +19,8 @@ from torchmetrics import MetricCollection
 
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
+from nnlit.models.batch_groups import lightning_loop_reason, train_group
+from nnlit.models.epoch_metrics import EpochMetrics
 from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
@@ -32,8 +35,8 @@ class MLPModule(L.LightningModule):
     :meth:`compute_loss`, :meth:`metric_inputs` (what the torchmetrics objects are updated with),
     :meth:`predict_outputs` (what ``predict`` returns) and :meth:`check_targets` (a one-off check of the first batch).
     Metrics are updated every step and computed, logged and reset once per epoch as ``train/…``, ``val/…``,
-    ``test/…``; the loss is logged as ``<stage>/loss``. This happens in ``on_train_epoch_end``,
-    ``on_validation_epoch_end`` and ``on_test_epoch_end``: a subclass overriding one of them calls ``super()``.
+    ``test/…``; the loss is logged as ``<stage>/loss``. The :class:`~nnlit.models.epoch_metrics.EpochMetrics` callback
+    that :meth:`configure_callbacks` adds does it, so a subclass's epoch hooks need no ``super()``.
 
     The optimizer and scheduler are injected as callables (the LightningCLI way): ``optimizer`` receives only the
     parameters with ``requires_grad``, so frozen layers never reach it. From Python pass a class or a
@@ -131,15 +134,6 @@ class MLPModule(L.LightningModule):
             "test": StepBuffer(self.test_metrics, self.test_loss),
         }
         self._checked_stages: set[str] = set()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets `_current_fx_name` (a hook's name, or None) before and after every hook it calls: 12 times
-        # per minibatch. nn.Module.__setattr__ first looks for a parameter, buffer or submodule of that name (about
-        # 1.9 µs a call against 0.3 µs); a str or None is none of them, so it is stored directly.
-        if name == "_current_fx_name" and (value is None or isinstance(value, str)):
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
@@ -240,27 +234,34 @@ class MLPModule(L.LightningModule):
         return self.network(x)
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         if datamodule is not None:
             self.check_data(datamodule)
+        if trainer is None:
+            return
+        if not any(isinstance(c, EpochMetrics) for c in trainer.callbacks):  # type: ignore[attr-defined]
+            raise ValueError(
+                f"{type(self).__name__}.configure_callbacks returned no EpochMetrics, which logs the epoch metrics: "
+                "return [*super().configure_callbacks(), <your callbacks>]"
+            )
+        reason = lightning_loop_reason(self)
+        if stage == "fit" and reason is not None:
+            rank_zero_info(
+                f"{type(self).__name__} trains one minibatch per Lightning step (Lightning's loop): {reason}"
+            )
 
     @property
     def automatic_optimization(self) -> bool:
         """``False``: nnlit's :meth:`training_step` runs the optimizer itself, once per minibatch, so that one
-        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup`.
+        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup` (see :mod:`nnlit.models.batch_groups`,
+        the loop's contract).
 
         ``True`` (Lightning's usual loop, one minibatch per step) when set so explicitly, when a subclass overrides
         ``training_step``, or when the Trainer clips gradients or accumulates batches (Lightning does both only in its
-        own loop).
+        own loop); the reason is logged once per fit.
         """
-        if self._automatic_choice is not None:
-            return self._automatic_choice
-        if type(self).training_step is not MLPModule.training_step:
-            return True
-        trainer = self._trainer
-        if trainer is not None and ((trainer.gradient_clip_val or 0) > 0 or trainer.accumulate_grad_batches != 1):
-            return True
-        return False
+        return lightning_loop_reason(self) is not None
 
     @automatic_optimization.setter
     def automatic_optimization(self, value: bool) -> None:
@@ -274,14 +275,8 @@ class MLPModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         """One minibatch, or each minibatch of a :class:`~nnlit.data.loader.BatchGroup`: forward, backward and an
-        optimizer step apiece.
-
-        Lightning's hooks keep their meaning per minibatch where it matters: ``on_before_backward``,
-        ``on_after_backward`` and ``on_before_optimizer_step`` run for every minibatch, ``trainer.global_step`` counts
-        optimizer steps and ``max_steps`` stops at the exact step. ``on_train_batch_start`` / ``_end``, ``batch_idx``
-        and Lightning's batch counts (``limit_train_batches``, ``val_check_interval`` as an integer,
-        ``log_every_n_steps``, the progress bar) count groups.
-        """
+        optimizer step apiece (:func:`~nnlit.models.batch_groups.train_group`, whose module says what counts
+        minibatches and what counts groups)."""
         if self.automatic_optimization or self._trainer is None:  # no Trainer: a direct call, as in a unit test
             if isinstance(batch, BatchGroup):
                 raise ValueError(
@@ -290,22 +285,7 @@ class MLPModule(L.LightningModule):
                     "`batches_per_step: 1`"
                 )
             return self._shared_step(batch, "train")
-        optimizer = self.optimizers()
-        if isinstance(optimizer, list):
-            raise ValueError(
-                f"MLPModule's training step drives one optimizer, configure_optimizers returned {len(optimizer)}: "
-                "override training_step to drive several"
-            )
-        loss = None
-        for minibatch in batch.split() if isinstance(batch, BatchGroup) else (batch,):
-            if 0 <= self.trainer.max_steps <= self.trainer.global_step:
-                break
-            loss = self._shared_step(minibatch, "train")
-            optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
-            self._step_schedulers("step")
-        return None if loss is None else {"loss": loss.detach()}
+        return train_group(self, batch)
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val")
@@ -313,25 +293,10 @@ class MLPModule(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
 
-    def on_train_epoch_start(self) -> None:
-        self._start_epoch("train")
-
-    def on_validation_epoch_start(self) -> None:
-        self._start_epoch("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_epoch("test")
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-        if not self.automatic_optimization:
-            self._step_schedulers("epoch")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+    def configure_callbacks(self) -> list[Callback]:
+        """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics: a subclass's epoch hooks
+        need no ``super()``. A subclass that returns callbacks of its own adds them to ``super()``'s."""
+        return [EpochMetrics()]
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -427,29 +392,6 @@ class MLPModule(L.LightningModule):
         self._step_buffers[stage].add(*self.metric_inputs(outputs, target), loss, len(x))
         return loss
 
-    def _step_schedulers(self, interval: str) -> None:
-        """Steps the schedulers of ``interval`` as Lightning's automatic loop would: every ``frequency`` optimizer
-        steps or epochs; a ``ReduceLROnPlateau`` with the monitored value, after epochs that validated."""
-        trainer = self.trainer
-        for config in trainer.lr_scheduler_configs:
-            if config.interval != interval:
-                continue
-            count = trainer.global_step if interval == "step" else trainer.current_epoch + 1
-            if count % config.frequency:
-                continue
-            if not isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                config.scheduler.step()
-                continue
-            if self._validated_epoch != trainer.current_epoch:
-                continue  # no new value of the monitored metric this epoch
-            value = trainer.callback_metrics.get(self.scheduler_monitor)
-            if value is None:
-                raise ValueError(
-                    f"ReduceLROnPlateau monitors {self.scheduler_monitor!r}, which was not logged; logged metrics: "
-                    f"{sorted(trainer.callback_metrics)}"
-                )
-            config.scheduler.step(value)
-
     def _start_epoch(self, stage: str) -> None:
         """Forgets what an interrupted epoch of the stage left behind."""
         buffer = self._step_buffers[stage]
@@ -460,9 +402,10 @@ class MLPModule(L.LightningModule):
     def _log_epoch(self, stage: str) -> None:
         """Computes, logs and resets a stage's loss and metrics: once per epoch, not per step.
 
-        ``self.log`` of a metric in every step costs about 1 ms of Python per call (several per step, more than the
-        forward and backward pass of a small MLP); here it runs once per epoch. ``compute`` reduces across DDP ranks
-        (torchmetrics' own sync), so every rank logs the same value and ``sync_dist`` is not needed.
+        ``self.log`` of a metric in every step costs more Python than a small MLP's forward and backward pass; here it
+        runs once per epoch. ``compute`` reduces across DDP ranks (torchmetrics' own sync), so every rank logs the same
+        value and ``sync_dist`` is not needed. ``step`` is logged as ``trainer.global_step`` (optimizer steps), which
+        the loggers take as the step of these values, with the ``epoch``.
         """
         buffer = self._step_buffers[stage]
         buffer.flush()
@@ -471,6 +414,8 @@ class MLPModule(L.LightningModule):
             return
         if stage == "val" and not self.trainer.sanity_checking:
             self._validated_epoch = self.trainer.current_epoch
+        self.log("step", float(self.trainer.global_step))  # the loggers' x-axis: minibatches, not batch groups
+        self.log("epoch", float(self.trainer.current_epoch))
         self.log(f"{stage}/loss", loss_metric.compute(), prog_bar=stage != "test")
         for name, value in metrics.compute().items():
             if value.numel() > 1:  # one value per output (a regression of several targets): each, and their mean

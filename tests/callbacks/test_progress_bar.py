@@ -55,3 +55,18 @@ def test_the_command_keeps_a_configured_bar_or_none():
     bar = "--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar"
     assert [type(b) for b in _bars([bar])] == [TQDMProgressBar]
     assert _bars(["--trainer.enable_progress_bar=false"]) == []
+
+
+def test_counts_minibatches_when_the_loader_groups_them(make_trainer):
+    """30 minibatches of 16 rows a training epoch, in 2 Lightning steps: the bar says 30/30, as the logged step and the
+    checkpoint names count, not 2/2."""
+    totals = []
+
+    class Recording(TimedProgressBar):
+        def on_train_epoch_end(self, trainer, pl_module):
+            totals.append((self.train_progress_bar.n, self.train_progress_bar.total))
+            super().on_train_epoch_end(trainer, pl_module)
+
+    trainer = _fit(make_trainer, Recording(interval=0))
+    assert trainer.num_training_batches == 2 and trainer.global_step == 60
+    assert totals == [(30, 30), (30, 30)]

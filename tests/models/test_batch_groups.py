@@ -159,3 +159,109 @@ def test_lightning_sees_each_hooks_name_on_the_module(make_trainer):
     assert model.seen == ["on_before_backward", "on_after_backward"] * 4  # 64 rows / 16: four minibatches
     assert trainer.callback_metrics["after_backward_calls"] == 4.0  # self.log accepted inside the hook
     assert model._current_fx_name is None  # restored once fit ends
+
+
+class EpochHooksWithoutSuper(RegressionMLP):
+    """A subclass whose epoch hooks do their own thing and never call super()."""
+
+    def on_train_epoch_end(self):
+        self.seen = dict(self.trainer.callback_metrics)
+
+    def on_validation_epoch_end(self):
+        pass
+
+
+def test_epoch_metrics_need_no_super_in_a_subclass(make_trainer):
+    model = EpochHooksWithoutSuper(in_features=2, hidden=[8])
+    trainer = make_trainer(max_epochs=2)
+    trainer.fit(model, datamodule=TabularDataModule(dataset="sine", n_samples=200))
+    assert {"train/loss", "train/mae", "val/loss", "val/mae"} <= set(trainer.callback_metrics)
+    assert "train/loss" in model.seen  # logged before the module's own hook runs
+
+
+class StepsItsOwnWay(RegressionMLP):
+    def lr_scheduler_step(self, scheduler, metric):
+        self.stepped = getattr(self, "stepped", 0) + 1
+        scheduler.step()
+
+
+class HalvingEveryEpoch:
+    """A scheduler outside torch.optim: Lightning accepts it with an lr_scheduler_step override."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+
+    def step(self):
+        for group in self.optimizer.param_groups:
+            group["lr"] /= 2
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_schedulers_step_through_lr_scheduler_step(interval, make_trainer):
+    model = StepsItsOwnWay(
+        in_features=2,
+        hidden=[8],
+        optimizer=functools.partial(torch.optim.SGD, lr=1.0),
+        lr_scheduler=HalvingEveryEpoch,
+        scheduler_interval=interval,
+    )
+    trainer = make_trainer(max_epochs=3)
+    trainer.fit(model, datamodule=TabularDataModule(dataset="sine", n_samples=200, batch_size=16))
+    expected = 3 if interval == "epoch" else trainer.global_step
+    assert not model.automatic_optimization and model.stepped == expected
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.5**expected
+
+
+def test_a_plateau_scheduler_without_its_metric_names_what_was_logged(make_trainer):
+    class Watching(RegressionMLP):
+        scheduler_monitor = "val/nothing"
+
+    model = Watching(in_features=2, hidden=[8], lr_scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau monitors 'val/nothing', which was not logged; .*val/loss"):
+        make_trainer(max_epochs=1).fit(model, datamodule=TabularDataModule(dataset="sine", n_samples=100))
+
+
+def test_lightnings_loop_is_chosen_once_with_the_reason(make_trainer, caplog):
+    class OwnStep(RegressionMLP):
+        def training_step(self, batch, batch_idx):
+            return super().training_step(batch, batch_idx)
+
+    with caplog.at_level("INFO"):
+        make_trainer(max_epochs=2).fit(OwnStep(in_features=2), datamodule=TabularDataModule(dataset="sine"))
+        make_trainer(max_epochs=1, gradient_clip_val=1.0).fit(
+            RegressionMLP(in_features=2), datamodule=TabularDataModule(dataset="sine")
+        )
+    messages = [r.getMessage() for r in caplog.records if "Lightning's loop" in r.getMessage()]
+    assert messages == [
+        "OwnStep trains one minibatch per Lightning step (Lightning's loop): OwnStep overrides training_step",
+        "RegressionMLP trains one minibatch per Lightning step (Lightning's loop): the Trainer clips gradients "
+        "(gradient_clip_val=1.0)",
+    ]
+
+
+def test_callbacks_of_a_subclass_must_keep_epoch_metrics(make_trainer):
+    class OwnCallbacks(RegressionMLP):
+        def configure_callbacks(self):
+            return [L.pytorch.callbacks.LearningRateMonitor()]
+
+    with pytest.raises(ValueError, match=r"OwnCallbacks.configure_callbacks returned no EpochMetrics.*super\(\)"):
+        make_trainer(max_epochs=1).fit(OwnCallbacks(in_features=2), datamodule=TabularDataModule(dataset="sine"))
+
+
+def test_the_logged_step_counts_minibatches(make_trainer, tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    data = TabularDataModule(dataset="sine", n_samples=500, batch_size=16, batches_per_step=8)
+    trainer = make_trainer(max_epochs=2, logger=CSVLogger(tmp_path), log_every_n_steps=1)
+    trainer.fit(RegressionMLP(in_features=2, hidden=[8]), datamodule=data)
+    lines = (tmp_path / "lightning_logs/version_0/metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    steps = sorted({int(float(line.split(",")[header.index("step")])) for line in lines[1:]})
+    assert trainer.num_training_batches == 4 and trainer.global_step == 2 * 25  # 25 minibatches in 4 groups
+    assert steps == [25, 50]

@@ -1,0 +1,65 @@
+"""The callback through which an :class:`~nnlit.MLPModule` logs its epoch metrics, so that a subclass's own epoch
+hooks need no ``super()``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from typing_extensions import override
+
+from nnlit.models.batch_groups import step_schedulers
+
+if TYPE_CHECKING:
+    from nnlit.models.base import MLPModule
+
+
+class EpochMetrics(Callback):
+    """Starts, computes, logs and resets an :class:`~nnlit.MLPModule`'s loss and metrics once per epoch and stage,
+    and steps its epoch schedulers under nnlit's batch-group loop (see :mod:`nnlit.models.batch_groups`).
+
+    The module's ``configure_callbacks`` adds it, so ``on_train_epoch_end`` and the other epoch hooks are free for a
+    subclass: overriding them without ``super()`` loses nothing. Lightning calls it before the module's own epoch
+    hooks, so those already see this epoch's values in ``trainer.callback_metrics``. The epoch metrics are logged with
+    ``step`` set to ``trainer.global_step``, the number of optimizer steps, so that the logs count minibatches under the
+    batch-group loop as in Lightning's own.
+    """
+
+    @override
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _module(pl_module)._start_epoch("train")
+
+    @override
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _module(pl_module)._start_epoch("val")
+
+    @override
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _module(pl_module)._start_epoch("test")
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module = _module(pl_module)
+        module._log_epoch("train")
+        if not module.automatic_optimization:  # Lightning's own loop steps them itself
+            step_schedulers(module, "epoch")
+
+    @override
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _module(pl_module)._log_epoch("val")
+
+    @override
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _module(pl_module)._log_epoch("test")
+
+
+def _module(pl_module: L.LightningModule) -> MLPModule:
+    from nnlit.models.base import MLPModule
+
+    if not isinstance(pl_module, MLPModule):
+        raise TypeError(f"EpochMetrics logs an nnlit MLPModule's metrics, got a {type(pl_module).__name__}")
+    return pl_module
+
+
+__all__ = ["EpochMetrics"]
