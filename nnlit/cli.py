@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from typing import Any
 
 from jsonargparse import ArgumentError
@@ -123,6 +124,17 @@ class NNLitCLI(LightningCLI):
             return
         if init_args.get("dataset") is None and init_args.get("path") is None and init_args.get("checkpoint") is None:
             init_args["checkpoint"] = ckpt_path
+
+    def before_predict(self) -> None:
+        """Lightning's predict loop warns that it cannot infer the batch indices of a loader that is not a
+        ``DataLoader``; nnlit's loader carries each row's index in its batches instead. The warning is hidden for the
+        command's predict only (``after_predict`` restores the filters)."""
+        self._predict_warnings = warnings.catch_warnings()
+        self._predict_warnings.__enter__()
+        warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
+
+    def after_predict(self) -> None:
+        self._predict_warnings.__exit__(None, None, None)
 
     def before_fit(self) -> None:
         """Refuses a fit that would train nothing (``max_epochs: 0`` or ``max_steps: 0``), which Lightning ends at once

@@ -19,10 +19,10 @@ class StepHooksPrecision(Precision):
     and the LightningModule, that override them.
 
     Lightning calls each of these hooks on every callback, through a loop that reads ``callback.state_key``, formats a
-    profiler name and enters a profiler context per callback, then on the LightningModule: about 1.5–4 µs per callback
-    and hook even where the hook is ``Callback``'s empty method. nnlit's training step takes one optimizer step per
-    minibatch, so with the ``nnlit`` command's five default callbacks that came to 50–80 µs per minibatch, several
-    percent of a small MLP's step on a CPU; with four more callbacks, more. This class runs the same hooks, in the same
+    profiler name and enters a profiler context per callback, then on the LightningModule, even where the hook is
+    ``Callback``'s empty method. nnlit's training step takes one optimizer step per minibatch, so with the ``nnlit``
+    command's default callbacks that is a noticeable part of a small MLP's step on a CPU (``bench/hooks.py`` measures
+    it). This class runs the same hooks, in the same
     order, with the same arguments and the same ``_current_fx_name`` (so ``self.log`` works in them), skipping only
     calls to methods nobody overrode (a hook set on an instance, or a base method patched later, counts as overridden;
     one set to something not callable is skipped, as Lightning skips it). Gradient clipping

@@ -556,7 +556,7 @@ class Predictor:
 
     def _frame(self, frame_type: Any, table: dict[str, np.ndarray], index: Any) -> Any:
         # built with integer keys, then given the cached column names: from string keys pandas makes a new Index of
-        # strings for every frame (~0.1 ms, as much as the model's forward pass for one row)
+        # strings for every frame (as long as the model's forward pass for one row)
         if self._output_index is None:
             self._output_index = _pandas().Index(list(table))
         frame = frame_type(dict(enumerate(table.values())), index=index, copy=False)

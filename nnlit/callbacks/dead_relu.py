@@ -8,10 +8,9 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
-from nnlit.callbacks.training_hooks import CountsTrainingBatches
+from nnlit.callbacks.monitor import Monitor
 
 #: activations whose zero output means a zero gradient: a unit that never fires never learns again
 DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
@@ -19,7 +18,7 @@ DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 LEAKY: tuple[type[nn.Module], ...] = (nn.LeakyReLU, nn.PReLU)
 
 
-class DeadReLUCounter(CountsTrainingBatches):
+class DeadReLUCounter(Monitor):
     """Counts, per ReLU layer and epoch, the units that output 0 for every training sample (Lu et al. 2020, "Dying
     ReLU and initialization").
 
@@ -67,20 +66,16 @@ class DeadReLUCounter(CountsTrainingBatches):
             raise ValueError(f"`threshold` must be in (0, 1], got {threshold!r}")
         if unit_dim < 1:
             raise ValueError(f"`unit_dim` must be >= 1 (dimension 0 is the batch), got {unit_dim!r}")
+        super().__init__()
         self.threshold = threshold
         self.include_validation = include_validation
         self.unit_dim = unit_dim
-        #: one entry per finished epoch: {"epoch", "dead": {layer: count}, "units": {layer: n}, "never_positive": …,
-        #: "dead_units": {layer: bool tensor on the CPU, True where the unit never fired}} (``dead_units`` holds
-        #: LeakyReLU / PReLU layers' never-positive units too)
-        self.history: list[dict[str, Any]] = []
-        #: the warnings raised so far, with their advice (for reports)
-        self.advice: list[str] = []
+        # history: one entry per finished epoch: {"epoch", "dead": {layer: count}, "units": {layer: n},
+        # "never_positive": …, "dead_units": {layer: bool tensor on the CPU, True where the unit never fired}}
+        # (``dead_units`` holds LeakyReLU / PReLU layers' never-positive units too)
         self._layers: dict[str, nn.Module] = {}
         self._peak: dict[str, Tensor] = {}  # layer -> each unit's largest output this epoch, on the device
         self._running: dict[str, Tensor] = {}  # layer -> elementwise max of its (batch, units) outputs, not yet reduced
-        self._handles: list[RemovableHandle] = []
-        self._warned: set[str] = set()
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -92,7 +87,7 @@ class DeadReLUCounter(CountsTrainingBatches):
                 "hooked, so no dead units are reported. Use nn.ReLU modules to count them."
             )
         for name, module in self._layers.items():
-            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+            self.hook(module, self._make_hook(name))
 
     @property
     def count_validation(self) -> bool:  # type: ignore[override]
@@ -160,20 +155,8 @@ class DeadReLUCounter(CountsTrainingBatches):
 
     @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        super().teardown(trainer, pl_module, stage)
         self._peak, self._running = {}, {}
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "warned": sorted(self._warned), "advice": self.advice}
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict["history"])
-        self._warned = set(state_dict["warned"])
-        self.advice = list(state_dict.get("advice", []))
 
     def _make_hook(self, name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
@@ -221,15 +204,11 @@ class DeadReLUCounter(CountsTrainingBatches):
             )
 
     def _maybe_warn(self, name: str, dead: int, units: int, epoch: int) -> None:
-        if name in self._warned or dead / units < self.threshold:
+        if dead / units < self.threshold:
             return
-        self._warned.add(name)
-        self._warn(
+        self.warn_once(
+            name,
             f"{dead}/{units} units ({dead / units:.0%}) of {name} output 0 for every training sample of epoch "
             f"{epoch}: dead ReLUs, which get no gradient and stay dead. Lower the learning rate, use LeakyReLU, or "
-            "re-initialise the layer (a negative bias or weights can kill it from the start)."
+            "re-initialise the layer (a negative bias or weights can kill it from the start).",
         )
-
-    def _warn(self, message: str) -> None:
-        self.advice.append(message)
-        rank_zero_warn(message)

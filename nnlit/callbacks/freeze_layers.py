@@ -14,6 +14,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from nnlit.validation import check_int
+
 NORMS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
@@ -75,8 +77,8 @@ class FreezeLayers(BaseFinetuning):
             )
         if modules is not None and (isinstance(modules, str) or not modules):
             raise ValueError(f"`modules` must be a non-empty list of name patterns, got {modules!r}")
-        if first_n is not None and (isinstance(first_n, bool) or not isinstance(first_n, int) or first_n < 1):
-            raise ValueError(f"`first_n` must be a positive integer, got {first_n!r}")
+        if first_n is not None:
+            check_int("first_n", first_n)
         if unfreeze_at_epoch is not None and unfreeze_at_epoch < 0:
             raise ValueError(f"`unfreeze_at_epoch` must be >= 0 or None, got {unfreeze_at_epoch!r}")
         if lr_factor <= 0:

@@ -8,13 +8,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
-from nnlit.callbacks.training_hooks import CountsTrainingBatches
+from nnlit.callbacks.monitor import Monitor
+from nnlit.validation import check_int
 
 #: An output is saturated where the activation's derivative is below this fraction of its maximum. It is tanh's
 #: derivative at |y| = 0.97 (1 - 0.97², DESIGN's definition); the same rule gives every other bounded activation.
@@ -52,7 +52,7 @@ def _bounded(module: nn.Module) -> bool:
     return isinstance(module, nn.Tanh | nn.Sigmoid | nn.Softsign | nn.Hardtanh) and not isinstance(module, nn.ReLU6)
 
 
-class GradientSaturationMonitor(CountsTrainingBatches):
+class GradientSaturationMonitor(Monitor):
     """Per-epoch saturation of bounded activations and per-layer weight-gradient norms, on any LightningModule.
 
     **Saturation.** For every ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Hardtanh`` and ``nn.Softsign`` module, the fraction of
@@ -97,25 +97,19 @@ class GradientSaturationMonitor(CountsTrainingBatches):
             raise ValueError(f"`ratio_threshold` must be > 0, got {ratio_threshold!r}")
         if not 0.0 < saturation_threshold <= 1.0:
             raise ValueError(f"`saturation_threshold` must be in (0, 1], got {saturation_threshold!r}")
-        if grad_norm_steps is not None and (
-            isinstance(grad_norm_steps, bool) or not isinstance(grad_norm_steps, int) or grad_norm_steps < 1
-        ):
-            raise ValueError(f"`grad_norm_steps` must be a positive integer or None, got {grad_norm_steps!r}")
+        check_int("grad_norm_steps", grad_norm_steps, allow_none=True)
+        super().__init__()
         self.ratio_threshold = ratio_threshold
         self.saturation_threshold = saturation_threshold
         self.grad_norm_steps = grad_norm_steps
-        #: one entry per epoch: {"epoch", "saturation": {layer: fraction}, "grad_norm": {layer: mean norm}, "ratio"}
-        self.history: list[dict[str, Any]] = []
-        #: the warnings raised so far, with their advice (for reports)
-        self.advice: list[str] = []
+        # history: one entry per epoch: {"epoch", "saturation": {layer: fraction}, "grad_norm": {layer: mean norm},
+        # "ratio"}
         self._activations: dict[str, nn.Module] = {}
         self._weights: dict[str, nn.Parameter] = {}
         self._saturated: dict[str, Tensor] = {}  # layer -> saturated outputs this epoch, on the device
         self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
         self._readers: dict[int, _NormReadings] = {}  # id(optimizer) -> this epoch's gradient-norm readings
         self._stepped_cache: dict[tuple[Any, ...], list[str]] = {}
-        self._handles: list[RemovableHandle] = []
-        self._warned: set[str] = set()
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -133,7 +127,7 @@ class GradientSaturationMonitor(CountsTrainingBatches):
         if others:
             rank_zero_info(f"GradientSaturationMonitor: no saturation rule for {', '.join(others)}; skipped")
         for name, module in self._activations.items():
-            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+            self.hook(module, self._make_hook(name))
 
     def start_epoch(self) -> None:
         self._saturated, self._totals = {}, {}
@@ -218,22 +212,6 @@ class GradientSaturationMonitor(CountsTrainingBatches):
             {"epoch": trainer.current_epoch, "saturation": saturation, "grad_norm": grad_norm, "ratio": ratio}
         )
 
-    @override
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "warned": sorted(self._warned), "advice": self.advice}
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict["history"])
-        self._warned = set(state_dict["warned"])
-        self.advice = list(state_dict.get("advice", []))
-
     def _make_hook(self, name: str) -> Callable[[nn.Module, Any, Tensor], None]:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
             if not self.counting:
@@ -247,28 +225,24 @@ class GradientSaturationMonitor(CountsTrainingBatches):
         return hook
 
     def _maybe_warn_ratio(self, ratio: float, first: str, last: str, epoch: int) -> None:
-        if "ratio" in self._warned or ratio >= self.ratio_threshold:
+        if ratio >= self.ratio_threshold:
             return
-        self._warned.add("ratio")
-        self._warn(
+        self.warn_once(
+            "ratio",
             f"In epoch {epoch} the gradient of {first} is {ratio:.1e} of the gradient of {last}: vanishing gradients, "
             "the first layers barely learn. Use ReLU / LeakyReLU instead of sigmoid / tanh, fewer layers, or a "
-            "default (Kaiming / Xavier) initialisation."
+            "default (Kaiming / Xavier) initialisation.",
         )
 
     def _maybe_warn_saturation(self, name: str, value: float, epoch: int) -> None:
-        if name in self._warned or value <= self.saturation_threshold:
+        if value <= self.saturation_threshold:
             return
-        self._warned.add(name)
-        self._warn(
+        self.warn_once(
+            name,
             f"In epoch {epoch} {value:.0%} of the outputs of {name} are saturated (derivative below 6% of its "
             "maximum): little gradient flows through it. Standardise the inputs, use smaller initial weights or a "
-            "lower learning rate, or a non-saturating activation (ReLU)."
+            "lower learning rate, or a non-saturating activation (ReLU).",
         )
-
-    def _warn(self, message: str) -> None:
-        self.advice.append(message)
-        rank_zero_warn(message)
 
 
 class _NormReadings:

@@ -16,6 +16,7 @@ from typing_extensions import override
 
 from nnlit.callbacks.dead_relu import DeadReLUCounter
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
+from nnlit.validation import check_int
 
 
 class SavePlots(Callback):
@@ -50,8 +51,7 @@ class SavePlots(Callback):
     def __init__(self, dirpath: str | None = None, resolution: int = 200) -> None:
         if importlib.util.find_spec("matplotlib") is None:
             raise ImportError("SavePlots draws with matplotlib, which is not installed: pip install 'nnlit[plots]'")
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-            raise ValueError(f"`resolution` must be an integer >= 2, got {resolution!r}")
+        check_int("resolution", resolution, minimum=2)
         self.dirpath = dirpath
         self.resolution = resolution
         #: the epoch-level metrics seen so far, ``{name: {epoch: value}}``

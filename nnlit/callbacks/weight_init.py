@@ -17,7 +17,9 @@ BIAS_MODES = ("zeros", "keep", "uniform")
 
 
 class WeightInit(Callback):
-    """Base of the initialisers: selects modules by name pattern and fills their ``weight`` (and ``bias``).
+    """Base of the initialisers: selects modules by name pattern and fills each one's ``weight`` with
+    :meth:`init_weight` and ``bias`` with :meth:`init_bias` (a subclass gives the two rules, as skorch's
+    ``ParamMapper`` maps patterns to functions).
 
     Runs in ``setup("fit")``: after the model is built and before Lightning restores a checkpoint given as
     ``ckpt_path``, so a resumed run keeps the checkpoint's weights. Only the selected modules are touched, so weights
@@ -92,7 +94,20 @@ class WeightInit(Callback):
         return chosen
 
     def initialise(self, module: nn.Module) -> None:
+        """Fills a selected module's ``weight`` with :meth:`init_weight` and its ``bias``, when it has one, with
+        :meth:`init_bias`."""
+        self.init_weight(_weight(module))
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            self.init_bias(bias)
+
+    def init_weight(self, weight: Tensor) -> None:
+        """Fills a weight in place (the subclass's rule)."""
         raise NotImplementedError
+
+    def init_bias(self, bias: Tensor) -> None:
+        """Fills a bias in place: zeros unless the subclass says otherwise."""
+        nn.init.zeros_(bias)
 
 
 class UniformInit(WeightInit):
@@ -127,14 +142,15 @@ class UniformInit(WeightInit):
         self.a, self.b, self.bias = a, b, bias
 
     @override
-    def initialise(self, module: nn.Module) -> None:
-        nn.init.uniform_(_weight(module), self.a, self.b)
-        bias = getattr(module, "bias", None)
-        if isinstance(bias, nn.Parameter):
-            if self.bias == "zeros":
-                nn.init.zeros_(bias)
-            elif self.bias == "uniform":
-                nn.init.uniform_(bias, self.a, self.b)
+    def init_weight(self, weight: Tensor) -> None:
+        nn.init.uniform_(weight, self.a, self.b)
+
+    @override
+    def init_bias(self, bias: Tensor) -> None:
+        if self.bias == "zeros":
+            nn.init.zeros_(bias)
+        elif self.bias == "uniform":
+            nn.init.uniform_(bias, self.a, self.b)
 
 
 class ConstantInit(WeightInit):
@@ -156,11 +172,8 @@ class ConstantInit(WeightInit):
         self.value = value
 
     @override
-    def initialise(self, module: nn.Module) -> None:
-        nn.init.constant_(_weight(module), self.value)
-        bias = getattr(module, "bias", None)
-        if isinstance(bias, nn.Parameter):
-            nn.init.zeros_(bias)
+    def init_weight(self, weight: Tensor) -> None:
+        nn.init.constant_(weight, self.value)
 
 
 class NegativeInit(WeightInit):
@@ -178,19 +191,20 @@ class NegativeInit(WeightInit):
     """
 
     def __init__(self, modules: Sequence[str], a: float = -1.0, b: float = -0.1, bias: float = -1.0) -> None:
-        super().__init__(modules)
         if not a <= b < 0:
             raise ValueError(f"NegativeInit needs a <= b < 0, got a={a}, b={b}")
         if bias >= 0:
             raise ValueError(f"NegativeInit needs a negative bias, got {bias}")
+        super().__init__(modules)
         self.a, self.b, self.bias = a, b, bias
 
     @override
-    def initialise(self, module: nn.Module) -> None:
-        nn.init.uniform_(_weight(module), self.a, self.b)
-        bias = getattr(module, "bias", None)
-        if isinstance(bias, nn.Parameter):
-            nn.init.constant_(bias, self.bias)
+    def init_weight(self, weight: Tensor) -> None:
+        nn.init.uniform_(weight, self.a, self.b)
+
+    @override
+    def init_bias(self, bias: Tensor) -> None:
+        nn.init.constant_(bias, self.bias)
 
 
 def _weight(module: nn.Module) -> Tensor:

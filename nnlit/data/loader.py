@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-# Lightning's predict loop looks for its own batch-sampler wrapper to report row indices; batches from
-# TensorBatchLoader carry their row index instead (see TabularDataModule.predict_dataloader).
-warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
+from nnlit.validation import check_int
 
 
 class ShardedIndexSampler:
@@ -145,10 +142,8 @@ class TensorBatchLoader:
         if any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError(f"All tensors need the same number of rows, got {[len(t) for t in tensors]}")
         num_rows = len(tensors[0]) if rows is None else len(rows)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
-        if isinstance(group, bool) or not isinstance(group, int) or group < 1:
-            raise ValueError(f"`group` must be a positive integer, got {group!r}")
+        check_int("batch_size", batch_size)
+        check_int("group", group)
         self.group = group
         self.rows = None if rows is None else torch.as_tensor(rows)
         self.transform = transform
@@ -197,7 +192,7 @@ class TensorBatchLoader:
 
 def _take(tensor: Tensor, index: Tensor) -> Tensor:
     """``tensor[index]`` for a 1-D integer ``index``, through ``index_select``: on CPU it gathers a batch of rows
-    3–5× faster than indexing with ``[]``, which goes through the general advanced-indexing kernel."""
+    faster than indexing with ``[]``, which goes through the general advanced-indexing kernel."""
     return tensor.index_select(0, _to_device(index, tensor.device))
 
 

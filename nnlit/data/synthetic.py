@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nnlit.validation import check_int
+
 RADIUS = 5.0  # the playground draws every set inside [-5, 5]^2
 
 
@@ -121,5 +123,4 @@ def _check_binary(name: str, n_classes: int) -> None:
 
 
 def _check_classes(name: str, n_classes: int) -> None:
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-        raise ValueError(f"The {name!r} data set needs n_classes >= 2, got {n_classes!r}")
+    check_int("n_classes", n_classes, minimum=2, where=f" of the {name!r} data set")

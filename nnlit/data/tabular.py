@@ -31,6 +31,7 @@ from nnlit.data.preprocessing import (
 from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
 from nnlit.lightning_internals import batches_done_in_resumed_epoch
+from nnlit.validation import check_int
 
 BUILTIN = sorted([*SYNTHETIC, *REAL])
 
@@ -117,7 +118,7 @@ class TabularDataModule(L.LightningDataModule):
         batch_size: rows per batch: per optimizer step.
         batches_per_step: training minibatches handed to one Lightning training step, when the model takes them
             (nnlit's heads do, see :class:`~nnlit.models.base.MLPModule`); each is still its own optimizer step.
-            Lightning's per-step cost (about 0.5 ms, as much as a small MLP's whole step) is paid once per group.
+            Lightning's per-step cost (as much as a small MLP's whole step) is paid once per group.
             ``1`` for one minibatch per Lightning step; other LightningModules always get single minibatches.
         standardize: scale features to zero mean and unit variance on the training split.
         shuffle: shuffle the training rows every epoch.
@@ -190,9 +191,9 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"`categorical` must be a list of column names, got {categorical!r}")
         if task is not None and task not in TASKS:
             raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None, got {task!r}")
-        _check_positive_int("n_samples", n_samples)
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("batches_per_step", batches_per_step)
+        check_int("n_samples", n_samples)
+        check_int("batch_size", batch_size)
+        check_int("batches_per_step", batches_per_step)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}")
         if not 0.0 <= test_fraction < 1.0:
@@ -202,8 +203,7 @@ class TabularDataModule(L.LightningDataModule):
                 f"`val_fraction` + `test_fraction` must be < 1 to leave rows for training, got "
                 f"{val_fraction} + {test_fraction} = {val_fraction + test_fraction}"
             )
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 2:
-            raise ValueError(f"`n_features` of a built-in set must be an integer >= 2, got {n_features!r}")
+        check_int("n_features", n_features, minimum=2, where=" of a built-in set")
         if noise < 0:
             raise ValueError(f"`noise` must be >= 0, got {noise!r}")
         if not (isinstance(table_on_device, bool) or table_on_device == "auto"):
@@ -841,9 +841,9 @@ def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
     its row.
 
     Row-major: ``frame.to_numpy()`` gives a column-major matrix, from which gathering a batch's rows touches every
-    column at scattered places (4–5× slower per batch than from contiguous rows), and making it row-major afterwards
-    would hold two copies of the data at once. So it is filled in blocks of rows when every column holds numbers
-    (each block converted by pandas, then written row-major: about 0.05–0.15 s for 1M × 32), else column by column."""
+    column at scattered places (several times slower per batch than from contiguous rows), and making it row-major
+    afterwards would hold two copies of the data at once. So it is filled in blocks of rows when every column holds
+    numbers (each block converted by pandas, then written row-major), else column by column."""
     import pandas as pd
 
     x = np.empty((len(frame), len(columns)), dtype=np.float32)
@@ -1104,11 +1104,6 @@ def _column_mean_std(
     for start in range(0, len(index), chunk):
         squares += ((rows(start) - mean) ** 2).sum(dim=0)
     return mean.float(), (squares / len(index)).sqrt().float()
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
 
 
 __all__ = ["TabularDataModule"]

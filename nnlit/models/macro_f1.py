@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from nnlit.validation import check_int
+
 
 def macro_f1(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
     r"""The mean over classes of :math:`F1_c = 2\,tp_c / (2\,tp_c + fp_c + fn_c)`, leaving out the classes that are
@@ -54,8 +56,7 @@ class MacroF1(Metric):
     fn: Tensor
 
     def __init__(self, num_classes: int) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
+        check_int("num_classes", num_classes, minimum=2)
         super().__init__()
         self.num_classes = num_classes
         for name in ("tp", "fp", "tn", "fn"):

@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from nnlit.models.base import MLPModule
 from nnlit.models.macro_f1 import MacroF1
+from nnlit.validation import check_int
 
 
 class MulticlassMLP(MLPModule):
@@ -61,16 +62,11 @@ class MulticlassMLP(MLPModule):
         max_one_hot: int = 16,
         embedding_dim: int | None = None,
     ) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                f"`num_classes` must be an integer >= 2, got {num_classes!r}"
-                + (
-                    " (the data module sees a regression target: set its `task: classification` if the target holds "
-                    "class labels, e.g. 0.0 / 1.0 / 2.0 read as floats; use RegressionMLP for a continuous target)"
-                    if num_classes is None
-                    else ""
-                )
-            )
+        regression = (
+            " (the data module sees a regression target: set its `task: classification` if the target holds class "
+            "labels, e.g. 0.0 / 1.0 / 2.0 read as floats; use RegressionMLP for a continuous target)"
+        )
+        check_int("num_classes", num_classes, minimum=2, hint=regression if num_classes is None else "")
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"`class_weights` needs {num_classes} values (one per class), got {len(class_weights)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -78,18 +74,18 @@ class MulticlassMLP(MLPModule):
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         super().__init__(
-            in_features,
-            num_classes,
-            hidden,
-            activation,
-            activation_kwargs,
-            dropout,
-            norm,
-            bias,
-            optimizer,
-            lr_scheduler,
-            pretrained,
-            scheduler_interval,
+            in_features=in_features,
+            out_features=num_classes,
+            hidden=hidden,
+            activation=activation,
+            activation_kwargs=activation_kwargs,
+            dropout=dropout,
+            norm=norm,
+            bias=bias,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            pretrained=pretrained,
+            scheduler_interval=scheduler_interval,
             categories=categories,
             max_one_hot=max_one_hot,
             embedding_dim=embedding_dim,

@@ -7,12 +7,13 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from nnlit.models.weighted_mean import WeightedMean
+from nnlit.validation import check_int
 
 
 class StepBuffer:
     """Keeps what a stage's steps give its metrics, on the device, and hands it over every ``every`` steps.
 
-    A torchmetrics ``update`` costs a fixed 0.1–0.4 ms of Python per call, as much as the forward pass of a small MLP.
+    A torchmetrics ``update`` costs a fixed amount of Python per call, as much as the forward pass of a small MLP.
     Metrics here are epoch values, so the predictions of ``every`` steps can be concatenated and handed over in one
     call: the result is the same (each metric's state is a sum over rows), the per-step cost is a list append.
     :meth:`flush` before computing.
@@ -31,8 +32,7 @@ class StepBuffer:
     """
 
     def __init__(self, metrics: MetricCollection, loss_metric: WeightedMean, every: int = 32) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be a positive integer, got {every!r}")
+        check_int("every", every)
         self.metrics = metrics
         self.loss_metric = loss_metric
         self.every = every

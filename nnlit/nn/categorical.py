@@ -5,6 +5,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from nnlit.validation import check_int
+
 #: code of the category that training did not see (and of anything out of range): it adds nothing to the input
 UNKNOWN = 0
 
@@ -81,12 +83,8 @@ class CategoricalEncoder(nn.Module):
         bad = [n for n in categories if n < 2]
         if bad:
             raise ValueError(f"Each categorical column needs >= 2 codes (unknown + one category), got {categories}")
-        if isinstance(max_one_hot, bool) or not isinstance(max_one_hot, int) or max_one_hot < 0:
-            raise ValueError(f"`max_one_hot` must be an integer >= 0, got {max_one_hot!r}")
-        if embedding_dim is not None and (
-            isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1
-        ):
-            raise ValueError(f"`embedding_dim` must be a positive integer or None, got {embedding_dim!r}")
+        check_int("max_one_hot", max_one_hot, minimum=0)
+        check_int("embedding_dim", embedding_dim, allow_none=True)
         self.in_features = in_features
         self.categories = categories
         self.max_one_hot = max_one_hot

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnlit.validation import check_int
+
 
 class Maxout(nn.Module):
     r"""Takes the maximum over groups of ``pieces`` consecutive features.
@@ -27,8 +29,7 @@ class Maxout(nn.Module):
 
     def __init__(self, pieces: int = 2) -> None:
         super().__init__()
-        if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 2:
-            raise ValueError(f"`pieces` must be an integer >= 2, got {pieces!r}")
+        check_int("pieces", pieces, minimum=2)
         self.pieces = pieces
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

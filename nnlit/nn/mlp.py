@@ -11,6 +11,7 @@ from torch import nn
 from nnlit.nn.activations import ActivationSpec, get_activation
 from nnlit.nn.categorical import CategoricalEncoder
 from nnlit.nn.maxout import Maxout
+from nnlit.validation import check_int
 
 NORMS: dict[str, type[nn.Module]] = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 
@@ -70,11 +71,11 @@ class MLP(nn.Sequential):
         max_one_hot: int = 16,
         embedding_dim: int | None = None,
     ) -> None:
-        _check_width("in_features", in_features)
-        _check_width("out_features", out_features)
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
         hidden = list(hidden)
         for i, width in enumerate(hidden):
-            _check_width(f"hidden[{i}]", width)
+            check_int(f"hidden[{i}]", width)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}")
         if norm is not None and norm not in NORMS:
@@ -114,8 +115,3 @@ class MLP(nn.Sequential):
         """Parameter count per child layer that has parameters, in order."""
         counts = {name: sum(p.numel() for p in child.parameters()) for name, child in self.named_children()}
         return {name: n for name, n in counts.items() if n}
-
-
-def _check_width(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")

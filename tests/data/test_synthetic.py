@@ -40,5 +40,5 @@ def test_many_classes_balanced(make):
 def test_class_count_errors():
     with pytest.raises(ValueError, match="The 'xor' data set has exactly 2 classes, got n_classes=3"):
         make_xor(10, n_classes=3)
-    with pytest.raises(ValueError, match="The 'spiral' data set needs n_classes >= 2, got 1"):
+    with pytest.raises(ValueError, match="`n_classes` of the 'spiral' data set must be an integer >= 2, got 1"):
         make_spiral(10, n_classes=1)
