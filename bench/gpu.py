@@ -13,8 +13,8 @@ with 1M training rows and batch 4096 by default. Rows of the table, each the fas
   ``DeadReLUCounter``.
 
 Then one more fit with the four callbacks (and no progress bar, which reads its values at every redraw) runs under
-``torch.cuda.set_sync_debug_mode("warn")`` (``bench/syncs.py``): every operation it flags as making the host wait for
-the device is put down to the innermost line of nnlit's code on the stack (else the innermost line outside torch),
+``torch.cuda.set_sync_debug_mode("warn")`` (``nnlit/host_syncs.py``): every operation it flags as making the host wait
+for the device is put down to the innermost line of nnlit's code on the stack (else the innermost line outside torch),
 with the line that synchronised and the Trainer's stage. The script prints each place's count, whether that is once,
 per epoch or per step, and the syncs from nnlit's code per step, per epoch and once. Timings read the clock
 after ``torch.cuda.synchronize()``; validation passes are timed apart.
@@ -32,7 +32,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from syncs import HostSyncs
 from throughput import (
     CLASSES,
     FEATURES,
@@ -47,6 +46,8 @@ from throughput import (
     write_table,
 )
 from torch import Tensor, nn
+
+from nnlit.host_syncs import HostSyncs
 
 
 def hand_loop(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float, nn.Module]:
@@ -79,10 +80,10 @@ def count_syncs(args: list[str], epochs: int) -> None:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     steps = cli.trainer.global_step
     print(f"\nhost syncs in a fit with the four callbacks ({steps} optimizer steps, {epochs} epochs):")
-    rows = syncs.table(epochs)
+    rows = syncs.table()
     for count, how, stage, place in rows:
         print(f"{count:>8}  {how:<9}  {stage:<12}  {place}")
-    ours = syncs.from_nnlit(epochs)
+    ours = syncs.from_nnlit()
     for kind in ("per step", "per batch", "per epoch", "once"):
         print(f"from nnlit's code, {kind}: {ours[kind]}")
 

@@ -1,10 +1,9 @@
 import os
-import subprocess
-import sys
 import zipfile
 
 import pytest
 import torch
+from helpers import run_python
 
 import nnlit
 from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
@@ -103,21 +102,22 @@ def test_a_checkpoint_saved_on_a_gpu_loads_on_the_cpu(save, monkeypatch):
 
 
 @pytest.mark.gpu
+@pytest.mark.integration
 def test_a_model_trained_on_a_gpu_loads_without_cuda(tmp_path, make_trainer):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
     model = BinaryMLP(in_features=2, hidden=[4])
-    trainer = make_trainer(accelerator="gpu", max_steps=1)
+    # saved during the fit, while the weights are on the GPU (Lightning moves them back to the CPU when it ends)
+    saver = ModelCheckpoint(dirpath=tmp_path, filename="gpu", save_on_train_epoch_end=True)
+    trainer = make_trainer(accelerator="gpu", max_steps=1, enable_checkpointing=True, callbacks=[saver])
     trainer.fit(model, datamodule=TabularDataModule(dataset="xor", n_samples=40))
-    trainer.save_checkpoint(tmp_path / "gpu.ckpt")
     assert torch.load(tmp_path / "gpu.ckpt", weights_only=True)["state_dict"]["network.output.weight"].is_cuda
     script = (
         "import sys, torch, nnlit; assert not torch.cuda.is_available(); m = nnlit.load(sys.argv[1]); "
         "print(type(m).__name__, m.network.output.weight.device)"
     )
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "gpu.ckpt")], env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python("-c", script, tmp_path / "gpu.ckpt", env=env)
     assert result.stdout.strip() == "BinaryMLP cpu"
 
 

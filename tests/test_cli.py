@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers import run_python
 
 from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
 from nnlit.cli import build, main
@@ -182,12 +182,10 @@ def test_regression_data_with_a_classifier():
 
 
 def run_nnlit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "nnlit.cli", *args]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+    return run_python("-m", "nnlit.cli", *args, cwd=cwd)
 
 
+@pytest.mark.integration
 def test_fit_checkpoint_predict_end_to_end(tmp_path):
     config = str(ROOT / "configs/quickstart.yaml")
     run_nnlit("fit", "--config", config, "--trainer.max_epochs=3", "--data.n_samples=600", *QUIET, cwd=tmp_path)
@@ -212,7 +210,7 @@ def test_fit_checkpoint_predict_end_to_end(tmp_path):
     assert [int(r["row"]) for r in rows] == list(range(600))
 
     # the same numbers from the checkpoint directly: scaler and weights restored, labels decoded
-    model = MulticlassMLP.load_from_checkpoint(ckpt)
+    model = MulticlassMLP.load_from_checkpoint(ckpt, map_location="cpu")  # the CPU tensors below, on any machine
     dm = TabularDataModule(dataset="spiral", n_classes=3, n_samples=600)
     dm.load_state_dict(torch.load(ckpt, weights_only=True)["TabularDataModule"])
     model.eval()
@@ -250,14 +248,11 @@ def test_predict_config_is_the_source_of_truth(tmp_path, capsys):
     assert "network.linear1.weight: (16, 2) in the checkpoint, (32, 2) in the model" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_help_names_every_subcommand():
     """`nnlit --help` (the console script, reading sys.argv itself) lists Lightning's subcommands and nnlit's own."""
-    import subprocess
-    import sys
-
     script = "import sys; from nnlit.cli import main; sys.argv = ['nnlit', '--help']; main()"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_python("-c", script, timeout=120)
     text = " ".join(result.stdout.split())
     assert "{fit,validate,test,predict}" in text and "nnlit plot RUN_DIR" in text and "nnlit export" in text
     assert "args parameter is intended" not in result.stderr  # main(None) leaves sys.argv to LightningCLI

@@ -3,10 +3,12 @@
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
+
+pytestmark = pytest.mark.integration  # every test here starts processes
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 HEADS = ["binary", "multiclass", "regression"]
@@ -14,9 +16,7 @@ HEADS = ["binary", "multiclass", "regression"]
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     # a timeout: a collective call made by one rank only would hang, not fail
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=240, cwd=tmp_path
-    )
+    return run_python(SCRIPT, *args, timeout=240, cwd=tmp_path, ok=False)
 
 
 def metrics(result: subprocess.CompletedProcess) -> dict[str, float]:
@@ -59,10 +59,7 @@ def record_rows(tmp_path: Path, seed: int, run: int = 0) -> tuple[list[int], lis
     out = tmp_path / f"seed{seed}-run{run}"
     out.mkdir()
     script = Path(__file__).parent / "scripts" / "ddp_rows.py"
-    result = subprocess.run(
-        [sys.executable, str(script), str(seed), str(out)], capture_output=True, text=True, timeout=240, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_python(script, seed, out, timeout=240, cwd=tmp_path)
     epochs = [json.loads((out / f"epoch{e}.json").read_text()) for e in range(2)]
     return json.loads((out / "train_rows.json").read_text()), epochs
 

@@ -4,6 +4,7 @@ import sys
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.loggers import CSVLogger
 
 from nnlit import BinaryMLP, MulticlassMLP, TabularDataModule
@@ -13,14 +14,7 @@ plt = pytest.importorskip("matplotlib.pyplot")
 
 
 def fit(model, data, tmp_path, epochs):
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        logger=CSVLogger(tmp_path),
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=epochs, logger=CSVLogger(tmp_path))
     L.seed_everything(0)
     trainer.fit(model, datamodule=data)
     return trainer

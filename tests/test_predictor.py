@@ -1,15 +1,14 @@
 import csv
 import math
 import os
-import subprocess
 import sys
 import warnings
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import quiet_trainer, run_python
 
 import nnlit
 from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
@@ -44,16 +43,7 @@ def checkpoints(tmp_path_factory):
     paths = {}
     for head in ("binary", "multiclass", "regression"):
         model, dm = build(head, table())
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=1,
-            max_steps=5,
-            default_root_dir=root,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            logger=False,
-            enable_checkpointing=False,
-        )
+        trainer = quiet_trainer(root, max_steps=5)
         trainer.fit(model, datamodule=dm)
         paths[head] = root / f"{head}.ckpt"
         trainer.save_checkpoint(paths[head])
@@ -148,8 +138,7 @@ def test_same_columns_and_values_as_the_csv_writer(checkpoints, head, tmp_path):
     x = table()
     _, dm = build(head, x)
     out = tmp_path / "p.csv"
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[])
-    trainer.callbacks.append(CSVPredictionWriter(str(out)))
+    trainer = quiet_trainer(tmp_path, callbacks=[CSVPredictionWriter(str(out))])
     trainer.predict(nnlit.load(checkpoints[head]), datamodule=dm)
     with open(out) as f:
         written = list(csv.DictReader(f))
@@ -451,6 +440,7 @@ def test_classes_of_mixed_types_keep_their_type():
     assert set(labels) <= {0, "one", 2.5} and all(type(v) in (int, str, float) for v in labels)
 
 
+@pytest.mark.integration
 def test_pandas_is_not_needed():
     code = (
         "import sys; sys.modules['pandas'] = None\n"  # any import of pandas fails
@@ -459,8 +449,7 @@ def test_pandas_is_not_needed():
         "p = Predictor(BinaryMLP(in_features=2, hidden=[4]), feature_names=['u', 'v'], classes=['n', 'y'])\n"
         "print(sorted(p.predict([{'u': 1.0, 'v': 2.0}])))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    result = run_python("-c", code, timeout=120)
     assert result.stdout.strip() == "['prediction', 'prob_n', 'prob_y', 'row']"
 
 
@@ -537,14 +526,7 @@ def test_unknown_categories_are_counted_once_each_under_threads(tmp_path):
 
     frame = pd.DataFrame({"x": np.linspace(-1, 1, 40), "zone": ["n", "s"] * 20})
     dm = TabularDataModule.from_arrays(frame, (frame["x"] > 0).astype(int).to_numpy())
-    trainer = L.Trainer(
-        max_steps=2,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=2)
     trainer.fit(BinaryMLP(in_features=2, hidden=[4], categories=dm.categories), datamodule=dm)
     trainer.save_checkpoint(tmp_path / "zones.ckpt")
     predictor = Predictor.from_checkpoint(tmp_path / "zones.ckpt")

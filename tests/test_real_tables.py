@@ -3,7 +3,6 @@ Predictor and export agree, and an unseen category or a missing number never cra
 
 import csv
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import quiet_trainer, run_python
 
 import nnlit
 from nnlit import BinaryMLP, Predictor, TabularDataModule
 from nnlit.nn.categorical import CategoricalEncoder
+
+pytestmark = pytest.mark.integration  # the module's fit runs the nnlit command in a process
 
 pd = pytest.importorskip("pandas")
 
@@ -89,11 +91,7 @@ def run(tmp_path_factory):
 
 
 def nnlit_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "nnlit.cli", *args, *QUIET], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+    return run_python("-m", "nnlit.cli", *args, *QUIET, cwd=cwd)
 
 
 def written_predictions(run):
@@ -178,7 +176,7 @@ def test_predictor_names_a_text_value_in_a_numeric_column(run):
         predictor.predict(np.zeros((2, 4)))
 
 
-def test_categories_carry_the_signal(run):
+def test_categories_carry_the_signal(run, tmp_path):
     """The label depends on city and plan as much as on age: without them the model is much worse."""
     frame, label = mixed_table(1500)
     dm = TabularDataModule.from_arrays(frame, label, categorical=["zone"], missing="median_indicator", batch_size=32)
@@ -190,9 +188,7 @@ def test_categories_carry_the_signal(run):
     numbers_only = TabularDataModule.from_arrays(frame[["age"]], label, missing="median", batch_size=32)
     baseline = BinaryMLP(in_features=numbers_only.num_features, hidden=[32])
     L.seed_everything(0)
-    L.Trainer(
-        max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
-    ).fit(baseline, datamodule=numbers_only)
+    quiet_trainer(tmp_path, max_epochs=25).fit(baseline, datamodule=numbers_only)
     xb, yb = numbers_only.split_tensors("val")
     with torch.no_grad():
         baseline_accuracy = float(((baseline(xb).view(-1) > 0).long() == yb).float().mean())
@@ -231,11 +227,10 @@ def test_nnlit_predict_from_the_checkpoint_alone(run, tmp_path):
     assert (tmp_path / "alone.csv").read_text() == (run["root"] / "preds.csv").read_text()
 
 
-def test_predict_only_data_module(run):
+def test_predict_only_data_module(run, tmp_path):
     dm = TabularDataModule(checkpoint=str(run["ckpt"]), predict_path=str(run["root"] / "new.csv"))
     assert dm.predict_only and dm.num_features == 5 and dm.categories == [7, 31, 4] and dm.num_classes == 2
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    batches = trainer.predict(nnlit.load(run["ckpt"]), datamodule=dm)
+    batches = quiet_trainer(tmp_path).predict(nnlit.load(run["ckpt"]), datamodule=dm)
     probabilities = torch.cat([b["probability"] for b in batches]).tolist()
     written = [float(r["prob_yes"]) for r in written_predictions(run)]
     np.testing.assert_allclose(probabilities, written, atol=1e-6)

@@ -1,19 +1,19 @@
 """A fit killed with SIGKILL and resumed from last.ckpt ends exactly where an uninterrupted fit does."""
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 import torch
+from helpers import run_python
+
+pytestmark = pytest.mark.integration  # every test here starts processes
 
 SCRIPT = Path(__file__).parent / "scripts" / "resume_fit.py"
 
 
 def run(root: Path, *args: str) -> int:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(root), *args], capture_output=True, text=True, timeout=300
-    )
+    result = run_python(SCRIPT, root, *args, ok=False)
     if result.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(result.stderr[-3000:])
     return result.returncode

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from nnlit import BinaryMLP, TabularDataModule
@@ -104,14 +105,12 @@ def test_a_shared_folder_says_when_it_replaces_another_runs_checkpoint(tmp_path,
 
     def fit(seed: int) -> None:
         L.seed_everything(seed)
-        trainer = L.Trainer(
+        trainer = quiet_trainer(
+            tmp_path,
             max_epochs=2,  # two saves of the same file by the same run: no warning
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
+            enable_checkpointing=True,
             callbacks=[ModelCheckpoint(dirpath=shared, filename="last", enable_version_counter=False)],
             plugins=[AtomicCheckpointIO()],
-            default_root_dir=tmp_path,
         )
         trainer.fit(BinaryMLP(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="xor", n_samples=64))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import run_python
 
 import nnlit
 import nnlit.export
@@ -281,11 +282,10 @@ def test_a_list_shared_at_every_level_is_checked_once(run, tmp_path):
     assert time.perf_counter() - started < 5
 
 
+@pytest.mark.integration
 def test_looking_a_class_up_imports_nothing(run, tmp_path):
     """A module's __getattr__ may import (concurrent.futures imports its process pool on first access): nnlit looks
     names up statically, so the refusal comes before any import. In a fresh process, where nothing else imported it."""
-    import subprocess
-
     path = tmp_path / "lazy.ckpt"
     checkpoint = torch.load(run["ckpt"], weights_only=True)
     spec = {"class_path": "concurrent.futures.ProcessPoolExecutor", "init_args": {}}
@@ -297,8 +297,7 @@ def test_looking_a_class_up_imports_nothing(run, tmp_path):
         "try:\n    nnlit.load(sys.argv[1])\nexcept ValueError as err:\n    print(err)\n"
         "print('imported' if 'concurrent.futures.process' in sys.modules else 'not imported')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_python("-c", script, path, timeout=120)
     assert "optimizer.class_path names 'concurrent.futures.ProcessPoolExecutor'" in result.stdout
     assert result.stdout.strip().endswith("not imported")
 

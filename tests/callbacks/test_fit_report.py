@@ -4,6 +4,7 @@ import importlib.util
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.loggers import CSVLogger
 
 from nnlit import BinaryMLP, TabularDataModule
@@ -11,15 +12,7 @@ from nnlit.callbacks import DeadReLUCounter, FitReport, GradientSaturationMonito
 
 
 def fit(model, callbacks, tmp_path, epochs=3):
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        logger=CSVLogger(tmp_path),
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=epochs, logger=CSVLogger(tmp_path), callbacks=callbacks)
     L.seed_everything(0)
     trainer.fit(model, datamodule=TabularDataModule(dataset="circle", n_samples=300))
     return trainer

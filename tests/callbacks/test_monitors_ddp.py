@@ -1,22 +1,16 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
+
+pytestmark = pytest.mark.integration  # every test here starts processes
 
 SCRIPT = Path(__file__).with_name("ddp_monitors_run.py")
 
 
 def run(devices: int, activation: str, tmp_path: Path) -> dict[str, float]:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(devices), activation],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(SCRIPT, devices, activation, timeout=180, cwd=tmp_path)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -37,7 +31,6 @@ def test_two_processes_report_what_one_process_does(activation, tmp_path):
 @pytest.mark.slow
 def test_a_layer_that_runs_on_one_rank_only_does_not_hang(tmp_path):
     script = Path(__file__).parents[1] / "scripts" / "ddp_uneven_layers.py"
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(script, timeout=180, cwd=tmp_path)
     reported = result.stdout.strip().splitlines()[-1]
     assert "dead_relu/extra_relu" in reported and "saturation/extra_tanh" in reported  # rank 0's layers reported

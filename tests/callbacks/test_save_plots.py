@@ -1,9 +1,11 @@
 import functools
 import sys
+import tempfile
 
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from nnlit import BinaryMLP, RegressionMLP, TabularDataModule
@@ -14,16 +16,8 @@ plt = pytest.importorskip("matplotlib.pyplot")
 
 
 def fit(model, data, callbacks, logger, epochs=4, **kwargs):
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        logger=logger,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kwargs,
-    )
+    root = getattr(logger, "save_dir", None) or tempfile.gettempdir()  # the test's folder when it logs
+    trainer = quiet_trainer(root, max_epochs=epochs, logger=logger, callbacks=callbacks, **kwargs)
     L.seed_everything(0)
     trainer.fit(model, datamodule=data)
     return trainer
@@ -88,15 +82,7 @@ def test_regression_and_resume_keep_the_whole_history(tmp_path):
     assert plt.imread(plots.written[0]).shape[:2] == (350, 1000)  # loss and R²
     trainer.save_checkpoint(tmp_path / "two.ckpt")
     resumed = SavePlots(dirpath=str(tmp_path / "q"))
-    again = L.Trainer(
-        accelerator="cpu",
-        max_epochs=4,
-        logger=False,
-        callbacks=[resumed],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    again = quiet_trainer(tmp_path, max_epochs=4, callbacks=[resumed])
     again.fit(RegressionMLP(in_features=2, hidden=[8]), datamodule=data, ckpt_path=tmp_path / "two.ckpt")
     assert resumed.metrics["train/loss"].keys() == set(range(4))
     assert {e: v for e, v in resumed.metrics["train/loss"].items() if e < 2} == plots.metrics["train/loss"]

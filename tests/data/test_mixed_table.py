@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_trainer
 
 from nnlit import TabularDataModule
 
@@ -194,7 +195,6 @@ def test_listed_integer_column_on_a_builtin_set():
 
 
 def test_predict_only_regression_keeps_its_targets_and_scaling(tmp_path):
-    import lightning as L
 
     from nnlit import RegressionMLP
 
@@ -205,14 +205,14 @@ def test_predict_only_regression_keeps_its_targets_and_scaling(tmp_path):
     model = RegressionMLP(
         in_features=3, out_features=2, hidden=[8], target_mean=dm.target_mean, target_std=dm.target_std
     )
-    trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = quiet_trainer(tmp_path, max_steps=3)
     trainer.fit(model, datamodule=dm)
     trainer.save_checkpoint(tmp_path / "reg.ckpt")
     pd.DataFrame(x[:10], columns=["a", "b", "c"]).to_csv(tmp_path / "new.csv", index=False)
     alone = TabularDataModule(checkpoint=str(tmp_path / "reg.ckpt"), predict_path=str(tmp_path / "new.csv"))
     assert alone.num_targets == 2 and alone.num_classes is None and alone.target_mean is None
     rebuilt = RegressionMLP.load_from_checkpoint(tmp_path / "reg.ckpt")
-    predicted = torch.cat([b["prediction"] for b in L.Trainer(logger=False).predict(rebuilt, datamodule=alone)])
+    predicted = torch.cat([b["prediction"] for b in quiet_trainer(tmp_path).predict(rebuilt, datamodule=alone)])
     model.eval()
     with torch.no_grad():
         expected = model(dm.transform(torch.as_tensor(x[:10], dtype=torch.float32)))
@@ -222,7 +222,6 @@ def test_predict_only_regression_keeps_its_targets_and_scaling(tmp_path):
 @pytest.fixture
 def saved(tmp_path):
     """A few steps of a BinaryMLP on mixed_frame(), trained with missing="median": (checkpoint, training csv)."""
-    import lightning as L
 
     from nnlit import BinaryMLP
 
@@ -230,7 +229,7 @@ def saved(tmp_path):
     frame.assign(y=targets()).to_csv(tmp_path / "train.csv", index=False)
     dm = TabularDataModule(path=str(tmp_path / "train.csv"), target="y", missing="median")
     model = BinaryMLP(in_features=dm.num_features, categories=dm.categories, hidden=[4])
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = quiet_trainer(tmp_path, max_steps=2)
     trainer.fit(model, datamodule=dm)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     return str(tmp_path / "m.ckpt"), tmp_path / "train.csv"
@@ -274,14 +273,13 @@ def test_prediction_file_read_as_objects(saved, tmp_path):
 
 
 def test_missing_numbers_at_prediction_of_a_model_trained_without(tmp_path):
-    import lightning as L
 
     from nnlit import BinaryMLP
 
     frame = mixed_frame().drop(columns=["age"])
     dm = TabularDataModule.from_arrays(frame, targets())
     model = BinaryMLP(in_features=dm.num_features, categories=dm.categories, hidden=[4])
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(model, datamodule=dm)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     frame.loc[1, "income"] = np.nan

@@ -339,14 +339,12 @@ def test_bad_target_scale(kwargs, match):
         RegressionMLP(in_features=2, **kwargs)
 
 
-def test_regression_of_several_targets_logs_each_and_their_mean():
-    import lightning as L
-
+def test_regression_of_several_targets_logs_each_and_their_mean(make_trainer):
     x = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
     y = torch.stack([x[:, 0] * 3.0, x[:, 1] - 5.0], dim=1)
     dm = TabularDataModule.from_arrays(x, y, batch_size=20)
     model = RegressionMLP(in_features=3, out_features=2, hidden=[8])
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = make_trainer()
     trainer.fit(model, datamodule=dm)
     metrics = trainer.callback_metrics
     for name in ("val/mae", "val/mse", "train/mae"):

@@ -6,11 +6,17 @@ It does not flag ``torch.cuda.synchronize()``, ``Event.synchronize()`` or ``torc
 warning names only the innermost Python line, which is mostly inside torch or Lightning; :class:`HostSyncs` reads the
 whole stack instead and puts each sync down to the innermost line of nnlit's code that led to it (else the innermost
 line outside torch), keeping that innermost line outside torch too (the operation itself), with the Trainer's stage,
-epoch and global step at that moment. Used by ``bench/gpu.py`` and by the GPU test in ``tests/test_host_reads.py``.
+epoch and global step at that moment. ``bench/gpu.py`` prints its table; the GPU test in ``tests/test_host_reads.py``
+checks that training makes none per step.
 
     with HostSyncs(trainer) as syncs:
         trainer.fit(model, datamodule=data)
-    for count, how_often, stage, place in syncs.table(trainer.current_epoch + 1): ...
+    for count, how_often, stage, place in syncs.table(): ...
+
+How often a place syncs is told from the steps it synced at: in training, at two or more global steps of one epoch is
+"per step" (a sync every few steps counts); at one step of each of several epochs, "per epoch", however many times
+it synced there (a loop over layers at an epoch's end); else "once". Outside training the global step stands still,
+so there the count decides: more than two per epoch is "per batch".
 """
 
 from __future__ import annotations
@@ -19,14 +25,13 @@ import collections
 import os
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
-import nnlit
-
-NNLIT = str(Path(nnlit.__file__).parent) + os.sep
+NNLIT = str(Path(__file__).parent) + os.sep
 TORCH = str(Path(torch.__file__).parent) + os.sep
 _SKIPPED = (TORCH, str(Path(warnings.__file__)), __file__)
 
@@ -40,7 +45,7 @@ class Sync(NamedTuple):
     step: int
 
 
-def place_of(stack: traceback.StackSummary, package: str = NNLIT) -> tuple[str, bool, str]:
+def place_of(stack: Sequence[traceback.FrameSummary], package: str = NNLIT) -> tuple[str, bool, str]:
     """The innermost frame of ``stack`` in ``package`` as ``path:line (function)``, and True; else the innermost frame
     outside torch, the warnings module and this file, and False. Third: that innermost frame outside torch."""
     frames = [f for f in stack if not f.filename.startswith(_SKIPPED)] or list(stack)
@@ -95,29 +100,37 @@ class HostSyncs:
         epoch, step = (trainer.current_epoch, trainer.global_step) if trainer is not None else (0, 0)
         self.syncs.append(Sync(place, in_nnlit, origin, stage, epoch, step))
 
-    def table(self, epochs: int) -> list[tuple[int, str, str, str]]:
-        """One row per stage, place and origin, most syncs first: ``(count, how often, stage, where)`` for a run of
-        ``epochs`` epochs, where is the place, then ``<- origin`` when the sync came from a line further in. How often:
-        beyond two per epoch, ``"per step"`` in training (a sync every few steps counts) and ``"per batch"`` elsewhere;
-        beyond one, ``"per epoch"``; else ``"once"``."""
+    def table(self) -> list[tuple[int, str, str, str]]:
+        """One row per stage, place and origin, most syncs first: ``(count, how often, stage, where)``, where is the
+        place, then ``<- origin`` when the sync came from a line further in; how often as the module says."""
         return [
-            (count, _how_often(count, stage, epochs), stage, place if origin == place else f"{place} <- {origin}")
-            for (stage, place, origin), count in self._counts().most_common()
+            (len(syncs), _how_often(syncs), stage, place if origin == place else f"{place} <- {origin}")
+            for (stage, place, origin), syncs in sorted(self._groups().items(), key=lambda item: -len(item[1]))
         ]
 
-    def from_nnlit(self, epochs: int) -> collections.Counter[str]:
+    def from_nnlit(self) -> collections.Counter[str]:
         """The syncs put down to nnlit's code, summed by how often (as in :meth:`table`)."""
         total: collections.Counter[str] = collections.Counter()
-        for (stage, _, _), count in self._counts(nnlit_only=True).items():
-            total[_how_often(count, stage, epochs)] += count
+        for syncs in self._groups(nnlit_only=True).values():
+            total[_how_often(syncs)] += len(syncs)
         return total
 
-    def _counts(self, nnlit_only: bool = False) -> collections.Counter[tuple[str, str, str]]:
-        """How many syncs each ``(stage, place, origin)`` made; with ``nnlit_only``, those put down to nnlit's code."""
-        return collections.Counter((s.stage, s.place, s.origin) for s in self.syncs if s.in_nnlit or not nnlit_only)
+    def _groups(self, nnlit_only: bool = False) -> dict[tuple[str, str, str], list[Sync]]:
+        """The syncs of each ``(stage, place, origin)``; with ``nnlit_only``, those put down to nnlit's code."""
+        groups: dict[tuple[str, str, str], list[Sync]] = collections.defaultdict(list)
+        for sync in self.syncs:
+            if sync.in_nnlit or not nnlit_only:
+                groups[(sync.stage, sync.place, sync.origin)].append(sync)
+        return groups
 
 
-def _how_often(count: int, stage: str, epochs: int) -> str:
-    if count > 2 * epochs:
-        return "per step" if stage == "train" else "per batch"
-    return "per epoch" if count > 1 else "once"
+def _how_often(syncs: list[Sync]) -> str:
+    epochs: dict[int, set[int]] = collections.defaultdict(set)
+    for sync in syncs:
+        epochs[sync.epoch].add(sync.step)
+    if syncs[0].stage == "train":
+        if any(len(steps) > 1 for steps in epochs.values()):
+            return "per step"
+    elif len(syncs) > 2 * len(epochs):
+        return "per batch"
+    return "per epoch" if len(syncs) > 1 else "once"

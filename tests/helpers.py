@@ -1,0 +1,44 @@
+"""What many tests need: a quiet CPU Trainer and a fresh Python process. (``tests/`` is on ``sys.path`` under pytest:
+``from helpers import quiet_trainer, run_python``.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet_trainer(root: str | Path, **kwargs: Any) -> L.Trainer:
+    """A tiny CPU Trainer writing into ``root``: one epoch, no bar, no summary, no logger, no checkpoints, unless
+    ``kwargs`` say otherwise."""
+    options: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "default_root_dir": root,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "enable_checkpointing": False,
+    }
+    options.update(kwargs)
+    return L.Trainer(**options)
+
+
+def run_python(
+    *args: Any, cwd: str | Path = ROOT, timeout: float = 300, ok: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process (a script, ``-m module`` or ``-c code``), its output captured. With ``ok``
+    its exit status must be 0; the end of its stderr is the assertion's message. Mark the tests that use it
+    ``integration``."""
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if ok:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
