@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-import math
-import operator
 import os
-import sys
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from itertools import chain
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,15 +14,11 @@ from torch import Tensor
 
 from nnlit.checkpoint import load
 from nnlit.checkpoint_io import MapLocation, read_checkpoint
-from nnlit.data.preprocessing import CategoryCodes, impute, is_missing, refuse_dates
+from nnlit.data.fitted_preprocessing import FittedPreprocessing
+from nnlit.data.rows import RowReader, dataframe_type, outside_stacklevel, pandas_module
 from nnlit.data.tabular import DATA_KEY, data_state
 from nnlit.models.base import MLPModule
-
-_DATES = "the model takes the numbers it was trained on: convert them as the training table was"
-_FORMS = (
-    "a pandas DataFrame, a dict of one row ({name: value}), a dict of columns ({name: [values]}), a list of dicts, "
-    "or a 2-D numpy array / torch tensor / list of lists in feature order"
-)
+from nnlit.prediction_table import prediction_columns
 
 
 class Predictor:
@@ -97,42 +88,67 @@ class Predictor:
         vocabularies: Sequence[Sequence[Any]] | None = None,
         median: Sequence[float] | Tensor | np.ndarray | None = None,
         indicators: Sequence[str] | None = None,
+        *,
+        preprocessing: FittedPreprocessing | None = None,
     ) -> None:
         if not isinstance(module, MLPModule):
             raise TypeError(f"`module` must be an nnlit MLPModule (e.g. from nnlit.load), got {type(module).__name__}")
         self.module = module.eval()
         #: the width of the model's input: numeric features, was-missing columns, category codes
         self.num_inputs: int = module.in_features
-        self.indicators = list(indicators or [])
-        self.categorical = list(categorical or [])
-        #: the raw feature columns the predictor takes
-        self.num_features: int = self.num_inputs - len(self.indicators)
-        self.feature_names = None if feature_names is None else _check_names(feature_names, self.num_features)
         self.device = module.device
-        self.mean, self.std = _check_scaler(mean, std, self.num_inputs, self.device)
-        self.codes = _check_categorical(self.categorical, vocabularies, self.feature_names, module)
-        self._numeric = [n for n in self.feature_names or [] if n not in set(self.categorical)]
-        self.median = _check_median(median, self.num_features - len(self.categorical), self.device)
-        unknown_indicators = [n for n in self.indicators if n not in self._numeric]
-        if unknown_indicators:
-            raise ValueError(f"`indicators` {unknown_indicators} are not numeric features: {self._numeric}")
-        if self.indicators and self.median is None:
-            raise ValueError("`indicators` need the `median` of each numeric feature, to fill what is missing")
-        self._indicator_positions = [self._numeric.index(n) for n in self.indicators]
+        if preprocessing is None:
+            preprocessing = _preprocessing(
+                self.num_inputs, feature_names, mean, std, classes, categorical, vocabularies, median, indicators
+            )
+            named = feature_names is not None
+        else:
+            named = True
+        #: the fitted preprocessing of training (one implementation with the data module's)
+        self.preprocessing = preprocessing
+        _check_fits(preprocessing, module)
+        #: the feature columns the predictor takes, by name (numeric, then categorical); ``None``: positional input
+        self.feature_names = preprocessing.feature_names if named else None
+        #: the raw feature columns the predictor takes
+        self.num_features: int = len(preprocessing.feature_names)
+        self._reader = RowReader(
+            self.feature_names, preprocessing.numeric, self.num_features, allow_nan=preprocessing.median is not None
+        )
         #: values of each categorical feature that training did not see, counted over every call of predict
-        self.unknown_counts: dict[str, int] = dict.fromkeys(self.categorical, 0)
+        self.unknown_counts: dict[str, int] = dict.fromkeys(preprocessing.categorical, 0)
         self._lock = threading.Lock()
         self._warned_unknown = False
-        self._labels = self.feature_names or [f"column {j}" for j in range(self.num_features)]
-        self._getter = _row_getter(self.feature_names if not self.categorical else self._numeric)
-        self._frame_layout: tuple[Any, list[int] | None, list[Any]] | None = None
-        self._warned_extra_columns = False
         self._output_index: Any = None
         # one run on a zero row tells the output layout (and warms the model up)
         outputs = self.predict_tensor(torch.zeros(1, self.num_inputs, device=self.device))
-        self.classes = _check_classes(classes, outputs, type(module).__name__)
-        self._class_array = None if self.classes is None else _label_array(self.classes)
-        self.output_columns = self._output_columns(outputs)
+        self.classes = _check_classes(preprocessing.classes, outputs, type(module).__name__)
+        self.output_columns = list(self._table(outputs))
+
+    # the parts of the preprocessing, by the names the predictor has always had
+    @property
+    def categorical(self) -> list[str]:
+        """The categorical features."""
+        return self.preprocessing.categorical
+
+    @property
+    def indicators(self) -> list[str]:
+        """The numeric features with a was-missing input column."""
+        return self.preprocessing.indicators
+
+    @property
+    def mean(self) -> Tensor | None:
+        """The training mean of each model input column."""
+        return self.preprocessing.mean
+
+    @property
+    def std(self) -> Tensor | None:
+        """The training standard deviation of each model input column."""
+        return self.preprocessing.std
+
+    @property
+    def median(self) -> Tensor | None:
+        """The training median of each numeric feature (``None``: missing numbers are an error)."""
+        return self.preprocessing.median
 
     @classmethod
     def from_checkpoint(
@@ -183,17 +199,9 @@ class Predictor:
                 "predictor by hand with the preprocessing the model was trained with: "
                 f"Predictor(nnlit.load({str(path)!r}), feature_names=[...], mean=[...], std=[...], classes=[...])"
             )
-        return cls(
-            module,
-            state["feature_names"],
-            state["mean"],
-            state["std"],
-            state["classes"],
-            categorical=state.get("categorical"),
-            vocabularies=state.get("vocabularies"),
-            median=state.get("median"),
-            indicators=state.get("indicators"),
-        )
+        if state.get("feature_names") is None:  # trained on arrays given without names: positional input only
+            return cls(module, None, state["mean"], state["std"], state["classes"], median=state.get("median"))
+        return cls(module, preprocessing=FittedPreprocessing.from_state_dict(state))
 
     # ---------------------------------------------------------------- predictions
     def predict(self, rows: Any) -> Any:
@@ -207,8 +215,8 @@ class Predictor:
             TypeError: for an input of another type, listing the accepted ones.
         """
         x = self.prepare_columns(rows)
-        table = self._table(self.predict_tensor(x), len(x))
-        frame_type = _dataframe_type()
+        table = self._table(self.predict_tensor(x))
+        frame_type = dataframe_type()
         if frame_type is not None and isinstance(rows, frame_type):
             return self._frame(frame_type, table, rows.index)
         return {name: values.tolist() for name, values in table.items()}
@@ -232,9 +240,7 @@ class Predictor:
                 f"{tuple(x.shape)}"
             )
         with torch.inference_mode():
-            x = x.to(device=self.device, dtype=torch.float32)
-            if self.mean is not None and self.std is not None:
-                x = (x - self.mean) / self.std
+            x = self.preprocessing.standardize(x.to(device=self.device, dtype=torch.float32))
             return self.module.predict_outputs(self.module(x))
 
     # ---------------------------------------------------------------- input columns
@@ -252,313 +258,42 @@ class Predictor:
             tensor([[3.5000, 1.0000],
                     [4.0000, 2.0000]])
         """
-        if self.categorical:
-            return self._mixed_columns(rows)
-        frame_type = _dataframe_type()
-        if frame_type is not None and isinstance(rows, frame_type):
-            x = self._frame_columns(rows)
-        elif isinstance(rows, Mapping):
-            x = self._mapping_columns(rows)
-        elif isinstance(rows, Tensor):
-            return self._numeric_input(self._tensor_columns(rows))
-        elif isinstance(rows, np.ndarray):
-            x = self._positional_columns(rows)
-        elif isinstance(rows, (list, tuple)):
-            if not rows:
-                return torch.zeros(0, self.num_inputs)
-            if isinstance(rows[0], Mapping):
-                x = self._row_dict_columns(rows)
-            else:
-                x = self._positional_columns(rows)
-        else:
-            raise TypeError(f"Predictor.predict takes {_FORMS}; got {type(rows).__name__}")
-        self._check_finite(x)
-        # pandas hands out read-only arrays, which torch warns about: copied then (nothing here writes to them)
-        return self._numeric_input(torch.from_numpy(np.require(x, requirements="W")))
+        prep = self.preprocessing
+        if not prep.categorical:
+            return prep.fill(self._reader.numeric(rows, self.device))
+        columns, num_rows = self._reader.named(rows)
+        numeric = self._reader.float_matrix([columns[name] for name in prep.numeric], num_rows, prep.numeric)
+        x = torch.from_numpy(numeric)
+        self._reader.check_finite(x, prep.numeric)
+        codes, unknown = prep.encode_categories(columns, num_rows)
+        if any(unknown.values()):
+            self._count_unknown({name: n for name, n in unknown.items() if n})
+        return prep.fill(x, codes).to(self.device)
 
-    def _numeric_input(self, x: Tensor) -> Tensor:
-        """Numeric features with missing values filled and was-missing columns added, when the model had them."""
-        return x if self.median is None else impute(x, self.median.to(x.device), self._indicator_positions)
-
-    def _mixed_columns(self, rows: Any) -> Tensor:
-        """The model's input for a table with categorical features: numbers as in the numeric-only path, then codes."""
-        columns, num_rows = self._named_columns(rows)
-        numeric = self._float_matrix([columns[name] for name in self._numeric], num_rows, self._numeric)
-        self._check_finite(numeric, self._numeric)
-        x = self._numeric_input(torch.from_numpy(numeric))
-        codes = np.empty((num_rows, len(self.categorical)), dtype=np.float32)
-        unknown: dict[str, int] = {}
-        for j, (name, vocabulary) in enumerate(zip(self.categorical, self.codes)):
-            codes[:, j], count = vocabulary.encode(columns[name])
-            if count:
-                unknown[name] = count
-        if unknown:
-            with self._lock:  # `+=` on a shared dict loses counts when threads interleave
-                for name, count in unknown.items():
-                    self.unknown_counts[name] += count
-        if unknown and not self._warned_unknown:
+    def _count_unknown(self, unknown: dict[str, int]) -> None:
+        with self._lock:  # `+=` on a shared dict loses counts when threads interleave
+            for name, count in unknown.items():
+                self.unknown_counts[name] += count
+        if not self._warned_unknown:
             self._warned_unknown = True
             shown = ", ".join(f"{name!r}: {n}" for name, n in unknown.items())
             warnings.warn(
                 f"Predictor: values that training did not see take the unknown category ({shown}); "
                 "`predictor.unknown_counts` keeps counting them (this warning is shown once per Predictor)",
                 UserWarning,
-                stacklevel=_outside_stacklevel(),
+                stacklevel=outside_stacklevel(),
             )
-        return torch.cat([x, torch.from_numpy(codes)], dim=1).to(self.device)
-
-    def _named_columns(self, rows: Any) -> tuple[dict[str, Any], int]:
-        """Every feature column of a named input, as a sequence of values, and the number of rows."""
-        names = self._require_names("named columns")
-        frame_type = _dataframe_type()
-        if frame_type is not None and isinstance(rows, frame_type):
-            _, extra = self._layout(rows.columns.tolist(), "the DataFrame")
-            refuse_dates(rows.dtypes, names, "the DataFrame", _DATES)
-            self._warn_extra_columns(extra)
-            return {name: rows[name].to_numpy(dtype=object) for name in names}, len(rows)
-        if isinstance(rows, Mapping):
-            present = next((rows[name] for name in names if name in rows), None)
-            if _is_column(present):
-                missing = [name for name in names if name not in rows]
-                if missing:
-                    self._raise_missing(missing, list(rows), "the dict of columns")
-                self._warn_extra_columns([key for key in rows if key not in set(names)])
-                columns = {name: list(_as_column(rows[name])) for name in names}
-                lengths = {len(values) for values in columns.values()}
-                if len(lengths) > 1:
-                    shown = ", ".join(f"{name!r}: {len(values)}" for name, values in columns.items())
-                    raise ValueError(f"The columns of a dict of columns must have the same number of rows, got {shown}")
-                return columns, lengths.pop()
-            rows = [rows]
-        if isinstance(rows, (list, tuple)) and all(isinstance(row, Mapping) for row in rows):
-            try:
-                columns = {name: [row[name] for row in rows] for name in names}
-            except KeyError:
-                self._raise_missing_in_rows(rows, names)
-            known = set(names)
-            self._warn_extra_columns(sorted({key for row in rows for key in row if key not in known}, key=str))
-            return columns, len(rows)
-        raise TypeError(
-            "A model with categorical features takes named columns: a pandas DataFrame, a dict of one row, a dict of "
-            f"columns or a list of dicts; got {type(rows).__name__}"
-        )
-
-    def _frame_columns(self, frame: Any) -> np.ndarray:
-        names = self._require_names("a DataFrame")
-        # the layout of the last frame's columns is kept: comparing two Index objects is cheaper than listing one. It
-        # is read once into a local: another thread may replace the cached one at any moment.
-        layout = self._frame_layout
-        if layout is None or not frame.columns.equals(layout[0]):
-            layout = (frame.columns, *self._layout(frame.columns.tolist(), "the DataFrame"))
-            self._frame_layout = layout
-        _, index, extra = layout
-        refuse_dates(frame.dtypes, names, "the DataFrame", _DATES)
-        self._warn_extra_columns(extra)
-        try:
-            if extra:  # the feature columns alone: the extra ones may not be numbers
-                return frame.take(index, axis=1).to_numpy(dtype=np.float32)
-            x = frame.to_numpy(dtype=np.float32)  # one conversion of the whole table, then the columns in order
-            return x if index is None else x[:, index]
-        except (TypeError, ValueError):
-            return self._float_matrix([frame[name].to_numpy() for name in names], len(frame))
-
-    def _mapping_columns(self, mapping: Mapping[str, Any]) -> np.ndarray:
-        names = self._require_names("a dict")
-        present = next((mapping[name] for name in names if name in mapping), None)
-        if not _is_column(present):
-            return self._row_dict_columns([mapping])
-        missing = [name for name in names if name not in mapping]
-        if missing:
-            self._raise_missing(missing, list(mapping), "the dict of columns")
-        if len(mapping) > len(names):
-            known = set(names)
-            self._warn_extra_columns([key for key in mapping if key not in known])
-        columns = [_as_column(mapping[name]) for name in names]
-        lengths = {name: len(values) if _is_column(values) else None for name, values in zip(names, columns)}
-        if len(set(lengths.values())) > 1:
-            shown = ", ".join(f"{name!r}: {'a scalar' if n is None else n}" for name, n in lengths.items())
-            raise ValueError(f"The columns of a dict of columns must have the same number of rows, got {shown}")
-        return self._float_matrix(columns, len(columns[0]))
-
-    def _row_dict_columns(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        names = self._require_names("dicts")
-        try:
-            # one pass over the rows, each row's values in feature order straight into the matrix
-            values = chain.from_iterable(map(self._getter, rows))
-            x = np.fromiter(values, dtype=np.float32, count=len(rows) * len(names)).reshape(len(rows), len(names))
-        except KeyError:
-            self._raise_missing_in_rows(rows, names)
-        except (TypeError, ValueError):
-            if not all(isinstance(row, Mapping) for row in rows):
-                kinds = sorted({type(row).__name__ for row in rows})
-                raise TypeError(f"A list of rows must hold dicts only, got {', '.join(kinds)}") from None
-            x = self._float_matrix(list(zip(*map(self._getter, rows))), len(rows))
-        if not self._warned_extra_columns and any(len(row) != len(names) for row in rows):
-            known = set(names)
-            self._warn_extra_columns(sorted({key for row in rows for key in row if key not in known}, key=str))
-        return x
-
-    def _positional_columns(self, rows: Any) -> np.ndarray:
-        try:
-            x = np.asarray(rows, dtype=np.float32)
-        except (TypeError, ValueError):
-            x = np.asarray(rows, dtype=object)
-            self._check_width(x)
-            return self._float_matrix([x[:, j] for j in range(x.shape[1])], len(x))
-        self._check_width(x)
-        return x
-
-    def _tensor_columns(self, rows: Tensor) -> Tensor:
-        self._check_width(rows)
-        x = rows.detach().to(device=self.device, dtype=torch.float32)
-        if x.numel() and not bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
-            self._check_finite(x.cpu().numpy())
-        return x
-
-    # ---------------------------------------------------------------- checks
-    def _require_names(self, form: str) -> list[str]:
-        if self.feature_names is None:
-            raise ValueError(
-                f"This predictor has no feature names (its model was trained on arrays given without them), so it "
-                f"takes positional input only: a 2-D numpy array, torch tensor or list of lists with the "
-                f"{self.num_features} columns in training order; got {form} with named columns"
-            )
-        return self.feature_names
-
-    def _layout(self, columns: list[Any], source: str) -> tuple[list[int] | None, list[Any]]:
-        """The position of each feature among ``columns`` (``None`` when they are in order) and the extra ones."""
-        names = self._require_names(source)
-        position = {column: j for j, column in enumerate(columns)}
-        missing = [name for name in names if name not in position]
-        if missing:
-            self._raise_missing(missing, columns, source)
-        duplicated = sorted({name for name in names if columns.count(name) > 1})
-        if duplicated:
-            raise ValueError(f"Feature columns {duplicated} appear more than once in {source}")
-        index = [position[name] for name in names]
-        known = set(names)
-        extra = [column for column in columns if column not in known]
-        return (None if index == list(range(len(columns))) else index), extra
-
-    def _raise_missing(self, missing: list[str], columns: list[Any], source: str) -> NoReturn:
-        raise ValueError(
-            f"{source[0].upper()}{source[1:]} lacks feature columns {missing}. The model takes {self.num_features}: "
-            f"{', '.join(self.feature_names or [])}; got {', '.join(map(str, columns)) or 'none'}"
-        )
-
-    def _raise_missing_in_rows(self, rows: Sequence[Mapping[str, Any]], names: list[str]) -> NoReturn:
-        missing = [name for name in names if any(name not in row for row in rows)]
-        first = next(i for i, row in enumerate(rows) if any(name not in row for name in names))
-        source = f"the list of dicts (row {first} first)" if len(rows) > 1 else "the dict"
-        self._raise_missing(missing, list(rows[first]), source)
-
-    def _warn_extra_columns(self, extra: list[Any]) -> None:
-        if extra and not self._warned_extra_columns:
-            self._warned_extra_columns = True
-            warnings.warn(
-                f"Predictor ignores columns the model was not trained on: {', '.join(map(repr, extra))} (this "
-                "warning is shown once per Predictor)",
-                UserWarning,
-                stacklevel=_outside_stacklevel(),
-            )
-
-    def _check_width(self, x: np.ndarray | Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            what = "" if self.feature_names is None else f" ({', '.join(self.feature_names)})"
-            raise ValueError(
-                f"Positional input must be 2-D, rows × {self.num_features} feature columns in training order{what}; "
-                f"got shape {tuple(x.shape)}" + (": wrap one row in a list" if x.ndim == 1 else "")
-            )
-
-    def _float_matrix(self, columns: Sequence[Any], num_rows: int, labels: Sequence[str] | None = None) -> np.ndarray:
-        """Columns as a float32 matrix, column by column, so that a value that is not a number is found with its
-        column (``labels``, default the feature names). A missing value (``None``, pandas' ``NA``) becomes NaN."""
-        labels = self._labels if labels is None else labels
-        x = np.empty((num_rows, len(columns)), dtype=np.float32)
-        for j, values in enumerate(columns):
-            try:
-                x[:, j] = values
-            except (TypeError, ValueError) as err:
-                column = np.asarray(values, dtype=object).reshape(-1)
-                missing = is_missing(column)
-                if missing.any():
-                    column[missing] = np.nan
-                    try:
-                        x[:, j] = column
-                        continue
-                    except (TypeError, ValueError):
-                        pass
-                raise self._bad_value_error(labels[j], values, err) from err
-        return x
-
-    def _bad_value_error(self, label: str, values: Any, err: Exception) -> ValueError:
-        for row, value in enumerate(values):
-            if not _is_number(value) and not is_missing(np.array([value], dtype=object))[0]:
-                hint = (
-                    ": the model was trained on numbers in this column (text columns are categorical in training)"
-                    if isinstance(value, str)
-                    else ""
-                )
-                return ValueError(f"Column {label!r} holds a value that is not a number at row {row}: {value!r}{hint}")
-        return ValueError(f"Column {label!r} cannot be converted to float32: {err}")
-
-    def _check_finite(self, x: np.ndarray, labels: Sequence[str] | None = None) -> None:
-        # NaN propagates through min / max and ±inf is their result: no mask of the table's size unless one is bad
-        if x.size and not (math.isfinite(x.max()) and math.isfinite(x.min())):
-            self._raise_not_finite(np.isinf(x) if self.median is not None else ~np.isfinite(x), labels)
-
-    def _raise_not_finite(self, bad: np.ndarray, labels: Sequence[str] | None = None) -> None:
-        if not bad.any():
-            return  # only NaN, which the training median fills
-        labels = self._labels if labels is None else labels
-        column = int(np.flatnonzero(bad.any(axis=0))[0])
-        rows = np.flatnonzero(bad[:, column])
-        if self.median is not None:
-            raise ValueError(
-                f"Column {labels[column]!r} holds inf (or a number beyond float32's range of ±3.4e38) at row "
-                f"{int(rows[0])} ({len(rows)} rows in all): missing "
-                "numbers are filled with the training median, infinite ones are an error"
-            )
-        raise ValueError(
-            f"Column {labels[column]!r} holds NaN, inf (or a number beyond float32's ±3.4e38) or a missing value at "
-            f"row {int(rows[0])} ({len(rows)} rows in "
-            "all): the model takes finite numbers only, as in training (trained with the data module's `missing: "
-            "median`, it would fill them); fill or drop those rows"
-        )
 
     # ---------------------------------------------------------------- output columns
-    def _output_columns(self, outputs: dict[str, Tensor]) -> list[str]:
-        return list(self._table(outputs, 1))
-
-    def _table(self, outputs: dict[str, Tensor], num_rows: int) -> dict[str, np.ndarray]:
+    def _table(self, outputs: dict[str, Tensor]) -> dict[str, np.ndarray]:
         """The columns of :class:`~nnlit.callbacks.CSVPredictionWriter`, from the module's predict outputs."""
-        merged = {key: value.cpu().numpy() for key, value in outputs.items()}
-        table: dict[str, np.ndarray] = {"row": np.arange(num_rows)}
-        if "label" in merged:
-            labels = merged["label"].reshape(num_rows)
-            table["prediction"] = labels if self._class_array is None else self._class_array[labels]
-            if "probability" in merged:
-                positive = merged["probability"].reshape(num_rows)
-                probabilities = [1 - positive, positive]
-            else:
-                probabilities = list(_as_matrix(merged["probabilities"], num_rows).T)
-            names = self.classes if self.classes is not None else range(len(probabilities))
-            for name, column in zip(names, probabilities):
-                table[f"prob_{name}"] = column
-        if "prediction" in merged:
-            predictions = _as_matrix(merged["prediction"], num_rows)
-            if predictions.shape[1] == 1:
-                table["prediction"] = predictions[:, 0]
-            else:
-                for j in range(predictions.shape[1]):
-                    table[f"prediction_{j}"] = predictions[:, j]
-        return table
+        return prediction_columns({key: value.cpu().numpy() for key, value in outputs.items()}, self.classes)
 
     def _frame(self, frame_type: Any, table: dict[str, np.ndarray], index: Any) -> Any:
         # built with integer keys, then given the cached column names: from string keys pandas makes a new Index of
         # strings for every frame (as long as the model's forward pass for one row)
         if self._output_index is None:
-            self._output_index = _pandas().Index(list(table))
+            self._output_index = pandas_module().Index(list(table))
         frame = frame_type(dict(enumerate(table.values())), index=index, copy=False)
         frame.columns = self._output_index.copy()  # not shared: a caller may rename a result's columns
         return frame
@@ -580,135 +315,57 @@ class Predictor:
         return f"Predictor({', '.join(parts)}, device={self.device})"
 
 
-def _pandas() -> Any:
-    """pandas if it is imported (an input cannot be a DataFrame otherwise; pandas is an optional dependency)."""
-    return sys.modules.get("pandas")
-
-
-def _dataframe_type() -> Any:
-    """``pandas.DataFrame`` when pandas is imported, else ``None``."""
-    pandas = _pandas()
-    return None if pandas is None else pandas.DataFrame
-
-
-def _as_matrix(values: np.ndarray, num_rows: int) -> np.ndarray:
-    """Outputs as rows × columns (one column for outputs of one value per row, even with no rows)."""
-    return values if values.ndim == 2 else values.reshape(num_rows, 1)
-
-
-def _outside_stacklevel() -> int:
-    """The ``stacklevel`` of a warning raised by its caller that points at the first line outside this file (the user's
-    call of ``predict``), however deep in this file the warning comes from."""
-    frame = inspect.currentframe()
-    frame = frame.f_back if frame is not None else None
-    level = 1
-    while frame is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back
-        level += 1
-    return level
-
-
-def _is_number(value: Any) -> bool:
-    """Whether numpy converts ``value`` to one float32, as it does numbers, bools, numeric strings and None (NaN)."""
-    try:
-        return np.ndim(np.float32(value)) == 0  # a list converts, to an array
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_column(value: Any) -> bool:
-    """Whether a dict value is a column of values rather than the value of one row."""
-    if isinstance(value, (str, bytes)) or value is None:
-        return False
-    ndim = getattr(value, "ndim", None)
-    return ndim > 0 if isinstance(ndim, int) else isinstance(value, (list, tuple))
-
-
-def _as_column(values: Any) -> Any:
-    if isinstance(values, Tensor):
-        return values.detach().cpu().numpy()
-    to_numpy = getattr(values, "to_numpy", None)  # a pandas Series
-    return to_numpy() if callable(to_numpy) else values
-
-
-def _row_getter(names: list[str] | None) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """The values of a dict row in feature order, as a tuple (``KeyError`` for a missing one)."""
-    if not names:
-        return tuple
-    if len(names) == 1:
-        name = names[0]
-        return lambda row: (row[name],)
-    return operator.itemgetter(*names)
-
-
-def _check_names(names: Sequence[str], num_features: int) -> list[str]:
-    names = list(names)
+def _preprocessing(
+    num_inputs: int,
+    feature_names: Sequence[str] | None,
+    mean: Any,
+    std: Any,
+    classes: Sequence[Any] | None,
+    categorical: Sequence[str] | None,
+    vocabularies: Sequence[Sequence[Any]] | None,
+    median: Any,
+    indicators: Sequence[str] | None,
+) -> FittedPreprocessing:
+    """The preprocessing a predictor built by hand describes, its features put in the model's order (numeric, then
+    categorical)."""
+    categorical, indicators = list(categorical or []), list(indicators or [])
+    num_features = num_inputs - len(indicators)
+    if categorical and feature_names is None:
+        raise ValueError("A predictor with `categorical` features needs `feature_names`")
+    names = list(feature_names) if feature_names is not None else [f"column {j}" for j in range(num_features)]
     if len(names) != num_features:
         raise ValueError(
             f"`feature_names` needs {num_features} names for a model of {num_features} features, got {len(names)}"
         )
-    duplicated = sorted({name for name in names if names.count(name) > 1}, key=str)
-    if duplicated:
-        raise ValueError(f"`feature_names` must be unique, got {duplicated} more than once")
-    return names
-
-
-def _check_scaler(mean: Any, std: Any, num_features: int, device: torch.device) -> tuple[Tensor | None, Tensor | None]:
-    if (mean is None) != (std is None):
-        raise ValueError(f"Give both `mean` and `std` or neither, got mean={mean!r}, std={std!r}")
-    if mean is None:
-        return None, None
-    tensors = []
-    for name, values in (("mean", mean), ("std", std)):
-        tensor = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
-        if len(tensor) != num_features:
-            raise ValueError(f"`{name}` needs {num_features} values (one per feature), got {len(tensor)}")
-        if not torch.isfinite(tensor).all():
-            raise ValueError(f"`{name}` must be finite, got {tensor.tolist()}")
-        tensors.append(tensor.to(device))
-    if (tensors[1] <= 0).any():
-        raise ValueError(f"`std` must be > 0, got {tensors[1].tolist()}")
-    return tensors[0], tensors[1]
-
-
-def _check_categorical(
-    categorical: list[str], vocabularies: Sequence[Sequence[Any]] | None, names: list[str] | None, module: MLPModule
-) -> list[CategoryCodes]:
-    """The codes of each categorical feature, checked against the feature names and the module's ``categories``."""
-    expected = list(getattr(module, "categories", None) or [])
-    if not categorical:
-        if expected:
-            raise ValueError(
-                f"The module takes {len(expected)} categorical columns (categories={expected}): give `categorical` and "
-                "`vocabularies`"
-            )
-        return []
-    if names is None:
-        raise ValueError("A predictor with `categorical` features needs `feature_names`")
     unknown = [name for name in categorical if name not in names]
     if unknown:
         raise ValueError(f"`categorical` names {unknown}, which are not in `feature_names`: {names}")
-    if vocabularies is None or len(vocabularies) != len(categorical):
-        count = "none" if vocabularies is None else len(vocabularies)
-        raise ValueError(f"`vocabularies` needs one list per categorical feature ({len(categorical)}), got {count}")
-    codes = [CategoryCodes(v) for v in vocabularies]
-    if [len(c) for c in codes] != expected:
+    numeric = [name for name in names if name not in set(categorical)]
+    missing = "error" if median is None else ("median_indicator" if indicators else "median")
+    return FittedPreprocessing(
+        numeric + categorical, categorical, vocabularies or [], missing, median, indicators, mean, std, classes
+    )
+
+
+def _check_fits(preprocessing: FittedPreprocessing, module: MLPModule) -> None:
+    """The preprocessing's input width and categorical codes are the module's."""
+    if preprocessing.num_inputs != module.in_features:
         raise ValueError(
-            f"The vocabularies give {[len(c) for c in codes]} codes per categorical feature (unknown included), the "
-            f"module takes categories={expected}"
+            f"The preprocessing gives {preprocessing.num_inputs} input columns (features, was-missing columns), the "
+            f"module takes in_features={module.in_features}"
         )
-    return codes
-
-
-def _check_median(median: Any, num_numeric: int, device: torch.device) -> Tensor | None:
-    if median is None:
-        return None
-    tensor = torch.as_tensor(median, dtype=torch.float32).reshape(-1)
-    if len(tensor) != num_numeric:
-        raise ValueError(f"`median` needs {num_numeric} values (one per numeric feature), got {len(tensor)}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"`median` must be finite, got {tensor.tolist()}")
-    return tensor.to(device)
+    expected = list(getattr(module, "categories", None) or [])
+    given = preprocessing.categories or []
+    if given != expected:
+        if not given:
+            raise ValueError(
+                f"The module takes {len(expected)} categorical columns (categories={expected}): give `categorical` "
+                "and `vocabularies`"
+            )
+        raise ValueError(
+            f"The vocabularies give {given} codes per categorical feature (unknown included), the module takes "
+            f"categories={expected}"
+        )
 
 
 def _check_classes(classes: Sequence[Any] | None, outputs: dict[str, Tensor], head: str) -> list[Any] | None:
@@ -723,16 +380,6 @@ def _check_classes(classes: Sequence[Any] | None, outputs: dict[str, Tensor], he
     if len(classes) != expected:
         raise ValueError(f"`classes` needs {expected} labels for {head}'s {expected} classes, got {classes}")
     return classes
-
-
-def _label_array(classes: list[Any]) -> np.ndarray:
-    """The class labels as an array that class indices select from: of their own dtype when it keeps them as they
-    are (e.g. strings or integers), else of Python objects."""
-    array = np.asarray(classes)
-    if array.dtype == object or array.tolist() != classes:
-        array = np.empty(len(classes), dtype=object)
-        array[:] = classes
-    return array
 
 
 __all__ = ["Predictor"]

@@ -286,8 +286,8 @@ def test_a_value_that_is_not_a_number_is_named(checkpoints, rows):
     predictor = Predictor.from_checkpoint(checkpoints["binary"])
     with pytest.raises(
         ValueError,
-        match=r"Column 'b' holds a value that is not a number at row 2: 'oops': the model was trained on numbers in "
-        "this column",
+        match=r"Feature column 'b' of the input holds a value that is not a number at row 2: 'oops'; the model is "
+        r"trained on numbers in this column \(a text column is categorical in training\)",
     ):
         predictor.predict(rows)
 
@@ -299,7 +299,10 @@ def test_numeric_strings_and_bools_are_numbers(checkpoints):
 
 def test_a_nested_list_is_not_a_number(checkpoints):
     predictor = Predictor.from_checkpoint(checkpoints["binary"])
-    with pytest.raises(ValueError, match=r"Column 'c' holds a value that is not a number at row 0: \[1, 2\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"Feature column 'c' of the input holds a value that is not a number at row 0: \[1, 2\]; .*column$",
+    ):
         predictor.predict([{"a": 1.0, "b": 1.0, "c": [1, 2]}])
 
 
@@ -318,12 +321,14 @@ def test_a_nested_list_is_not_a_number(checkpoints):
 )
 def test_nan_inf_and_missing_values_are_named(checkpoints, rows, column, row, count):
     predictor = Predictor.from_checkpoint(checkpoints["binary"])
+    # one check for training and serving: NaN and missing values name the `missing` setting, inf float32's range
     with pytest.raises(
-        ValueError,
-        match=rf"Column '{column}' holds NaN, inf \(or a number beyond float32's ±3.4e38\) or a missing value at row "
-        rf"{row} \({count} rows in all\)",
-    ):
+        ValueError, match=rf"in the input, feature column '{column}': {count} rows \(first at row {row}\)"
+    ) as raised:
         predictor.predict(rows)
+    infinite = column == "b"
+    assert ("beyond float32's range" in str(raised.value)) == infinite
+    assert ("trained with `missing: error`" in str(raised.value)) == (not infinite)
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -379,7 +384,7 @@ def test_a_checkpoint_without_feature_names_takes_positional_input_only(checkpoi
     for rows, form in ((pd.DataFrame(x, columns=NAMES), "a DataFrame"), ({"a": 1.0}, "a dict"), ([{"a": 1}], "dicts")):
         with pytest.raises(ValueError, match=rf"no feature names .* positional input only: .*; got {form} with named"):
             predictor.predict(rows)
-    with pytest.raises(ValueError, match=r"Column 'column 1' holds NaN"):
+    with pytest.raises(ValueError, match=r"NaN in the input, feature column 'column 1': 1 rows"):
         predictor.predict([[1.0, np.nan, 0.0]])
 
 
@@ -413,7 +418,7 @@ def test_missing_checkpoint():
         ({"feature_names": ["a", "b"]}, r"`feature_names` needs 3 names for a model of 3 features, got 2"),
         ({"feature_names": ["a", "b", "a"]}, r"`feature_names` must be unique, got \['a'\] more than once"),
         ({"mean": [0.0] * 3}, r"Give both `mean` and `std` or neither"),
-        ({"mean": [0.0] * 2, "std": [1.0] * 2}, r"`mean` needs 3 values \(one per feature\), got 2"),
+        ({"mean": [0.0] * 2, "std": [1.0] * 2}, r"`mean` needs 3 values \(one per model input\), got 2"),
         ({"mean": [0.0] * 3, "std": [1.0, 0.0, 1.0]}, r"`std` must be > 0, got \[1.0, 0.0, 1.0\]"),
         ({"mean": [0.0, math.nan, 0.0], "std": [1.0] * 3}, r"`mean` must be finite"),
         ({"classes": ["x", "y", "z"]}, r"`classes` needs 2 labels for BinaryMLP's 2 classes, got \['x', 'y', 'z'\]"),

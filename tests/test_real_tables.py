@@ -168,7 +168,9 @@ def test_missing_values_take_the_training_median_and_the_indicator(run):
 
 def test_predictor_names_a_text_value_in_a_numeric_column(run):
     predictor = Predictor.from_checkpoint(run["ckpt"])
-    with pytest.raises(ValueError, match=r"Column 'age' holds a value that is not a number at row 0: 'old'"):
+    with pytest.raises(
+        ValueError, match=r"Feature column 'age' of the input holds a value that is not a number at row 0: 'old'"
+    ):
         predictor.predict({"age": "old", "city": "rome", "plan": "p01", "zone": 1})
     with pytest.raises(ValueError, match=r"lacks feature columns \['plan'\]"):
         predictor.predict({"age": 3.0, "city": "rome", "zone": 1})

@@ -16,6 +16,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
+from nnlit.prediction_table import prediction_columns
+
 
 class CSVPredictionWriter(BasePredictionWriter):
     """Collects what ``predict_step`` returns and writes it as CSV at the end of ``predict``.
@@ -81,33 +83,13 @@ class CSVPredictionWriter(BasePredictionWriter):
     def _table(self, decode: Any) -> tuple[list[str], list[list[Any]]]:
         if not self._batches:
             return ["row", "prediction"], []
-        merged = {key: torch.cat([b[key] for b in self._batches]) for key in self._batches[0]}
-        num_rows = len(next(iter(merged.values())))
-        columns: dict[str, list[Any]] = {}
-        columns["row"] = merged["row"].tolist() if "row" in merged else list(range(num_rows))
-        class_names: list[Any] | None = None
-        if "label" in merged:
-            columns["prediction"] = decode(merged["label"]) if decode is not None else merged["label"].tolist()
+        merged = {key: torch.cat([b[key] for b in self._batches]).numpy() for key in self._batches[0]}
+        classes = None
+        if "label" in merged and decode is not None:
             num_classes = merged["probabilities"].shape[1] if "probabilities" in merged else 2
-            class_names = decode(torch.arange(num_classes)) if decode is not None else list(range(num_classes))
-        probs: Tensor | None
-        if "probability" in merged:
-            p1 = merged["probability"].view(-1)
-            probs = torch.stack([1 - p1, p1], dim=1)
-        else:
-            probs = merged.get("probabilities")
-        if probs is not None and class_names is not None:
-            for j, name in enumerate(class_names):
-                columns[f"prob_{name}"] = probs[:, j].tolist()
-        if "prediction" in merged:
-            values = merged["prediction"].view(num_rows, -1)
-            if values.shape[1] == 1:
-                columns["prediction"] = values[:, 0].tolist()
-            else:
-                for j in range(values.shape[1]):
-                    columns[f"prediction_{j}"] = values[:, j].tolist()
-        header = list(columns)
-        return header, [list(row) for row in zip(*columns.values())]
+            classes = decode(torch.arange(num_classes))
+        columns = {name: values.tolist() for name, values in prediction_columns(merged, classes).items()}
+        return list(columns), [list(row) for row in zip(*columns.values())]
 
 
 def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -205,4 +205,36 @@ def impute(x: Tensor, median: Tensor | None, indicators: Sequence[int]) -> Tenso
     return torch.cat([filled, flags], dim=1)
 
 
-__all__ = ["MISSING", "CategoryCodes", "column_medians", "column_vocabulary", "impute", "is_missing"]
+def column_mean_std(
+    x: Tensor, index: Tensor, transform: Callable[[Tensor], Tensor] | None = None, chunk: int = 8192
+) -> tuple[Tensor, Tensor]:
+    """Mean and (population) standard deviation per column of ``transform(x[index])``, in float64 over chunks of
+    rows: no copy of the rows as a whole."""
+
+    def rows(start: int) -> Tensor:
+        part = x[index[start : start + chunk]]
+        return (part if transform is None else transform(part)).double()
+
+    total = torch.zeros(0, dtype=torch.float64)
+    for start in range(0, len(index), chunk):
+        part = rows(start).sum(dim=0)
+        total = part if not len(total) else total + part
+    if not len(total):
+        total = torch.zeros(rows(0).shape[1], dtype=torch.float64)
+    mean = total / len(index)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(index), chunk):
+        squares += ((rows(start) - mean) ** 2).sum(dim=0)
+    return mean.float(), (squares / len(index)).sqrt().float()
+
+
+__all__ = [
+    "MISSING",
+    "CategoryCodes",
+    "column_mean_std",
+    "column_medians",
+    "column_vocabulary",
+    "impute",
+    "is_missing",
+    "refuse_dates",
+]

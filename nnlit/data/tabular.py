@@ -5,31 +5,30 @@ from __future__ import annotations
 import io
 import os
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import numpy as np
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.files import check_flat, read_table
+from nnlit.data.fitted_preprocessing import STATE_KEYS, FittedPreprocessing
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
-from nnlit.data.preprocessing import (
-    MISSING,
-    CategoryCodes,
-    column_medians,
-    column_vocabulary,
-    impute,
-    is_missing,
-    refuse_dates,
-)
+from nnlit.data.preprocessing import MISSING
 from nnlit.data.sklearn_sets import REAL, load_real
 from nnlit.data.synthetic import SYNTHETIC
+from nnlit.data.table import (
+    Table,
+    check_finite,
+    is_frame,
+    numeric_matrix,
+    read_training_table,
+    table_from_arrays,
+    table_from_frame,
+)
 from nnlit.lightning_internals import batches_done_in_resumed_epoch
 from nnlit.validation import check_int
 
@@ -37,30 +36,10 @@ BUILTIN = sorted([*SYNTHETIC, *REAL])
 
 #: The checkpoint entry where Lightning saves :meth:`TabularDataModule.state_dict`: the preprocessing of training.
 DATA_KEY = "TabularDataModule"
-_STATE_KEYS = frozenset({"mean", "std", "classes", "feature_names"})
-
-#: a categorical column with more distinct training values than both of these looks like an identifier
-_ID_LIKE_MIN, _ID_LIKE_FRACTION = 50, 0.5
 
 Task = Literal["classification", "regression"]
 TASKS = ("classification", "regression")
 Missing = Literal["error", "median", "median_indicator"]
-
-
-@dataclass
-class _Table:
-    x: Tensor  # float32 numeric features, (rows, numeric), not yet imputed nor standardised
-    y: Tensor  # int64 class indices (rows,), float32 probability rows (rows, K), or float32 targets (rows, T)
-    feature_names: list[str]  # the numeric columns, then the categorical ones
-    task: str
-    classes: list[Any] | None  # original label of each class index; None for regression
-    categorical: list[str] = field(default_factory=list)
-    codes: Tensor | None = None  # int64 (rows, categorical): each value's position in `values`
-    values: list[list[Any]] = field(default_factory=list)  # each categorical column's distinct values, sorted
-
-    @property
-    def numeric(self) -> list[str]:
-        return self.feature_names[: self.x.shape[1]]
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -237,22 +216,12 @@ class TabularDataModule(L.LightningDataModule):
         # the loaders given a device copy: at teardown they go back to the host's tensors (see _device_copies)
         self._device_loaders: list[weakref.ref[TensorBatchLoader]] = []
 
-        self._table: _Table | None = None
+        self._table: Table | None = None
         self._splits: dict[str, Tensor] = {}
-        # fitted state, saved in checkpoints
-        self.mean: Tensor | None = None  # of each model input column (0 for was-missing and code columns)
-        self.std: Tensor | None = None  # (1 for was-missing and code columns)
-        self.classes: list[Any] | None = None
-        self.feature_names: list[str] | None = None  # the numeric feature columns, then the categorical ones
-        self.categorical_features: list[str] = []
-        #: the training values of each categorical feature, in code order (code 0: unknown)
-        self.vocabularies: list[list[Any]] = []
-        self.median: Tensor | None = None  # of each numeric feature, when `missing` is not "error"
-        self.indicators: list[str] = []  # numeric features with a was-missing input column
+        #: what training learnt (fitted at the first setup, or taken from ``checkpoint``), saved in checkpoints
+        self.preprocessing: FittedPreprocessing | None = None
         #: values that the training split did not have, per split, per categorical column (logged once per split)
         self.unknown_categories: dict[str, dict[str, int]] = {}
-        self._fitted = False
-        self._num_targets = 1
         self.checkpoint = checkpoint
         if checkpoint is not None:
             self.load_state_dict(read_data_state(checkpoint))
@@ -303,6 +272,7 @@ class TabularDataModule(L.LightningDataModule):
 
         Example::
 
+            >>> import numpy as np
             >>> dm = TabularDataModule.from_arrays(np.eye(4), np.array(["a", "b", "a", "b"]), val_fraction=0.5)
             >>> dm.num_features, dm.num_classes, dm.classes
             (4, 2, ['a', 'b'])
@@ -317,29 +287,72 @@ class TabularDataModule(L.LightningDataModule):
     def num_features(self) -> int:
         """Number of model input columns: the numeric features, their was-missing columns (with
         ``missing="median_indicator"``), then one code column per categorical feature."""
-        self._fit()
-        return len(self.mean) if self.mean is not None else self._input_width()
+        return self._fitted().num_inputs
 
     @property
     def categories(self) -> list[int] | None:
         """The number of codes of each categorical feature, unknown included (``None`` when there are none): the
         model's ``categories``."""
-        self._fit()
-        return [len(CategoryCodes(v)) for v in self.vocabularies] or None
+        return self._fitted().categories
 
     @property
     def num_classes(self) -> int | None:
         """Number of classes (``None`` for regression)."""
-        classes = self.classes if self.predict_only else self._load().classes
+        classes = self.classes if self.predict_only else self.table.classes
         return None if classes is None else len(classes)
 
     @property
     def num_targets(self) -> int:
         """Number of regression targets (1 for classification)."""
         if self.predict_only:
-            return self._num_targets
-        table = self._load()
+            return self._fitted().num_targets
+        table = self.table
         return 1 if table.classes is not None else table.y.shape[1]
+
+    # ---------------------------------------------------------------- the fitted preprocessing, by its parts
+    @property
+    def feature_names(self) -> list[str] | None:
+        """The feature columns as the model takes them: the numeric ones, then the categorical ones."""
+        if self.preprocessing is not None:
+            return self.preprocessing.feature_names
+        return None if self._table is None else self._table.feature_names
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The original label of each class index (``None`` for regression)."""
+        if self.preprocessing is not None:
+            return self.preprocessing.classes
+        return None if self._table is None else self._table.classes
+
+    @property
+    def categorical_features(self) -> list[str]:
+        """The categorical features (fitted)."""
+        return [] if self.preprocessing is None else self.preprocessing.categorical
+
+    @property
+    def vocabularies(self) -> list[list[Any]]:
+        """The training values of each categorical feature, in code order (code 0: unknown)."""
+        return [] if self.preprocessing is None else self.preprocessing.vocabularies
+
+    @property
+    def mean(self) -> Tensor | None:
+        """The training mean of each model input column (0 for was-missing and code columns)."""
+        return None if self.preprocessing is None else self.preprocessing.mean
+
+    @property
+    def std(self) -> Tensor | None:
+        """The training standard deviation of each model input column (1 for was-missing and code columns)."""
+        return None if self.preprocessing is None else self.preprocessing.std
+
+    @property
+    def median(self) -> Tensor | None:
+        """The training median of each numeric feature, when ``missing`` is not ``"error"``."""
+        return None if self.preprocessing is None else self.preprocessing.median
+
+    @property
+    def indicators(self) -> list[str]:
+        """The numeric features with a was-missing input column."""
+        return [] if self.preprocessing is None else self.preprocessing.indicators
 
     # ---------------------------------------------------------------- Lightning hooks
     @property
@@ -360,16 +373,38 @@ class TabularDataModule(L.LightningDataModule):
     def _train_targets(self) -> Tensor | None:
         if self.predict_only:  # the model's own target scaling comes back with its weights
             return None
-        table = self._load()
+        table = self.table
         if table.classes is not None:
             return None
-        self._fit()
-        return table.y[self._splits["train"]]
+        return table.y[self.split_indices("train")]
 
-    def _fit(self) -> None:
-        """Splits the rows and fits the preprocessing, unless done (the model's sizes depend on it)."""
+    def _fitted(self) -> FittedPreprocessing:
+        """The fitted preprocessing, after splitting the rows and fitting it unless done (the model's sizes depend on
+        it)."""
         if not self._splits and not self.predict_only:
             self.setup()
+        assert self.preprocessing is not None  # fitted by setup, or restored from the checkpoint of predict_only
+        return self.preprocessing
+
+    @property
+    def table(self) -> Table:
+        """The whole table (every split), read or built at the first use."""
+        return self._load()
+
+    def split_indices(self, stage: str) -> Tensor:
+        """The rows of the table (int32 positions) in the ``"train"``, ``"val"`` or ``"test"`` split: fixed by
+        ``seed``, so another library can be compared on exactly these rows.
+
+        Example::
+
+            >>> dm = TabularDataModule(dataset="xor", n_samples=100, val_fraction=0.2)
+            >>> [len(dm.split_indices(s)) for s in ("train", "val", "test")]
+            [80, 20, 0]
+        """
+        if stage not in ("train", "val", "test"):
+            raise ValueError(f"`stage` must be 'train', 'val' or 'test', got {stage!r}")
+        self._fitted()
+        return self._splits[stage]
 
     def setup(self, stage: str | None = None) -> None:
         if self.predict_only:
@@ -397,57 +432,11 @@ class TabularDataModule(L.LightningDataModule):
             "test": order[n_val : n_val + n_test],
             "train": order[n_val + n_test :],
         }
-        if not self._fitted:  # fitted once; a checkpoint's values, restored later, win
-            self._fit_preprocessing(table, self._splits["train"])
-
-    def _fit_preprocessing(self, table: _Table, train: Tensor) -> None:
-        """Medians, was-missing columns, vocabularies, mean and standard deviation, from the training rows only."""
-        numeric = table.numeric
-        self.categorical_features = list(table.categorical)
-        self.median, self.indicators = None, []
-        if self.missing != "error":
-            self.median = column_medians(table.x, train)
-            if self.missing == "median_indicator":
-                self.indicators = [n for j, n in enumerate(numeric) if bool(torch.isnan(table.x[train, j]).any())]
-        self.vocabularies = []
-        if table.codes is not None:
-            for j, values in enumerate(table.values):
-                seen = torch.unique(table.codes[train, j]).tolist()
-                self.vocabularies.append([values[k] for k in seen])  # sorted as `values` are, None last
-                self._check_cardinality(table.categorical[j], len(seen), len(train))
-        self._train_codes = None
-        if self.standardize:
-            indicators = self._indicator_positions()
-            mean, std = _column_mean_std(table.x, train, lambda x: impute(x, self.median, indicators))
-            std = torch.where(std > 0, std, torch.ones_like(std))
-            mean[len(numeric) :], std[len(numeric) :] = 0.0, 1.0  # was-missing columns stay 0 / 1
-            codes = len(table.categorical)
-            self.mean = torch.cat([mean, torch.zeros(codes)])
-            self.std = torch.cat([std, torch.ones(codes)])
-        self._fitted = True
-
-    def _check_cardinality(self, name: str, distinct: int, rows: int) -> None:
-        """A text column with a value for (nearly) every row is an identifier, not a category: its embedding would be
-        huge and learn nothing that generalises. Refused when nnlit inferred the column is categorical, warned about
-        when it is listed in ``categorical``."""
-        if distinct <= max(_ID_LIKE_MIN, _ID_LIKE_FRACTION * rows):
-            return
-        width = min(600, round(1.6 * (distinct + 1) ** 0.56))
-        message = (
-            f"Categorical column {name!r} has {distinct:,} distinct values in {rows:,} training rows: it looks like an "
-            f"identifier, whose embedding ({distinct + 1:,} x {width} = {(distinct + 1) * width:,} parameters) learns "
-            "nothing that carries to new rows"
-        )
-        if name not in self.categorical:
-            raise ValueError(f"{message}. Leave it out of `features`, or list it in `categorical` if it is a category")
-        rank_zero_warn(f"{message} (it is listed in `categorical`, so it is kept)")
-
-    def _indicator_positions(self) -> list[int]:
-        numeric = (self.feature_names or [])[: len(self.feature_names or []) - len(self.categorical_features)]
-        return [numeric.index(name) for name in self.indicators]
-
-    def _input_width(self) -> int:
-        return len(self.feature_names or []) + len(self.indicators)
+        if self.preprocessing is None:  # fitted once; a checkpoint's values, restored later, win
+            self.preprocessing = FittedPreprocessing.fit(
+                table, self._splits["train"], self.missing, self.standardize, self.categorical
+            )
+            self._train_codes = None
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -476,34 +465,13 @@ class TabularDataModule(L.LightningDataModule):
         return TensorBatchLoader([*tensors, rows], self.batch_size, sampler=sampler, transform=self._transform_batch)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "mean": None if self.mean is None else self.mean.tolist(),
-            "std": None if self.std is None else self.std.tolist(),
-            "classes": self.classes,
-            "feature_names": self.feature_names,
-            "categorical": self.categorical_features,
-            "vocabularies": self.vocabularies,
-            "missing": self.missing,
-            "median": None if self.median is None else self.median.tolist(),
-            "indicators": self.indicators,
-            "num_targets": self.num_targets,
-        }
+        """The fitted preprocessing (:meth:`FittedPreprocessing.state_dict`), saved in checkpoints."""
+        return self._fitted().state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.mean = None if state_dict["mean"] is None else torch.tensor(state_dict["mean"])
-        self.std = None if state_dict["std"] is None else torch.tensor(state_dict["std"])
-        self.classes = state_dict["classes"]
-        self.feature_names = state_dict["feature_names"]
-        # checkpoints written before categorical and missing values were supported lack these keys
-        self.categorical_features = list(state_dict.get("categorical", []))
-        self.vocabularies = [list(v) for v in state_dict.get("vocabularies", [])]
-        self.missing = state_dict.get("missing", "error")
-        median = state_dict.get("median")
-        self.median = None if median is None else torch.tensor(median)
-        self.indicators = list(state_dict.get("indicators", []))
-        self._num_targets = int(state_dict.get("num_targets", 1))
+        self.preprocessing = FittedPreprocessing.from_state_dict(state_dict)
+        self.missing = self.preprocessing.missing  # type: ignore[assignment]  # the table is read as training read it
         self._train_codes = None
-        self._fitted = True
 
     # ---------------------------------------------------------------- transforms
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
@@ -518,8 +486,7 @@ class TabularDataModule(L.LightningDataModule):
         """
         if split not in ("train", "val", "test"):
             raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
-        self._fit()
-        table, index = self._load(), self._splits[split]
+        table, index = self.table, self.split_indices(split)
         tensors = self._feature_tensors(split, index)
         return self._transform_batch(tuple(t[index] for t in tensors), copied=True)[0], table.y[index]
 
@@ -533,34 +500,26 @@ class TabularDataModule(L.LightningDataModule):
     def _transform(self, x: Tensor, codes: Tensor | None, copied: bool) -> Tensor:
         """:meth:`transform`; with ``copied``, ``x`` is a copy of the table's rows that nothing else reads (a gathered
         batch) and is standardised in place: no second buffer of its size."""
-        if self.median is not None:  # imputing: the was-missing positions are looked up only then (per batch)
-            x, copied = impute(x, self._device_copy(self.median, x.device), self._indicator_positions()), True
-        if codes is not None and codes.shape[1]:
-            x, copied = torch.cat([x, codes.to(x.dtype)], dim=1), True
-        if self.mean is None or self.std is None:
-            return x
-        mean, std = self._device_copy(self.mean, x.device), self._device_copy(self.std, x.device)
-        return (x.sub_(mean) if copied else x - mean).div_(std)
+        device = x.device
+        return self._fitted().transform(x, codes, copied, on=lambda t: self._device_copy(t, device))
 
     def decode(self, labels: Tensor) -> list[Any]:
         """Maps class indices back to the original labels.
 
         Example::
 
+            >>> import numpy as np
             >>> dm = TabularDataModule.from_arrays(np.eye(3), np.array(["cat", "dog", "cat"]))
             >>> dm.setup("fit")
             >>> dm.decode(torch.tensor([1, 0]))
             ['dog', 'cat']
         """
-        indices = labels.tolist()
-        if self.classes is None:
-            return indices
-        return [self.classes[i] for i in indices]
+        return self._fitted().decode(labels)
 
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
-        self._fit()
-        table = self._load()
+        self._fitted()
+        table = self.table
         if self.classes is not None and table.classes is not None and self.classes != table.classes:
             raise ValueError(
                 f"The checkpoint's classes {self.classes} differ from the classes of this data, {table.classes}: the "
@@ -675,8 +634,8 @@ class TabularDataModule(L.LightningDataModule):
         if self._train_codes is None:
             assert table.codes is not None  # a table with categorical columns has codes
             columns, unseen_columns = [], []
-            for values, vocabulary, codes in zip(table.values, self.vocabularies, table.codes.T):
-                lookup, _ = CategoryCodes(vocabulary).encode(values)  # the code of each distinct value
+            for values, vocabulary, codes in zip(table.values, self._fitted().codes, table.codes.T):
+                lookup, _ = vocabulary.encode(values)  # the code of each distinct value
                 columns.append(torch.as_tensor(lookup, dtype=torch.float32)[codes])
                 unseen = torch.tensor([code == 0 and value is not None for code, value in zip(lookup, values)])
                 unseen_columns.append(unseen[codes])
@@ -708,27 +667,27 @@ class TabularDataModule(L.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
-    def _load(self) -> _Table:
+    def _load(self) -> Table:
         if self._table is None:
             if self._arrays is not None:
                 x, y, names = self._arrays
-                if _is_frame(x):
+                if is_frame(x):
                     features = [str(c) for c in x.columns]
                     if self.checkpoint is not None and self.feature_names and set(self.feature_names) <= set(features):
                         features = list(self.feature_names)  # the checkpoint's columns, in its order
                     frame = x.set_axis([str(c) for c in x.columns], axis=1)
-                    self._table = _table_from_frame(
+                    self._table = table_from_frame(
                         frame, features, y, self.task, "the DataFrame", self.categorical, self.missing
                     )
                 else:
-                    self._table = _table_from_arrays(
+                    self._table = table_from_arrays(
                         x, y, names, self.task, "the arrays", self.categorical, self.missing
                     )
             elif self.dataset in REAL:
                 x_np, y_np, names = load_real(self.dataset)
                 task = self.task or REAL[self.dataset].task
                 source = f"dataset {self.dataset!r}"
-                self._table = _table_from_arrays(x_np, y_np, names, task, source, self.categorical, self.missing)
+                self._table = table_from_arrays(x_np, y_np, names, task, source, self.categorical, self.missing)
             elif self.dataset is not None:
                 spec = SYNTHETIC[self.dataset]
                 x, y = spec.make(n_samples=self.n_samples, noise=self.noise, n_classes=self.n_classes, seed=self.seed)
@@ -738,13 +697,10 @@ class TabularDataModule(L.LightningDataModule):
                 names = [f"x{i + 1}" for i in range(x.shape[1])]
                 task = self.task or spec.task
                 source = f"dataset {self.dataset!r}"
-                self._table = _table_from_arrays(x, y, names, task, source, self.categorical, self.missing)
+                self._table = table_from_arrays(x, y, names, task, source, self.categorical, self.missing)
             else:
                 assert self.path is not None and self.target is not None  # checked in __init__
                 self._table = self._read_training_file(self.path, self.target)
-            if self.feature_names is None:  # unless restored from a checkpoint
-                self.feature_names = self._table.feature_names
-                self.classes = self._table.classes
             table = self._table
             categorical = f", {len(table.categorical)} of them categorical" if table.categorical else ""
             rank_zero_info(
@@ -753,30 +709,11 @@ class TabularDataModule(L.LightningDataModule):
             )
         return self._table
 
-    def _read_training_file(self, path: str, target: str) -> _Table:
-        frame = read_table(path)
-        columns = [str(c) for c in frame.columns]
-        if target not in columns:
-            raise ValueError(f"Target column {target!r} not in {path!r}. Columns: {', '.join(columns)}")
-        features = self.features if self.features is not None else [c for c in columns if c != target]
-        if self.checkpoint is not None and self.feature_names and self.features is None:
+    def _read_training_file(self, path: str, target: str) -> Table:
+        features = self.features
+        if self.checkpoint is not None and self.feature_names and features is None:
             features = list(self.feature_names)  # the checkpoint's columns, in its order
-        missing = [c for c in features if c not in columns]
-        if missing:
-            raise ValueError(f"Feature columns {missing} not in {path!r}. Columns: {', '.join(columns)}")
-        if target in features:
-            raise ValueError(f"The target column {target!r} cannot also be a feature")
-        check_flat(frame, [*features, target], path)
-        return _table_from_frame(
-            frame,
-            features,
-            frame[target].to_numpy(),
-            self.task,
-            repr(path),
-            categorical=self.categorical,
-            missing=self.missing,
-            target_name=target,
-        )
+        return read_training_table(path, target, features, self.task, self.categorical, self.missing)
 
     def _read_predict_file(self, path: str) -> tuple[Tensor, ...]:
         frame = read_table(path)
@@ -788,17 +725,15 @@ class TabularDataModule(L.LightningDataModule):
             )
         check_flat(frame, names, path)
         numeric = names[: len(names) - len(self.categorical_features)]
-        x = _numeric_matrix(frame, numeric, repr(path))
-        _check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None, training=False)
-        if not self.categorical_features:
+        x = numeric_matrix(frame, numeric, repr(path))
+        check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None, training=False)
+        prep = self._fitted()
+        if not prep.categorical:
             return (x,)
-        columns, counts = [], []
-        for name, vocabulary in zip(self.categorical_features, self.vocabularies):
-            codes, unknown = CategoryCodes(vocabulary).encode(frame[name].to_numpy(dtype=object))
-            columns.append(torch.as_tensor(codes, dtype=torch.float32))
-            counts.append(unknown)
-        self._log_unknown("predict", counts)
-        return x, torch.stack(columns, dim=1)
+        raw = {name: frame[name].to_numpy(dtype=object) for name in prep.categorical}
+        codes, unknown = prep.encode_categories(raw, len(frame))
+        self._log_unknown("predict", [unknown[name] for name in prep.categorical])
+        return x, codes
 
 
 def read_data_state(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -825,288 +760,10 @@ def data_state(checkpoint: Any) -> dict[str, Any] | None:
     if not isinstance(checkpoint, dict):
         return None
     state = checkpoint.get(DATA_KEY)
-    if isinstance(state, dict) and _STATE_KEYS <= set(state):
+    if isinstance(state, dict) and STATE_KEYS <= set(state):
         return state
-    found = [v for v in checkpoint.values() if isinstance(v, dict) and _STATE_KEYS <= set(v)]
+    found = [v for v in checkpoint.values() if isinstance(v, dict) and STATE_KEYS <= set(v)]
     return found[0] if len(found) == 1 else None
-
-
-def _is_frame(x: Any) -> bool:
-    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")
-
-
-def _numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
-    """The numeric feature columns as a row-major float32 matrix; a column read as objects (e.g. bools with an empty
-    cell) is converted value by value, a missing one as NaN, and the first value that is not a number is named with
-    its row.
-
-    Row-major: ``frame.to_numpy()`` gives a column-major matrix, from which gathering a batch's rows touches every
-    column at scattered places (several times slower per batch than from contiguous rows), and making it row-major
-    afterwards would hold two copies of the data at once. So it is filled in blocks of rows when every column holds
-    numbers (each block converted by pandas, then written row-major), else column by column."""
-    import pandas as pd
-
-    x = np.empty((len(frame), len(columns)), dtype=np.float32)
-    typed = [pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) for c in columns]
-    if all(typed) and frame.columns.is_unique:
-        numbers = frame[columns]
-        for start in range(0, len(frame), _ROWS_PER_BLOCK):
-            block = numbers.iloc[start : start + _ROWS_PER_BLOCK]
-            x[start : start + len(block)] = block.to_numpy(dtype=np.float32, na_value=np.nan)
-        return torch.from_numpy(x)
-    for j, column in enumerate(columns):
-        series = frame[column]
-        if typed[j]:
-            x[:, j] = series.to_numpy(dtype=np.float32, na_value=np.nan)
-            continue
-        values = series.to_numpy(dtype=object)
-        missing = is_missing(values)  # one pass over the column, not one array per value
-        for row, value in enumerate(values):
-            if missing[row]:
-                x[row, j] = np.nan
-                continue
-            try:
-                x[row, j] = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"Feature column {column!r} in {source} holds a value that is not a number at row {row}: {value!r};"
-                    " the model was trained on numbers in this column"
-                ) from None
-    return torch.from_numpy(x)
-
-
-_ROWS_PER_BLOCK = 1 << 16  # 65,536 rows: an 8 MB float32 block at 32 columns
-
-
-def _table_from_frame(
-    frame: Any,
-    features: list[str],
-    y: Any,
-    task: str | None,
-    source: str,
-    categorical: list[str],
-    missing: str,
-    target_name: str = "target",
-) -> _Table:
-    """A table from a DataFrame's feature columns: text, ``category`` and listed columns are categorical, the other
-    columns numbers (bools as 0 / 1)."""
-    import pandas as pd
-
-    _check_listed(categorical, features, source)
-    refuse_dates(frame.dtypes, features, source)
-    numeric, text = [], []
-    for name in features:
-        series = frame[name]
-        is_number = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
-        if name in categorical or not is_number or isinstance(series.dtype, pd.CategoricalDtype):
-            text.append(name)
-        else:
-            numeric.append(name)
-    x = _numeric_matrix(frame, numeric, source)  # row-major: a batch's rows are gathered from contiguous memory
-    columns = {name: frame[name].to_numpy(dtype=object) for name in text}
-    return _build_table(x, numeric, columns, y, task, source, missing, target_name)
-
-
-def _table_from_arrays(
-    x: Any,
-    y: Any,
-    names: list[str] | None,
-    task: str | None,
-    source: str,
-    categorical: list[str] | None = None,
-    missing: str = "error",
-    target_name: str = "target",
-) -> _Table:
-    x_np = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-    if x_np.ndim != 2:
-        raise ValueError(f"Features of {source} must be a 2-D array (rows × features), got shape {x_np.shape}")
-    if x_np.dtype.kind not in "biuf":
-        raise ValueError(
-            f"Features of {source} must be numeric, got dtype {x_np.dtype}: encode them as numbers first, or pass a "
-            "pandas DataFrame, whose text columns are taken as categorical"
-        )
-    names = names if names is not None else [f"x{i + 1}" for i in range(x_np.shape[1])]
-    if len(names) != x_np.shape[1]:
-        raise ValueError(f"{len(names)} feature names for {x_np.shape[1]} feature columns")
-    categorical = categorical or []
-    _check_listed(categorical, names, source)
-    keep = [j for j, name in enumerate(names) if name not in categorical]
-    if len(keep) == len(names):
-        features = _shared_tensor(x_np, np.float32)
-    else:
-        features = _shared_tensor(np.take(x_np, keep, axis=1), np.float32)  # fresh, row-major (x[:, keep] is not)
-    columns = {name: x_np[:, names.index(name)] for name in names if name in categorical}
-    return _build_table(features, [names[j] for j in keep], columns, y, task, source, missing, target_name)
-
-
-def _check_listed(categorical: list[str], features: list[str], source: str) -> None:
-    unknown = [name for name in categorical if name not in features]
-    if unknown:
-        raise ValueError(
-            f"`categorical` names {unknown}, which are not feature columns of {source}. Features: {', '.join(features)}"
-        )
-
-
-def _build_table(
-    x: Tensor,
-    numeric: list[str],
-    categorical: dict[str, np.ndarray],
-    y: Any,
-    task: str | None,
-    source: str,
-    missing: str,
-    target_name: str,
-) -> _Table:
-    y_np = _as_numpy(y)
-    if len(y_np) != len(x):
-        raise ValueError(f"{source}: {len(x)} feature rows but {len(y_np)} targets")
-    _check_finite(x, numeric, "feature column", source, allow_nan=missing != "error")
-    names = numeric + list(categorical)
-    codes, values = None, []
-    if categorical:
-        encoded = [column_vocabulary(column, name, source) for name, column in categorical.items()]
-        values = [vocabulary for vocabulary, _ in encoded]
-        codes = torch.as_tensor(np.stack([c for _, c in encoded], axis=1))
-    y_tensor, task, classes = _targets(y_np, task, source, target_name)
-    return _Table(x, y_tensor, names, task, classes, list(categorical), codes, values)
-
-
-def _as_numpy(values: Any) -> np.ndarray:
-    if isinstance(values, Tensor):
-        return values.detach().cpu().numpy()
-    to_numpy = getattr(values, "to_numpy", None)  # a pandas Series or DataFrame
-    return to_numpy() if callable(to_numpy) else np.asarray(values)
-
-
-def _targets(y_np: np.ndarray, task: str | None, source: str, target_name: str) -> tuple[Tensor, str, list[Any] | None]:
-    """The targets as the model takes them, the task, and the class labels (``None`` for regression)."""
-    if task is None:
-        task = "regression" if y_np.dtype.kind == "f" else "classification"
-    if task == "regression":
-        targets = _float_targets(y_np, source, target_name)
-        return targets.view(len(targets), -1), task, None
-    if y_np.ndim == 2:  # probability or one-hot rows
-        probs = _float_targets(y_np, source, target_name)
-        if (probs < 0).any():
-            raise ValueError(f"Probability targets of {source} must be >= 0")
-        return probs, task, list(range(probs.shape[1]))
-    missing = is_missing(y_np)  # class labels: one per row (probability rows returned above)
-    if missing.any():
-        first = int(np.flatnonzero(missing)[0])
-        raise ValueError(
-            f"The target {target_name!r} of {source} has {int(missing.sum())} missing labels (first at row {first})"
-        )
-    small_ints = _small_int_labels(y_np)
-    if small_ints is not None:
-        return small_ints
-    try:
-        classes, indices = np.unique(y_np, return_inverse=True)
-    except TypeError as err:
-        kinds = sorted({type(v).__name__ for v in y_np.tolist()})
-        raise ValueError(f"The target {target_name!r} of {source} mixes label types ({', '.join(kinds)})") from err
-    if len(classes) < 2:
-        raise ValueError(f"Classification needs at least 2 classes; the target of {source} has {classes.tolist()}")
-    return torch.as_tensor(indices.reshape(-1), dtype=torch.int64), task, classes.tolist()
-
-
-def _small_int_labels(y_np: np.ndarray) -> tuple[Tensor, str, list[Any]] | None:
-    """Integer class labels in a small range, mapped with a lookup table instead of ``np.unique``'s sort (which holds
-    three more label-sized arrays at once); labels that are already ``0 … k-1`` in int64 are shared, not copied.
-    ``None`` for any other labels (or fewer than 2 classes, which the general path reports)."""
-    fits_int64 = y_np.dtype.kind == "i" or (y_np.dtype.kind == "u" and y_np.itemsize < 8)
-    if not fits_int64 or y_np.ndim != 1 or not len(y_np):
-        return None
-    low, high = int(y_np.min()), int(y_np.max())
-    if high - low > 65_536:
-        return None
-    offsets = np.subtract(y_np, low, dtype=np.int64) if low else y_np  # int64: no overflow of a narrow dtype
-    present = np.flatnonzero(np.bincount(offsets, minlength=high - low + 1)) + low
-    if len(present) < 2:
-        return None
-    classes = present.tolist()
-    if classes == list(range(len(classes))):
-        indices = _shared_tensor(y_np, np.int64)
-    else:
-        lookup = np.zeros(high - low + 1, dtype=np.int64)
-        lookup[present - low] = np.arange(len(present))
-        indices = torch.from_numpy(lookup[offsets])
-    return indices, "classification", classes
-
-
-def _shared_tensor(array: np.ndarray, dtype: type[np.generic]) -> Tensor:
-    """``array`` as a tensor of ``dtype``, sharing its memory when it already is a native-order, C-contiguous, writeable
-    array of that dtype (the data module never modifies it); a copy otherwise."""
-    if array.dtype == dtype and array.dtype.isnative and array.flags.c_contiguous and array.flags.writeable:
-        return torch.from_numpy(array)
-    return torch.from_numpy(np.array(array, dtype=dtype, order="C", copy=True))
-
-
-def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:
-    if y.dtype.kind not in "biuf":
-        raise ValueError(
-            f"The target {target_name!r} of {source} must be numeric for regression, got dtype {y.dtype}: set "
-            "`task: classification` if it holds class labels"
-        )
-    targets = torch.as_tensor(y.astype(np.float32))
-    columns = targets.view(len(targets), -1)
-    names = [target_name] if columns.shape[1] == 1 else [f"{target_name}[{i}]" for i in range(columns.shape[1])]
-    _check_finite(columns, names, "target", source)
-    return targets
-
-
-def _check_finite(
-    x: Tensor, names: list[str], kind: str, source: str, allow_nan: bool = False, training: bool = True
-) -> None:
-    # NaN propagates through amax / amin and ±inf is their result: no mask of the table's size unless one is bad
-    if not x.numel() or bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
-        return
-    bad = torch.isinf(x) if allow_nan else ~torch.isfinite(x)
-    counts = bad.sum(dim=0)
-    problems = []
-    for col in torch.nonzero(counts).flatten().tolist():
-        first = int(torch.nonzero(bad[:, col])[0])
-        problems.append(f"{names[col]!r}: {int(counts[col])} rows (first at row {first})")
-    if not problems:
-        return
-    beyond = " (inf, or a number beyond float32's range of ±3.4e38)"
-    if allow_nan:
-        raise ValueError(f"Infinite values{beyond} in {source}, {kind} " + "; ".join(problems))
-    hint = ""
-    if kind == "feature column" and bool(torch.isnan(x).any()):
-        hint = (
-            ". Set the data module's `missing: median` to fill missing numbers with the training median (or "
-            "`missing: median_indicator` to also add a was-missing input per column)"
-            if training
-            else ". The model was trained with `missing: error` and takes no missing numbers: fill or drop those rows"
-        )
-    what = f"NaN or inf{beyond}" if bool(torch.isinf(x).any()) else "NaN"
-    raise ValueError(f"{what} in {source}, {kind} " + "; ".join(problems) + hint)
-
-
-def _column_mean_std(
-    x: Tensor, index: Tensor, transform: Callable[[Tensor], Tensor] | None = None, chunk: int = 8192
-) -> tuple[Tensor, Tensor]:
-    """Mean and (population) standard deviation per column of ``transform(x[index])``, in float64 over chunks of
-    rows: no copy of the rows as a whole."""
-
-    def rows(start: int) -> Tensor:
-        part = x[index[start : start + chunk]]
-        return (part if transform is None else transform(part)).double()
-
-    total = torch.zeros(0, dtype=torch.float64)
-    for start in range(0, len(index), chunk):
-        part = rows(start).sum(dim=0)
-        total = part if not len(total) else total + part
-    if not len(total):
-        total = torch.zeros(rows(0).shape[1], dtype=torch.float64)
-    mean = total / len(index)
-    squares = torch.zeros_like(total)
-    for start in range(0, len(index), chunk):
-        squares += ((rows(start) - mean) ** 2).sum(dim=0)
-    return mean.float(), (squares / len(index)).sqrt().float()
-
-
-__all__ = ["TabularDataModule"]
 
 
 def _free_memory(device: torch.device) -> int:
@@ -1114,3 +771,6 @@ def _free_memory(device: torch.device) -> int:
     in its cache without using (``mem_get_info`` counts the cache as used)."""
     free = torch.cuda.mem_get_info(device)[0]
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+__all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]

@@ -188,7 +188,7 @@ def test_parquet_source(tmp_path, frame):
 def test_a_file_table_is_row_major_with_the_frames_values(tmp_path, frame, dtype, monkeypatch):
     # pandas hands a block of columns over column-major; batches are cut by rows, so the table must be row-major
     pytest.importorskip("pyarrow")
-    monkeypatch.setattr("nnlit.data.tabular._ROWS_PER_BLOCK", 7)  # 50 rows: 8 blocks, the last one short
+    monkeypatch.setattr("nnlit.data.table._ROWS_PER_BLOCK", 7)  # 50 rows: 8 blocks, the last one short
     numbers = frame[["age", "income"]].round().astype(dtype)
     if dtype == "Int64":
         numbers.loc[[3, 20], "age"] = None  # missing values
