@@ -49,8 +49,8 @@ def sklearn_scores(datamodule: object, seed: int) -> dict[str, float]:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.preprocessing import StandardScaler
 
-    table = datamodule._load()
-    train, test = datamodule._splits["train"].numpy(), datamodule._splits["test"].numpy()
+    table = datamodule.table
+    train, test = datamodule.split_indices("train").numpy(), datamodule.split_indices("test").numpy()
     x, y = table.x.numpy(), table.y.numpy()
     scaler = StandardScaler().fit(x[train])
     x_train, x_test = scaler.transform(x[train]), scaler.transform(x[test])

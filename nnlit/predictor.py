@@ -14,9 +14,8 @@ from torch import Tensor
 
 from nnlit.checkpoint import load
 from nnlit.checkpoint_io import MapLocation, read_checkpoint
-from nnlit.data.fitted_preprocessing import FittedPreprocessing
+from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state
 from nnlit.data.rows import RowReader, dataframe_type, outside_stacklevel, pandas_module
-from nnlit.data.tabular import DATA_KEY, data_state
 from nnlit.models.base import MLPModule
 from nnlit.prediction_table import prediction_columns
 

@@ -215,7 +215,7 @@ def test_fit_checkpoint_predict_end_to_end(tmp_path):
     dm.load_state_dict(torch.load(ckpt, weights_only=True)["TabularDataModule"])
     model.eval()
     with torch.no_grad():
-        probs = torch.softmax(model(dm.transform(dm._load().x)), dim=1)
+        probs = torch.softmax(model(dm.transform(dm.table.x)), dim=1)
     written = torch.tensor([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
     assert torch.allclose(written, probs, atol=1e-6)
     assert [int(r["prediction"]) for r in rows] == probs.argmax(1).tolist()

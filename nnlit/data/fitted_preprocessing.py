@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -10,11 +11,14 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
+from nnlit.checkpoint_io import read_checkpoint
 from nnlit.data.preprocessing import CategoryCodes, column_mean_std, column_medians, impute
 from nnlit.data.table import Table
 
 #: a categorical column with more distinct training values than both of these looks like an identifier
 _ID_LIKE_MIN, _ID_LIKE_FRACTION = 50, 0.5
+#: The checkpoint entry where Lightning saves ``TabularDataModule.state_dict``: the preprocessing of training.
+DATA_KEY = "TabularDataModule"
 #: the keys every saved preprocessing has (older checkpoints lack the others)
 STATE_KEYS = frozenset({"mean", "std", "classes", "feature_names"})
 
@@ -302,4 +306,34 @@ def _check_cardinality(name: str, distinct: int, rows: int, listed: bool) -> Non
     rank_zero_warn(f"{message} (it is listed in `categorical`, so it is kept)")
 
 
-__all__ = ["STATE_KEYS", "FittedPreprocessing"]
+def read_data_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data module's state saved in a checkpoint (see :meth:`TabularDataModule.state_dict`).
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: when the checkpoint has no such entry (a model trained without nnlit's data module).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
+    state = data_state(read_checkpoint(path))  # checked plain data; the structure only, no weights read
+    if state is None:
+        raise ValueError(
+            f"{str(path)!r} has no {DATA_KEY!r} entry, where nnlit's data module saves the feature names, scaler, "
+            "vocabularies and classes of training: the model was trained without nnlit's TabularDataModule"
+        )
+    return state
+
+
+def data_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The data module's state in a loaded checkpoint: the ``"TabularDataModule"`` entry, or the one entry of the same
+    keys (a subclass of the data module is saved under its own name); ``None`` when there is none."""
+    if not isinstance(checkpoint, dict):
+        return None
+    state = checkpoint.get(DATA_KEY)
+    if isinstance(state, dict) and STATE_KEYS <= set(state):
+        return state
+    found = [v for v in checkpoint.values() if isinstance(v, dict) and STATE_KEYS <= set(v)]
+    return found[0] if len(found) == 1 else None
+
+
+__all__ = ["DATA_KEY", "STATE_KEYS", "FittedPreprocessing", "data_state", "read_data_state"]

@@ -339,3 +339,49 @@ def read_training_table(
     return table_from_frame(
         frame, features, frame[target].to_numpy(), task, repr(path), categorical, missing, target_name=target
     )
+
+
+def table_from_source(
+    arrays: tuple[Any, Any, list[str] | None],
+    features: list[str] | None,
+    task: str | None,
+    categorical: list[str],
+    missing: str,
+) -> Table:
+    """The table of ``(x, y, feature_names)`` given to ``TabularDataModule.from_arrays``: a ``DataFrame`` (its columns
+    named by ``features`` when given, in that order) or a matrix."""
+    x, y, names = arrays
+    if is_frame(x):
+        frame = x.set_axis([str(c) for c in x.columns], axis=1)
+        columns = list(frame.columns)
+        chosen = list(features) if features is not None and set(features) <= set(columns) else columns
+        return table_from_frame(frame, chosen, y, task, "the DataFrame", categorical, missing)
+    return table_from_arrays(x, y, names, task, "the arrays", categorical, missing)
+
+
+def builtin_table(
+    dataset: str,
+    task: str | None,
+    categorical: list[str],
+    missing: str,
+    n_samples: int,
+    noise: float,
+    n_classes: int,
+    n_features: int,
+    seed: int,
+) -> Table:
+    """The table of a built-in set: one scikit-learn ships, or a synthetic one of ``n_samples`` rows with
+    ``n_features - 2`` columns of Gaussian noise after its 2 informative ones."""
+    from nnlit.data.sklearn_sets import REAL, load_real
+    from nnlit.data.synthetic import SYNTHETIC
+
+    source = f"dataset {dataset!r}"
+    if dataset in REAL:
+        x_np, y_np, names = load_real(dataset)
+        return table_from_arrays(x_np, y_np, names, task or REAL[dataset].task, source, categorical, missing)
+    spec = SYNTHETIC[dataset]
+    x, y = spec.make(n_samples=n_samples, noise=noise, n_classes=n_classes, seed=seed)
+    if n_features > 2:
+        x = torch.cat([x, torch.randn(len(x), n_features - 2, generator=torch.Generator().manual_seed(seed + 1))], 1)
+    names = [f"x{i + 1}" for i in range(x.shape[1])]
+    return table_from_arrays(x, y, names, task or spec.task, source, categorical, missing)

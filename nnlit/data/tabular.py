@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,29 +12,20 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
-from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
+from nnlit.checkpoint_io import checked_hyperparameters, read_bytes
 from nnlit.data.files import check_flat, read_table
-from nnlit.data.fitted_preprocessing import STATE_KEYS, FittedPreprocessing
+from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state, read_data_state
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
+from nnlit.data.placement import TablePlacement
 from nnlit.data.preprocessing import MISSING
-from nnlit.data.sklearn_sets import REAL, load_real
+from nnlit.data.sklearn_sets import REAL
 from nnlit.data.synthetic import SYNTHETIC
-from nnlit.data.table import (
-    Table,
-    check_finite,
-    is_frame,
-    numeric_matrix,
-    read_training_table,
-    table_from_arrays,
-    table_from_frame,
-)
+from nnlit.data.table import Table, builtin_table, check_finite, numeric_matrix, read_training_table, table_from_source
 from nnlit.lightning_internals import batches_done_in_resumed_epoch
 from nnlit.validation import check_int
 
 BUILTIN = sorted([*SYNTHETIC, *REAL])
 
-#: The checkpoint entry where Lightning saves :meth:`TabularDataModule.state_dict`: the preprocessing of training.
-DATA_KEY = "TabularDataModule"
 
 Task = Literal["classification", "regression"]
 TASKS = ("classification", "regression")
@@ -185,8 +175,6 @@ class TabularDataModule(L.LightningDataModule):
         check_int("n_features", n_features, minimum=2, where=" of a built-in set")
         if noise < 0:
             raise ValueError(f"`noise` must be >= 0, got {noise!r}")
-        if not (isinstance(table_on_device, bool) or table_on_device == "auto"):
-            raise ValueError(f"`table_on_device` must be true, false or 'auto', got {table_on_device!r}")
         self.dataset = dataset
         self.path = path
         self.target = target
@@ -208,14 +196,8 @@ class TabularDataModule(L.LightningDataModule):
         self.drop_last = drop_last
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         self.table_on_device = table_on_device
-        # (tensor id, device) -> (the tensor, its copy there): one copy per fit, shared by the loaders and the transform
-        self._device_copies: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
-        # the Trainer's device -> where the table is gathered from (that device, or None: the host), decided once per
-        # fit: the first loader's copy must not change the free memory the next loader's choice reads
-        self._table_devices: dict[torch.device, torch.device | None] = {}
-        # the loaders given a device copy: at teardown they go back to the host's tensors (see _device_copies)
-        self._device_loaders: list[weakref.ref[TensorBatchLoader]] = []
-
+        #: where the loaders gather batches from (the host, or one copy of the table on the Trainer's device)
+        self.placement = TablePlacement(table_on_device)
         self._table: Table | None = None
         self._splits: dict[str, Tensor] = {}
         #: what training learnt (fitted at the first setup, or taken from ``checkpoint``), saved in checkpoints
@@ -542,60 +524,20 @@ class TabularDataModule(L.LightningDataModule):
             transform=self._transform_gathered,
         )
         if device is not None:
-            self._device_loaders.append(weakref.ref(loader))
+            self.placement.register(loader)
         return loader
 
     def _table_device(self, tensors: list[Tensor]) -> torch.device | None:
-        """The device the split loaders copy ``tensors`` (the table) to, per ``table_on_device``; ``None``: they stay
-        on the host."""
-        trainer = self.trainer
-        device = None if trainer is None or self.table_on_device is False else trainer.strategy.root_device
-        if device is None or device.type == "cpu":
-            return None
-        if device not in self._table_devices:  # the first loader of this fit decides, and says so
-            size = sum(t.numel() * t.element_size() for t in tensors) / 2**20
-            chosen: torch.device | None = device
-            if self.table_on_device == "auto":
-                free = _free_memory(device) / 2**20 if device.type == "cuda" else 0.0
-                if size > free / 4:
-                    chosen = None
-                    rank_zero_info(
-                        f"nnlit data: the table ({size:.0f} MB) stays on the host and each batch is copied to "
-                        f"{device}: table_on_device='auto' copies it to a CUDA device with 4 times its size free"
-                        + (f", this one has {free:.0f} MB" if device.type == "cuda" else "")
-                        + "; `table_on_device: true` copies it anyway"
-                    )
-            if chosen is not None:
-                rank_zero_info(
-                    f"nnlit data: the table ({size:.0f} MB) is copied to {device} once, and batches are gathered there"
-                )
-            self._table_devices[device] = chosen
-        return self._table_devices[device]
+        """The device the split loaders copy ``tensors`` (the table) to; ``None``: the host (see ``placement``)."""
+        return self.placement.device_for(self.trainer, tensors)
 
     def _device_copy(self, tensor: Tensor, device: torch.device) -> Tensor:
-        """``tensor`` on ``device``: itself when it is there, else a copy made once and kept until :meth:`teardown`
-        (the loaders share one copy of the table, and the transform one of each statistic)."""
-        if tensor.device == device:
-            return tensor
-        key = (id(tensor), device)
-        kept = self._device_copies.get(key)
-        if kept is None or kept[0] is not tensor:
-            kept = (tensor, tensor.to(device))
-            self._device_copies[key] = kept
-        return kept[1]
+        return self.placement.copy(tensor, device)
 
     def teardown(self, stage: str) -> None:
-        """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``: the
-        Trainer keeps its loaders, so those still alive are pointed back at the host's tensors. The next run decides
-        afresh where the table goes."""
-        host_of = {id(copy): host for host, copy in self._device_copies.values()}
-        for ref in self._device_loaders:
-            loader = ref()
-            if loader is not None:
-                loader.tensors = tuple(host_of.get(id(t), t) for t in loader.tensors)
-        self._device_loaders.clear()
-        self._device_copies.clear()
-        self._table_devices.clear()
+        """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``
+        (:meth:`TablePlacement.release <nnlit.data.placement.TablePlacement.release>`)."""
+        self.placement.release()
 
     def on_exception(self, exception: BaseException) -> None:
         """A run that raised (a CUDA out-of-memory error, say) gets no ``teardown`` from Lightning: the device's copy
@@ -669,51 +611,25 @@ class TabularDataModule(L.LightningDataModule):
 
     def _load(self) -> Table:
         if self._table is None:
+            # a checkpoint's feature columns, in its order, where the source names its columns
+            features = self.features if self.features is not None or self.checkpoint is None else self.feature_names
             if self._arrays is not None:
-                x, y, names = self._arrays
-                if is_frame(x):
-                    features = [str(c) for c in x.columns]
-                    if self.checkpoint is not None and self.feature_names and set(self.feature_names) <= set(features):
-                        features = list(self.feature_names)  # the checkpoint's columns, in its order
-                    frame = x.set_axis([str(c) for c in x.columns], axis=1)
-                    self._table = table_from_frame(
-                        frame, features, y, self.task, "the DataFrame", self.categorical, self.missing
-                    )
-                else:
-                    self._table = table_from_arrays(
-                        x, y, names, self.task, "the arrays", self.categorical, self.missing
-                    )
-            elif self.dataset in REAL:
-                x_np, y_np, names = load_real(self.dataset)
-                task = self.task or REAL[self.dataset].task
-                source = f"dataset {self.dataset!r}"
-                self._table = table_from_arrays(x_np, y_np, names, task, source, self.categorical, self.missing)
+                table = table_from_source(self._arrays, features, self.task, self.categorical, self.missing)
             elif self.dataset is not None:
-                spec = SYNTHETIC[self.dataset]
-                x, y = spec.make(n_samples=self.n_samples, noise=self.noise, n_classes=self.n_classes, seed=self.seed)
-                if self.n_features > 2:
-                    g = torch.Generator().manual_seed(self.seed + 1)
-                    x = torch.cat([x, torch.randn(len(x), self.n_features - 2, generator=g)], dim=1)
-                names = [f"x{i + 1}" for i in range(x.shape[1])]
-                task = self.task or spec.task
-                source = f"dataset {self.dataset!r}"
-                self._table = table_from_arrays(x, y, names, task, source, self.categorical, self.missing)
+                table = builtin_table(
+                    self.dataset, self.task, self.categorical, self.missing, self.n_samples, self.noise,
+                    self.n_classes, self.n_features, self.seed,
+                )  # fmt: skip
             else:
                 assert self.path is not None and self.target is not None  # checked in __init__
-                self._table = self._read_training_file(self.path, self.target)
-            table = self._table
+                table = read_training_table(self.path, self.target, features, self.task, self.categorical, self.missing)
             categorical = f", {len(table.categorical)} of them categorical" if table.categorical else ""
             rank_zero_info(
                 f"nnlit data: {len(table.x)} rows, {len(table.feature_names)} features{categorical}, {table.task}"
                 + (f", {len(table.classes)} classes" if table.classes is not None else "")
             )
+            self._table = table
         return self._table
-
-    def _read_training_file(self, path: str, target: str) -> Table:
-        features = self.features
-        if self.checkpoint is not None and self.feature_names and features is None:
-            features = list(self.feature_names)  # the checkpoint's columns, in its order
-        return read_training_table(path, target, features, self.task, self.categorical, self.missing)
 
     def _read_predict_file(self, path: str) -> tuple[Tensor, ...]:
         frame = read_table(path)
@@ -734,43 +650,6 @@ class TabularDataModule(L.LightningDataModule):
         codes, unknown = prep.encode_categories(raw, len(frame))
         self._log_unknown("predict", [unknown[name] for name in prep.categorical])
         return x, codes
-
-
-def read_data_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The data module's state saved in a checkpoint (see :meth:`TabularDataModule.state_dict`).
-
-    Raises:
-        FileNotFoundError: naming the path.
-        ValueError: when the checkpoint has no such entry (a model trained without nnlit's data module).
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint not found: {str(path)!r}")
-    state = data_state(read_checkpoint(path))  # checked plain data; the structure only, no weights read
-    if state is None:
-        raise ValueError(
-            f"{str(path)!r} has no {DATA_KEY!r} entry, where nnlit's data module saves the feature names, scaler, "
-            "vocabularies and classes of training: the model was trained without nnlit's TabularDataModule"
-        )
-    return state
-
-
-def data_state(checkpoint: Any) -> dict[str, Any] | None:
-    """The data module's state in a loaded checkpoint: the ``"TabularDataModule"`` entry, or the one entry of the same
-    keys (a subclass of the data module is saved under its own name); ``None`` when there is none."""
-    if not isinstance(checkpoint, dict):
-        return None
-    state = checkpoint.get(DATA_KEY)
-    if isinstance(state, dict) and STATE_KEYS <= set(state):
-        return state
-    found = [v for v in checkpoint.values() if isinstance(v, dict) and STATE_KEYS <= set(v)]
-    return found[0] if len(found) == 1 else None
-
-
-def _free_memory(device: torch.device) -> int:
-    """Bytes a new tensor can take on the CUDA ``device``: what the driver has free plus what PyTorch's allocator holds
-    in its cache without using (``mem_get_info`` counts the cache as used)."""
-    free = torch.cuda.mem_get_info(device)[0]
-    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
 __all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]

@@ -37,7 +37,7 @@ def test_multi_output_regression_columns(make_trainer, tmp_path):
     rows = read(tmp_path / "predictions.csv")
     assert list(rows[0]) == ["row", "prediction_0", "prediction_1"] and len(rows) == 12
     dm.setup("predict")
-    expected = model(dm.transform(dm._load().x)).detach()
+    expected = model(dm.transform(dm.table.x)).detach()
     got = torch.tensor([[float(r["prediction_0"]), float(r["prediction_1"])] for r in rows])
     assert torch.allclose(got, expected, atol=1e-6)
 

@@ -54,7 +54,7 @@ def test_numbers_match_simple_imputer_and_standard_scaler():
         frame, targets(), categorical=["zone"], missing="median_indicator", val_fraction=0.3
     )
     dm.setup("fit")
-    train, val = dm._splits["train"].numpy(), dm._splits["val"].numpy()
+    train, val = dm.split_indices("train").numpy(), dm.split_indices("val").numpy()
     numeric = frame[["age", "income", "flag"]].to_numpy(dtype=np.float64)
     imputer = SimpleImputer(strategy="median", add_indicator=True).fit(numeric[train])
     scaler = StandardScaler().fit(imputer.transform(numeric[train])[:, :3])
@@ -69,7 +69,7 @@ def test_vocabulary_from_training_rows_only_and_unknown_logged_once(caplog):
     frame = mixed_frame()
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median", val_fraction=0.25, seed=1)
     dm.setup("fit")
-    val = dm._splits["val"]
+    val = dm.split_indices("val")
     frame.loc[val[:7].numpy(), "city"] = "paris"  # a city only validation rows have
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median", val_fraction=0.25, seed=1)
     assert dm.categories == [5] and "paris" not in dm.vocabularies[0]
@@ -91,7 +91,7 @@ def test_codes_are_positions_in_the_vocabulary():
     frame = mixed_frame()
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median", standardize=False, val_fraction=0.2)
     x, _ = dm.split_tensors("train")
-    rows = dm._splits["train"].numpy()
+    rows = dm.split_indices("train").numpy()
     vocabulary = dm.vocabularies[0]
     expected = [vocabulary.index(None if pd.isna(v) else v) + 1 for v in frame["city"].to_numpy()[rows]]
     assert x[:, -1].long().tolist() == expected
@@ -103,7 +103,7 @@ def test_missing_category_is_its_own_code():
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median")
     x, _ = dm.split_tensors("val")
     assert dm.vocabularies[0][-1] is None
-    rows = dm._splits["val"].numpy()
+    rows = dm.split_indices("val").numpy()
     none_rows = torch.as_tensor(frame["city"].isna().to_numpy()[rows])
     assert none_rows.any()
     assert (x[none_rows, -1] == len(dm.vocabularies[0])).all()
@@ -156,7 +156,7 @@ def test_state_dict_round_trip_restores_the_preprocessing():
     other = TabularDataModule.from_arrays(frame, targets(), missing="median_indicator", categorical=["zone"], seed=5)
     other.setup()
     other.load_state_dict(dm.state_dict())
-    other._splits = dm._splits
+    other._splits = dm._splits  # the same rows: the one private reach left, to compare one split under two fits
     torch.testing.assert_close(other.split_tensors("val")[0], x)
 
 

@@ -68,7 +68,7 @@ def test_the_table_is_copied_to_the_device_once_and_batches_are_gathered_there()
     x, y = next(iter(train))
     assert x.device.type == "meta" and x.shape == (16, 4)  # 2 numeric columns, 1 was-missing, 1 category code
     assert y.device.type == "meta" and y.shape == (16,)
-    copies = len(dm._device_copies)
+    copies = len(dm.placement.copies)
     loader = dm.train_dataloader()
     with CountTransfers() as transfers:
         batches = sum(1 for _ in loader)
@@ -76,8 +76,8 @@ def test_the_table_is_copied_to_the_device_once_and_batches_are_gathered_there()
     # per epoch: the epoch's row order only (on CUDA through pinned memory, without blocking); no table, statistic
     # or batch
     assert transfers.count == 1
-    assert len(dm._device_copies) == copies
-    host = dm._load()
+    assert len(dm.placement.copies) == copies
+    host = dm.table
     assert host.x.device.type == "cpu" and dm.mean is not None and dm.mean.device.type == "cpu"  # only copies moved
 
 
@@ -86,14 +86,14 @@ def test_teardown_points_the_loaders_back_at_the_host_and_frees_the_copy():
     dm.setup("fit")
     _attach(dm, "meta")
     train, val = dm.train_dataloader(), dm.val_dataloader()  # the Trainer keeps its loaders after the run
-    host_of = {id(copy): host for host, copy in dm._device_copies.values()}
+    host_of = {id(copy): host for host, copy in dm.placement.copies.values()}
     host = [host_of[id(t)] for t in train.tensors]
     copy = weakref.ref(train.tensors[0])
     dm.teardown("fit")
     assert all(a is b for a, b in zip(train.tensors, host)) and all(a is b for a, b in zip(val.tensors, host))
     gc.collect()
     assert copy() is None  # nothing holds the device's copy any more
-    assert dm._device_copies == {} and dm._device_loaders == [] and dm._table_devices == {}
+    assert dm.placement.copies == {} and dm.placement.loaders == [] and dm.placement.devices == {}
     x, _ = next(iter(train))  # the loaders still work, from the host
     assert x.device.type == "cpu" and x.shape == (16, 4)
 
@@ -106,7 +106,7 @@ def test_a_run_that_raised_releases_the_copy_too():
     train = dm.train_dataloader()
     dm.on_exception(RuntimeError("CUDA out of memory"))
     assert all(t.device.type == "cpu" for t in train.tensors)
-    assert dm._device_copies == {} and dm._device_loaders == [] and dm._table_devices == {}
+    assert dm.placement.copies == {} and dm.placement.loaders == [] and dm.placement.devices == {}
 
 
 def test_the_epoch_order_goes_to_a_cuda_device_without_blocking(monkeypatch):
@@ -181,7 +181,7 @@ def _cuda_memory(monkeypatch, free: int, reserved: int = 0, allocated: int = 0) 
 
 
 def _table_bytes(dm: TabularDataModule) -> int:
-    return sum(t.numel() * t.element_size() for t in (dm._load().x, dm._load().y))
+    return sum(t.numel() * t.element_size() for t in (dm.table.x, dm.table.y))
 
 
 @pytest.mark.parametrize(("times", "copied"), [(4, True), (3.99, False), (100, True), (0, False)])
@@ -191,7 +191,7 @@ def test_auto_copies_to_a_cuda_device_with_four_times_the_table_free(times, copi
     _attach(dm, "cuda:0")
     _cuda_memory(monkeypatch, free=int(times * _table_bytes(dm)))
     with caplog.at_level(logging.INFO):
-        chosen = dm._table_device([dm._load().x, dm._load().y])
+        chosen = dm._table_device([dm.table.x, dm.table.y])
     assert chosen == (torch.device("cuda:0") if copied else None)
     if copied:
         assert "copied to cuda:0" in caplog.text
@@ -206,7 +206,7 @@ def test_auto_counts_the_allocators_unused_cache_as_free(monkeypatch):
     size = _table_bytes(dm)
     # the driver sees 1 table's size free; PyTorch holds 5 more in its cache, of which 1 is in use
     _cuda_memory(monkeypatch, free=size, reserved=5 * size, allocated=size)
-    assert dm._table_device([dm._load().x, dm._load().y]) == torch.device("cuda:0")
+    assert dm._table_device([dm.table.x, dm.table.y]) == torch.device("cuda:0")
 
 
 def test_auto_decides_once_per_run(monkeypatch, caplog):

@@ -26,7 +26,7 @@ def frame():
 def test_builtin_split_sizes_and_disjoint():
     dm = TabularDataModule(dataset="gauss", n_samples=200, val_fraction=0.2, test_fraction=0.1)
     dm.setup("fit")
-    train, val, test = (dm._splits[s] for s in ("train", "val", "test"))
+    train, val, test = (dm.split_indices(s) for s in ("train", "val", "test"))
     assert (len(train), len(val), len(test)) == (140, 40, 20)
     assert len(set(torch.cat([train, val, test]).tolist())) == 200
 
@@ -37,7 +37,7 @@ def test_standardised_with_training_statistics_only():
     dm = TabularDataModule.from_arrays(x, np.arange(100) % 2, val_fraction=0.5, seed=0)
     dm.setup("fit")
     train_x = torch.cat([b[0] for b in dm.train_dataloader()])
-    raw_train = torch.as_tensor(x, dtype=torch.float32)[dm._splits["train"]]
+    raw_train = torch.as_tensor(x, dtype=torch.float32)[dm.split_indices("train")]
     assert torch.allclose(dm.mean, raw_train.mean(0)) and torch.allclose(train_x.mean(0), torch.zeros(2), atol=1e-5)
     assert torch.allclose(train_x.std(0, unbiased=False), torch.ones(2), atol=1e-4)
 
@@ -53,13 +53,13 @@ def test_batches_standardised_in_place_leave_the_table_alone(categorical):
         x = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "colour": rng.choice(["red", "blue"], 60)})
     dm = TabularDataModule.from_arrays(x, np.arange(60) % 2, batch_size=8, val_fraction=0.25, test_fraction=0.25)
     dm.setup("fit")
-    table = dm._load()
+    table = dm.table
     before = table.x.clone()
     codes = dm._feature_tensors("train", None)[1:]
     for split, loader in [("train", dm.train_dataloader), ("val", dm.val_dataloader), ("test", dm.test_dataloader)]:
         for _ in range(2):
             batches = list(loader())
-            rows = dm._splits[split]  # in order for val/test; train is shuffled, so compare the sorted rows
+            rows = dm.split_indices(split)  # in order for val/test; train is shuffled, so compare the sorted rows
             got = torch.cat([b[0] for b in batches])
             expected = dm.transform(before[rows], *(c[rows] for c in codes))
             if split == "train":
@@ -73,9 +73,9 @@ def test_batches_standardised_in_place_leave_the_table_alone(categorical):
 
 def test_noise_features_appended_to_builtin_sets():
     dm = TabularDataModule(dataset="xor", n_samples=50, n_features=8)
-    x = dm._load().x
+    x = dm.table.x
     assert dm.num_features == 8 and dm.feature_names[-1] == "x8"
-    assert torch.equal(x[:, :2], TabularDataModule(dataset="xor", n_samples=50)._load().x)
+    assert torch.equal(x[:, :2], TabularDataModule(dataset="xor", n_samples=50).table.x)
     with pytest.raises(ValueError, match="`n_features` of a built-in set must be an integer >= 2, got 1"):
         TabularDataModule(dataset="xor", n_features=1)
 
@@ -84,7 +84,7 @@ def test_no_standardisation():
     dm = TabularDataModule(dataset="xor", n_samples=50, standardize=False)
     dm.setup("fit")
     x, _ = next(iter(dm.val_dataloader()))
-    assert torch.equal(x, dm._load().x[dm._splits["val"]][: len(x)])
+    assert torch.equal(x, dm.table.x[dm.split_indices("val")][: len(x)])
 
 
 def test_string_labels_encoded_and_decoded():
@@ -108,7 +108,7 @@ def test_integer_labels_match_the_sorted_unique_mapping(labels, dtype):
     y = np.array(labels * 3, dtype=dtype)
     dm = TabularDataModule.from_arrays(np.random.rand(len(y), 2), y)
     classes, inverse = np.unique(y, return_inverse=True)
-    table = dm._load()
+    table = dm.table
     assert dm.classes == classes.tolist() and all(type(c) is int for c in dm.classes)
     assert table.y.dtype == torch.int64 and table.y.tolist() == inverse.tolist()
 
@@ -133,7 +133,7 @@ def test_integer_labels_of_any_layout_are_mapped_and_copied_when_they_cannot_be_
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch warns when it shares a read-only array
-        table = TabularDataModule.from_arrays(np.random.rand(len(y), 2), y)._load()
+        table = TabularDataModule.from_arrays(np.random.rand(len(y), 2), y).table
     classes, inverse = np.unique(y, return_inverse=True)
     assert table.classes == classes.tolist() and table.y.tolist() == inverse.tolist()
     assert table.y.data_ptr() != y.ctypes.data
@@ -142,7 +142,7 @@ def test_integer_labels_of_any_layout_are_mapped_and_copied_when_they_cannot_be_
 def test_labels_zero_to_k_are_shared_not_copied():
     y = np.arange(30, dtype=np.int64) % 3
     dm = TabularDataModule.from_arrays(np.random.rand(30, 2).astype(np.float32), y)
-    assert dm._load().y.data_ptr() == y.ctypes.data  # no label-sized copy of a large table's labels
+    assert dm.table.y.data_ptr() == y.ctypes.data  # no label-sized copy of a large table's labels
 
 
 def test_task_inference_and_targets_shape():
@@ -318,7 +318,7 @@ def test_predict_uses_the_checkpoint_scaler_not_the_new_data():
     other.setup("predict")
     other.load_state_dict(trained.state_dict())  # what Lightning does with --ckpt_path, after setup
     x, _ = next(iter(other.predict_dataloader()))
-    raw = other._load().x[: len(x)]
+    raw = other.table.x[: len(x)]
     assert torch.allclose(x, (raw - trained.mean) / trained.std)
 
 
@@ -358,7 +358,7 @@ def test_mixed_label_types():
 def test_real_sets_shipped_with_sklearn(name, rows, features, classes):
     pytest.importorskip("sklearn")
     dm = TabularDataModule(dataset=name)
-    assert (len(dm._load().x), dm.num_features, dm.num_classes) == (rows, features, classes)
+    assert (len(dm.table.x), dm.num_features, dm.num_classes) == (rows, features, classes)
     if name == "iris":
         assert dm.classes == ["setosa", "versicolor", "virginica"] and dm.feature_names[0] == "sepal length (cm)"
 

@@ -321,7 +321,7 @@ def test_target_scale_linked_from_the_data_by_the_cli():
     config = Path(__file__).resolve().parents[2] / "configs/heads/regression.yaml"
     cli = build(["--config", str(config)])
     dm = cli.datamodule
-    train_y = dm._load().y[dm._splits["train"]]
+    train_y = dm.table.y[dm.split_indices("train")]
     assert cli.model.target_mean.tolist() == pytest.approx(train_y.mean(0).tolist())
     assert cli.model.target_std.tolist() == pytest.approx(train_y.std(0, unbiased=False).tolist())
     assert TabularDataModule(dataset="xor").target_mean is None

@@ -60,7 +60,7 @@ def main(seed: int, out: Path) -> None:
         BinaryMLP(in_features=2, hidden=[4], optimizer=functools.partial(torch.optim.SGD, lr=0.0)), datamodule=data
     )
     data.setup("fit")
-    (out / "train_rows.json").write_text(json.dumps(sorted(data._splits["train"].tolist())))
+    (out / "train_rows.json").write_text(json.dumps(sorted(data.split_indices("train").tolist())))
 
 
 if __name__ == "__main__":
