@@ -2,8 +2,11 @@
 
 Each has no public route in Lightning 2.6, says why nnlit needs it, and has a test in
 ``tests/test_lightning_internals.py`` that fails with a message naming the Lightning change when a release moves it.
-The precision plugin's overrides (``Precision._after_closure`` and ``_clip_gradients``, which
-:class:`~nnlit.precision.StepHooksPrecision` builds on) are checked by the same tests.
+Two overrides of private methods live with their classes and are checked by the same tests:
+``Precision._after_closure`` / ``_clip_gradients`` (:class:`~nnlit.precision.StepHooksPrecision`, which runs only the
+step hooks someone overrides), and ``LightningCLI._parse_ckpt_path`` (made a no-op by :class:`~nnlit.cli.NNLitCLI`:
+LightningCLI would merge a checkpoint's hyperparameters into the config, class path included, so a file would choose
+the class the command builds).
 """
 
 from __future__ import annotations
@@ -25,18 +28,6 @@ def jit_is_scripting() -> Iterator[None]:
         yield
 
 
-def batches_done_in_resumed_epoch(trainer: L.Trainer, num_batches: int) -> int:
-    """Batches of the current epoch that a checkpoint taken mid-epoch had already trained on (0 when the fit is not
-    resuming, or resumes at an epoch's start): the data module skips them, so a resumed epoch sees each batch once.
-
-    Lightning restores its progress counters but does not hand them to a data module's loader."""
-    if not trainer.fit_loop.restarting:
-        return 0
-    # checkpoints are written in on_train_batch_end, before `completed` counts the batch: `processed` has it
-    done: int = getattr(trainer.fit_loop.epoch_loop.batch_progress.current, "processed", 0)
-    return done if 0 < done < num_batches else 0
-
-
 def hook_name(module: L.LightningModule) -> Any:
     """The name of the hook Lightning is running on ``module`` (which ``self.log`` checks)."""
     return module._current_fx_name
@@ -47,4 +38,4 @@ def set_hook_name(module: L.LightningModule, name: Any) -> None:
     module._current_fx_name = name
 
 
-__all__ = ["batches_done_in_resumed_epoch", "hook_name", "jit_is_scripting", "set_hook_name"]
+__all__ = ["hook_name", "jit_is_scripting", "set_hook_name"]

@@ -25,14 +25,17 @@ def test_jit_is_scripting_lets_a_trace_read_a_module_without_a_trainer():
         pytest.fail(MOVED % "lightning.pytorch.core.module._jit_is_scripting" + f" ({err})")
 
 
-def test_resume_progress_is_where_the_data_module_reads_it(make_trainer):
-    trainer = make_trainer(max_steps=3)
-    trainer.fit(BinaryMLP(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="xor", batches_per_step=1))
-    loop = trainer.fit_loop
-    assert hasattr(loop, "restarting"), MOVED % "Trainer.fit_loop.restarting"
-    progress = getattr(getattr(loop.epoch_loop, "batch_progress", None), "current", None)
-    assert hasattr(progress, "processed"), MOVED % "fit_loop.epoch_loop.batch_progress.current.processed"
-    assert lightning_internals.batches_done_in_resumed_epoch(trainer, 10) == 0  # not resuming
+def test_lightning_saves_and_restores_a_stateful_loader_without_prefetching(make_trainer):
+    """The data module's loader is stateful (its state_dict counts the batches of the epoch handed out), which is
+    exact only because Lightning does not fetch ahead from a loader that has a length."""
+    from lightning.fabric.utilities.types import _Stateful
+    from lightning.pytorch.loops.fetchers import _PrefetchDataFetcher
+
+    data = TabularDataModule(dataset="xor", batches_per_step=1)
+    data.setup("fit")
+    assert isinstance(data.train_dataloader(), _Stateful), MOVED % "the stateful-loader protocol"
+    source = inspect.getsource(_PrefetchDataFetcher.__iter__)
+    assert "self.length is not None" in source, MOVED % "the prefetching of loaders with a length"
 
 
 def test_the_hook_name_self_log_checks_is_an_attribute_of_the_module():
@@ -49,3 +52,17 @@ def test_the_precision_plugin_methods_step_hooks_precision_overrides(name):
     assert callable(getattr(Precision, name, None)), MOVED % f"Precision.{name} (nnlit/precision.py overrides it)"
     calls = inspect.getsource(Precision._wrap_closure if name == "_after_closure" else Precision._after_closure)
     assert f"self.{name}(" in calls, MOVED % f"the call of Precision.{name} (nnlit/precision.py relies on it)"
+
+
+def test_the_cli_still_parses_a_checkpoint_through_the_method_nnlit_overrides():
+    """LightningCLI merges a checkpoint's hyperparameters into the config (its class_path included) in
+    _parse_ckpt_path; nnlit's CLI makes that a no-op, so the config stays the source of truth and a checkpoint never
+    names the class the command builds."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from nnlit.cli import NNLitCLI
+
+    assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__), (
+        MOVED % "LightningCLI._parse_ckpt_path"
+    )
+    assert NNLitCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path

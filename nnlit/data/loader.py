@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -152,11 +152,24 @@ class TensorBatchLoader:
         self.sampler = sampler if sampler is not None else ShardedIndexSampler(num_rows, shuffle=False)
         self.drop_last = drop_last
         #: batches to leave out at the start of the next iteration only: a run resumed from a mid-epoch checkpoint
-        #: must not see the epoch's first batches again (set by TabularDataModule from Lightning's restored progress)
+        #: must not see the epoch's first batches again (set by :meth:`load_state_dict`)
         self.skip_batches = 0
+        self._yielded = 0  # batches (groups) handed out in the current iteration
         # Lightning inspects these DataLoader attributes: `sampler.set_epoch` is called every epoch, and
         # `batch_sampler` is read (None: batching is done here, not by a sampler).
         self.batch_sampler = None
+
+    def state_dict(self) -> dict[str, int]:
+        """How many batches (groups) of the current epoch were handed out: Lightning saves it in checkpoints (the
+        loader is stateful). It reads the loader's length, so it takes no batch ahead: at a checkpoint taken after a
+        batch, the count is the batches trained on."""
+        return {"batches": self._yielded}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resumes mid-epoch: the next iteration skips the batches a checkpoint's epoch had trained on. A count of
+        0 or of the whole epoch (a checkpoint at an epoch's end) skips nothing: the next epoch starts afresh."""
+        batches = int(state_dict.get("batches", 0))
+        self.skip_batches = batches if 0 < batches < len(self) else 0
 
     def __len__(self) -> int:
         return math.ceil(self.num_minibatches / self.group)
@@ -173,6 +186,7 @@ class TensorBatchLoader:
         stop = (rows // self.batch_size) * self.batch_size if self.drop_last else rows
         step = self.batch_size * self.group
         first = self.skip_batches * step
+        self._yielded = self.skip_batches
         self.skip_batches = 0
         if self.rows is not None:  # positions in the split -> rows of the table
             index = self.rows if index is None else _take(self.rows, index)
@@ -187,6 +201,7 @@ class TensorBatchLoader:
                 tensors = tuple(_take(t, rows_idx) for t in self.tensors)
             if self.transform is not None:
                 tensors = self.transform(tensors)
+            self._yielded += 1  # before the yield: the count includes the batch being trained on
             yield tensors if self.group == 1 else BatchGroup(tensors, self.batch_size)
 
 

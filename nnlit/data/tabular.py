@@ -21,7 +21,6 @@ from nnlit.data.preprocessing import MISSING
 from nnlit.data.sklearn_sets import REAL
 from nnlit.data.synthetic import SYNTHETIC
 from nnlit.data.table import Table, builtin_table, check_finite, numeric_matrix, read_training_table, table_from_source
-from nnlit.lightning_internals import batches_done_in_resumed_epoch
 from nnlit.validation import check_int
 
 BUILTIN = sorted([*SYNTHETIC, *REAL])
@@ -425,7 +424,6 @@ class TabularDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         if getattr(module, "takes_batch_groups", False):
             loader.group = self.batches_per_step
-        loader.skip_batches = self._batches_done_in_resumed_epoch(len(loader))
         return loader
 
     def val_dataloader(self) -> TensorBatchLoader:
@@ -597,11 +595,6 @@ class TabularDataModule(L.LightningDataModule):
                 f"nnlit data: {sum(found.values())} categorical values of the {split} rows were not in the training "
                 f"split and take the unknown category ({shown})"
             )
-
-    def _batches_done_in_resumed_epoch(self, num_batches: int) -> int:
-        """Batches of the current epoch a checkpoint taken mid-epoch had already trained on (0 otherwise)."""
-        trainer = self.trainer
-        return 0 if trainer is None else batches_done_in_resumed_epoch(trainer, num_batches)
 
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer

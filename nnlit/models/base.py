@@ -97,8 +97,11 @@ class MLPModule(L.LightningModule):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"`scheduler_interval` must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.scheduler_interval = scheduler_interval
-        self.save_hyperparameters(frame=_outermost_init_frame(self))
-        _keep_own_hparams(self)
+        frame = _outermost_init_frame(self)
+        self.save_hyperparameters(frame=frame)  # what the class was built with (or LightningCLI gave it)
+        given = dict(self.hparams)
+        kept = _own_hparams(type(self), given)  # plain data; a second save replaces the values and drops the rest
+        self.save_hyperparameters(kept, ignore=[key for key in given if key not in kept], frame=frame)
         self.in_features = in_features
         self.out_features = out_features
         self.hidden = list(hidden)
@@ -449,29 +452,28 @@ def _outermost_init_frame(module: L.LightningModule) -> Any:
     return outermost
 
 
-def _keep_own_hparams(module: L.LightningModule) -> None:
-    """Drops saved hyperparameters the concrete class does not accept, and stores injected callables as data.
-
-    LightningCLI adds linked values such as ``num_classes`` even for a head without that argument, which would make
-    ``load_from_checkpoint`` call the class with an argument it rejects.
-    """
+def _own_hparams(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters to save: without those the class does not accept (LightningCLI adds linked values such as
+    ``num_classes`` even for a head without that argument, which would make ``load_from_checkpoint`` call the class
+    with an argument it rejects) nor LightningCLI's ``_class_path`` (nnlit records the class itself); the injected
+    optimizer and scheduler as ``{"class_path", "init_args"}`` data; ``pretrained`` as ``None`` (the weights it gave
+    are in the checkpoint)."""
     accepted: set[str] = set()
-    for cls in type(module).__mro__:
-        if "__init__" not in vars(cls):
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
             continue
-        params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
         accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
     accepted.discard("self")
-    for store in (module._hparams, getattr(module, "_hparams_initial", {})):
-        for key in [k for k in store if k == "_class_path" or (not k.startswith("_") and k not in accepted)]:
-            del store[key]
-        for key in ("optimizer", "lr_scheduler"):
-            if key in store:
-                store[key] = _describe_callable(store[key])
-        if "pretrained" in store:
-            store["pretrained"] = None
+    kept = {k: v for k, v in hparams.items() if k in accepted or (k.startswith("_") and k != "_class_path")}
+    for key in ("optimizer", "lr_scheduler"):
+        if key in kept:
+            kept[key] = _describe_callable(kept[key])
+    if "pretrained" in kept:
+        kept["pretrained"] = None
+    return kept
 
 
 def _describe_callable(obj: Any) -> Any:
