@@ -6,7 +6,9 @@ Two overrides of private methods live with their classes and are checked by the 
 ``Precision._after_closure`` / ``_clip_gradients`` (:class:`~nnlit.precision.StepHooksPrecision`, which runs only the
 step hooks someone overrides), and ``LightningCLI._parse_ckpt_path`` (made a no-op by :class:`~nnlit.cli.NNLitCLI`:
 LightningCLI would merge a checkpoint's hyperparameters into the config, class path included, so a file would choose
-the class the command builds).
+the class the command builds). :class:`~nnlit.callbacks.TimedProgressBar` overrides ``TQDMProgressBar._should_update``
+(the one place that decides when the bar redraws); ``tests/callbacks/test_progress_bar.py`` fails if Lightning stops
+asking it.
 """
 
 from __future__ import annotations

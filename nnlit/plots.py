@@ -319,7 +319,7 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
     checkpoint = None if checkpoint_file is None else read_checkpoint(checkpoint_file, map_location="cpu")
 
     written = [plot_training_curves(log_dir / "metrics.csv", folder / "curves.png")]
-    if checkpoint is None:
+    if checkpoint is None or checkpoint_file is None:
         print(f"No checkpoint found for {str(log_dir)!r}: drew the training curves only (pass --ckpt_path)")
         return written
     for key, state in checkpoint.get("callbacks", {}).items():
@@ -328,31 +328,33 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
             written.append(plot_dead_units(history, folder / "dead_units.png"))
         if key.startswith("GradientSaturationMonitor") and history and any(h.get("grad_norm") for h in history):
             written.append(plot_gradients(history, folder / "gradients.png"))
-    if config.is_file():
-        cli = _build_from_run_config(config)
-        if draws_boundary(cli.datamodule):
-            cli.datamodule.setup("fit")
-            cli.model.load_state_dict(checkpoint["state_dict"])
-            written.append(plot_decision_boundary(cli.model, cli.datamodule, folder / "decision_boundary.png"))
+    datamodule = _data_from_run_config(config) if config.is_file() else None
+    if datamodule is not None and draws_boundary(datamodule):
+        from nnlit.checkpoint import load
+
+        datamodule.setup("fit")
+        model = load(checkpoint_file)  # the class the checkpoint records, read as checked data
+        written.append(plot_decision_boundary(model, datamodule, folder / "decision_boundary.png"))
     return written
 
 
-def _build_from_run_config(config: Path) -> Any:
-    """The model and data module of a run, from the ``config.yaml`` that ``nnlit fit`` saved in its log directory."""
-    import tempfile
-
+def _data_from_run_config(config: Path) -> Any:
+    """The data module of a run, from the ``config.yaml`` that ``nnlit fit`` saved in its log directory (the run's own
+    config: code, as every config is; see the README's "Trust"); ``None`` when it is not an nnlit data module."""
     import yaml
 
-    from nnlit.cli import build
+    from nnlit.data.tabular import TabularDataModule
+    from nnlit.trust import find_class
 
     saved = yaml.safe_load(config.read_text()) or {}
-    # without the `fit` subcommand's own keys (ckpt_path, weights_only, …)
-    values = {k: v for k, v in saved.items() if k in ("seed_everything", "trainer", "model", "data")}
-    values.setdefault("trainer", {}).update(logger=False, callbacks=[], enable_progress_bar=False)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "config.yaml"
-        path.write_text(yaml.safe_dump(values))
-        return build(["--config", str(path)])
+    data = saved.get("data") or {}
+    cls = find_class(str(data.get("class_path")), importing=True) if isinstance(data, dict) else None
+    if not (isinstance(cls, type) and issubclass(cls, TabularDataModule)):
+        return None
+    init_args = dict(data.get("init_args") or {})
+    if init_args.get("seed") is None and isinstance(saved.get("seed_everything"), int):
+        init_args["seed"] = saved["seed_everything"]  # the split of the run, which seed_everything gave it
+    return cls(**init_args)
 
 
 def _find_log_dir(run_dir: Path) -> Path:

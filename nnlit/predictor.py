@@ -15,7 +15,8 @@ from torch import Tensor
 from nnlit.checkpoint import load
 from nnlit.checkpoint_io import MapLocation, read_checkpoint
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state
-from nnlit.data.rows import RowReader, dataframe_type, outside_stacklevel, pandas_module
+from nnlit.data.rows import RowReader, outside_stacklevel
+from nnlit.data.table import dataframe_type, pandas_module
 from nnlit.models.base import MLPModule
 from nnlit.prediction_table import prediction_columns
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 import operator
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
@@ -17,7 +16,7 @@ import torch
 from torch import Tensor
 
 from nnlit.data.preprocessing import is_missing, refuse_dates
-from nnlit.data.table import check_finite, not_a_number
+from nnlit.data.table import as_numpy, check_finite, dataframe_type, not_a_number
 
 #: the forms :meth:`RowReader.numeric` reads
 FORMS = (
@@ -283,17 +282,6 @@ class RowReader:
         return ValueError(f"Column {label!r} cannot be converted to float32: {err}")
 
 
-def pandas_module() -> Any:
-    """pandas if it is imported (an input cannot be a DataFrame otherwise; pandas is an optional dependency)."""
-    return sys.modules.get("pandas")
-
-
-def dataframe_type() -> Any:
-    """``pandas.DataFrame`` when pandas is imported, else ``None``."""
-    pandas = pandas_module()
-    return None if pandas is None else pandas.DataFrame
-
-
 def outside_stacklevel() -> int:
     """The ``stacklevel`` of a warning raised by its caller that points at the first line outside nnlit (the user's
     call of ``predict``), however deep in nnlit the warning comes from."""
@@ -323,10 +311,7 @@ def _is_column(value: Any) -> bool:
 
 
 def _as_column(values: Any) -> Any:
-    if isinstance(values, Tensor):
-        return values.detach().cpu().numpy()
-    to_numpy = getattr(values, "to_numpy", None)  # a pandas Series
-    return to_numpy() if callable(to_numpy) else values
+    return as_numpy(values, others=False)
 
 
 def _row_getter(names: list[str] | None) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -339,4 +324,4 @@ def _row_getter(names: list[str] | None) -> Callable[[Mapping[str, Any]], tuple[
     return operator.itemgetter(*names)
 
 
-__all__ = ["FORMS", "RowReader", "dataframe_type"]
+__all__ = ["FORMS", "RowReader", "outside_stacklevel"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +46,21 @@ class Table:
         return self.feature_names[: self.x.shape[1]]
 
 
+def pandas_module() -> Any:
+    """pandas if it is imported (an input cannot be a DataFrame otherwise; pandas is an optional dependency)."""
+    return sys.modules.get("pandas")
+
+
+def dataframe_type() -> Any:
+    """``pandas.DataFrame`` when pandas is imported, else ``None``."""
+    pandas = pandas_module()
+    return None if pandas is None else pandas.DataFrame
+
+
 def is_frame(x: Any) -> bool:
-    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")
+    """Whether ``x`` is a pandas ``DataFrame`` (pandas itself is not imported to tell)."""
+    frame_type = dataframe_type()
+    return frame_type is not None and isinstance(x, frame_type)
 
 
 def numeric_matrix(frame: Any, columns: list[str], source: str) -> Tensor:
@@ -184,7 +198,7 @@ def _build_table(
     missing: str,
     target_name: str,
 ) -> Table:
-    y_np = _as_numpy(y)
+    y_np = as_numpy(y)
     if len(y_np) != len(x):
         raise ValueError(f"{source}: {len(x)} feature rows but {len(y_np)} targets")
     check_finite(x, numeric, "feature column", source, allow_nan=missing != "error")
@@ -198,11 +212,15 @@ def _build_table(
     return Table(x, y_tensor, names, task, classes, list(categorical), codes, values)
 
 
-def _as_numpy(values: Any) -> np.ndarray:
+def as_numpy(values: Any, others: bool = True) -> Any:
+    """A tensor or a pandas Series / DataFrame as numpy; anything else through ``np.asarray`` (``others=False``: as
+    it is, e.g. a list keeping its Python objects)."""
     if isinstance(values, Tensor):
         return values.detach().cpu().numpy()
     to_numpy = getattr(values, "to_numpy", None)  # a pandas Series or DataFrame
-    return to_numpy() if callable(to_numpy) else np.asarray(values)
+    if callable(to_numpy):
+        return to_numpy()
+    return np.asarray(values) if others else values
 
 
 def _targets(y_np: np.ndarray, task: str | None, source: str, target_name: str) -> tuple[Tensor, str, list[Any] | None]:

@@ -248,7 +248,7 @@ class MLPModule(L.LightningModule):
                 f"{type(self).__name__}.configure_callbacks returned no EpochMetrics, which logs the epoch metrics: "
                 "return [*super().configure_callbacks(), <your callbacks>]"
             )
-        reason = lightning_loop_reason(self)
+        reason = lightning_loop_reason(self, MLPModule.training_step)
         if stage == "fit" and reason is not None:
             rank_zero_info(
                 f"{type(self).__name__} trains one minibatch per Lightning step (Lightning's loop): {reason}"
@@ -264,7 +264,7 @@ class MLPModule(L.LightningModule):
         ``training_step``, or when the Trainer clips gradients or accumulates batches (Lightning does both only in its
         own loop); the reason is logged once per fit.
         """
-        return lightning_loop_reason(self) is not None
+        return lightning_loop_reason(self, MLPModule.training_step) is not None
 
     @automatic_optimization.setter
     def automatic_optimization(self, value: bool) -> None:

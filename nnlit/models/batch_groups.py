@@ -34,36 +34,33 @@ with a warning; the scheduler's type and ``scheduler_monitor`` stand in for them
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from nnlit.data.loader import BatchGroup
 
-if TYPE_CHECKING:
-    from nnlit.models.base import MLPModule
 
-
-def lightning_loop_reason(module: MLPModule) -> str | None:
-    """Why ``module`` trains in Lightning's own loop, one minibatch per step; ``None`` when it takes batch groups.
+def lightning_loop_reason(module: Any, grouped_step: Callable[..., Any]) -> str | None:
+    """Why ``module`` (an :class:`~nnlit.MLPModule`) trains in Lightning's own loop, one minibatch per step; ``None``
+    when it takes batch groups. ``grouped_step`` is the ``training_step`` that trains groups (``MLPModule``'s).
 
     Example::
 
-        >>> from nnlit import BinaryMLP
+        >>> from nnlit import BinaryMLP, MLPModule
         >>> model = BinaryMLP(in_features=2)
-        >>> lightning_loop_reason(model) is None
+        >>> lightning_loop_reason(model, MLPModule.training_step) is None
         True
         >>> model.automatic_optimization = True
-        >>> lightning_loop_reason(model)
+        >>> lightning_loop_reason(model, MLPModule.training_step)
         'automatic_optimization is set to True'
     """
-    from nnlit.models.base import MLPModule
-
     choice = module._automatic_choice
     if choice is not None:
         return f"automatic_optimization is set to {choice}" if choice else None
-    if type(module).training_step is not MLPModule.training_step:
+    if type(module).training_step is not grouped_step:
         return f"{type(module).__name__} overrides training_step"
     trainer = module._trainer
     if trainer is not None and (trainer.gradient_clip_val or 0) > 0:
@@ -73,7 +70,7 @@ def lightning_loop_reason(module: MLPModule) -> str | None:
     return None
 
 
-def train_group(module: MLPModule, batch: Any) -> dict[str, Any] | None:
+def train_group(module: Any, batch: Any) -> dict[str, Any] | None:
     """Trains each minibatch of ``batch`` (a :class:`BatchGroup`, or one minibatch) with its own optimizer step;
     returns the last minibatch's detached loss as ``{"loss": …}``, or ``None`` when ``max_steps`` was reached first."""
     optimizer = module.optimizers()
@@ -95,7 +92,7 @@ def train_group(module: MLPModule, batch: Any) -> dict[str, Any] | None:
     return None if loss is None else {"loss": loss.detach()}
 
 
-def step_schedulers(module: MLPModule, interval: str) -> None:
+def step_schedulers(module: Any, interval: str) -> None:
     """Steps the schedulers of ``interval`` (``"step"`` or ``"epoch"``) as Lightning's automatic loop does: every
     ``frequency`` optimizer steps or epochs, through ``module.lr_scheduler_step``; a ``ReduceLROnPlateau`` with its
     monitored value, after epochs that validated."""
