@@ -265,3 +265,12 @@ def test_the_logged_step_counts_minibatches(make_trainer, tmp_path):
     steps = sorted({int(float(line.split(",")[header.index("step")])) for line in lines[1:]})
     assert trainer.num_training_batches == 4 and trainer.global_step == 2 * 25  # 25 minibatches in 4 groups
     assert steps == [25, 50]
+
+
+def test_lightnings_own_batch_counts_count_groups(make_trainer):
+    """What the batch_groups module says Lightning cannot be told without its private state: limit_train_batches (and
+    the other per-step counts of Lightning) count groups of batches_per_step minibatches."""
+    data = TabularDataModule(dataset="sine", n_samples=500, batch_size=16, batches_per_step=8)
+    trainer = make_trainer(max_epochs=1, limit_train_batches=2)
+    trainer.fit(RegressionMLP(in_features=2, hidden=[8]), datamodule=data)
+    assert trainer.num_training_batches == 2 and trainer.global_step == 2 * 8
