@@ -407,25 +407,35 @@ class MLPModule(L.LightningModule):
 
         ``self.log`` of a metric in every step costs more Python than a small MLP's forward and backward pass; here it
         runs once per epoch. ``compute`` reduces across DDP ranks (torchmetrics' own sync), so every rank logs the same
-        value and ``sync_dist`` is not needed. ``step`` is logged as ``trainer.global_step`` (optimizer steps), which
-        the loggers take as the step of these values, with the ``epoch``.
+        value and ``sync_dist`` is not needed. During ``fit`` the values go to ``trainer.callback_metrics`` (monitors,
+        the progress bar) through ``self.log``, and to the loggers directly, at ``step = trainer.global_step``
+        (optimizer steps: Lightning's own step counts batch groups under nnlit's loop); ``validate`` and ``test`` log
+        as Lightning does, so that they return and print their metrics.
         """
         buffer = self._step_buffers[stage]
         buffer.flush()
         metrics, loss_metric = buffer.metrics, buffer.loss_metric
         if loss_metric.update_count == 0:  # no batch this epoch (e.g. resumed at the end of an epoch)
             return
-        if stage == "val" and not self.trainer.sanity_checking:
-            self._validated_epoch = self.trainer.current_epoch
-        self.log("step", float(self.trainer.global_step))  # the loggers' x-axis: minibatches, not batch groups
-        self.log("epoch", float(self.trainer.current_epoch))
-        self.log(f"{stage}/loss", loss_metric.compute(), prog_bar=stage != "test")
+        trainer = self.trainer
+        if stage == "val" and not trainer.sanity_checking:
+            self._validated_epoch = trainer.current_epoch
+        values = {f"{stage}/loss": loss_metric.compute()}
         for name, value in metrics.compute().items():
             if value.numel() > 1:  # one value per output (a regression of several targets): each, and their mean
-                for j, part in enumerate(value.flatten()):
-                    self.log(f"{name}_{j}", part)
+                values.update({f"{name}_{j}": part for j, part in enumerate(value.flatten())})
                 value = value.mean()
-            self.log(name, value, prog_bar=stage == "val" and name == f"val/{self.progress_bar_metric}")
+            values[name] = value
+        fitting = trainer.state.fn == "fit"
+        shown = {f"{stage}/loss"} if stage != "test" else set()
+        shown.add(f"val/{self.progress_bar_metric}" if stage == "val" else "")
+        for name, value in values.items():
+            self.log(name, value, prog_bar=name in shown, logger=not fitting)
+        if fitting and not trainer.sanity_checking and trainer.loggers:
+            scalars = {name: float(value) for name, value in values.items()}
+            for logger in trainer.loggers:
+                logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=trainer.global_step)
+                logger.save()
         loss_metric.reset()
         metrics.reset()
 
