@@ -1,6 +1,8 @@
 """nnlit: multilayer perceptrons on PyTorch Lightning, and the diagnostics that teach and debug them."""
 
 from nnlit.checkpoint import load
+from nnlit.data.fitted_preprocessing import FittedPreprocessing
+from nnlit.data.table import Table
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 from nnlit.models.binary import BinaryMLP
@@ -17,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP",
     "BinaryMLP",
+    "FittedPreprocessing",
     "MLPModule",
     "Maxout",
     "MulticlassMLP",
@@ -24,6 +27,7 @@ __all__ = [
     "Predictor",
     "RegressionMLP",
     "StepHooksPrecision",
+    "Table",
     "TabularDataModule",
     "__version__",
     "load",

@@ -328,28 +328,44 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
             written.append(plot_dead_units(history, folder / "dead_units.png"))
         if key.startswith("GradientSaturationMonitor") and history and any(h.get("grad_norm") for h in history):
             written.append(plot_gradients(history, folder / "gradients.png"))
-    datamodule = _data_from_run_config(config) if config.is_file() else None
+    saved = _read_run_config(config)
+    datamodule = _data_from_run_config(saved)
     if datamodule is not None and draws_boundary(datamodule):
         from nnlit.checkpoint import load
+        from nnlit.models.base import MLPModule
 
         datamodule.setup("fit")
-        model = load(checkpoint_file)  # the class the checkpoint records, read as checked data
+        # the class the run's config names (a user's own one included); the checkpoint is read as checked data
+        model_class = _class_in(saved.get("model"), MLPModule)
+        model = load(checkpoint_file, cls=model_class)
         written.append(plot_decision_boundary(model, datamodule, folder / "decision_boundary.png"))
     return written
 
 
-def _data_from_run_config(config: Path) -> Any:
-    """The data module of a run, from the ``config.yaml`` that ``nnlit fit`` saved in its log directory (the run's own
-    config: code, as every config is; see the README's "Trust"); ``None`` when it is not an nnlit data module."""
+def _read_run_config(config: Path) -> dict[str, Any]:
+    """The ``config.yaml`` that ``nnlit fit`` saved in a run's log directory ({} when there is none). It is the run's
+    own config: code, as every config is (see the README's "Trust")."""
     import yaml
 
-    from nnlit.data.tabular import TabularDataModule
+    saved = yaml.safe_load(config.read_text()) if config.is_file() else None
+    return saved if isinstance(saved, dict) else {}
+
+
+def _class_in(section: Any, base: type) -> Any:
+    """The class a config section (``{"class_path": …}``) names, when it is a subclass of ``base``; else ``None``."""
     from nnlit.trust import find_class
 
-    saved = yaml.safe_load(config.read_text()) or {}
-    data = saved.get("data") or {}
-    cls = find_class(str(data.get("class_path")), importing=True) if isinstance(data, dict) else None
-    if not (isinstance(cls, type) and issubclass(cls, TabularDataModule)):
+    found = find_class(str(section.get("class_path")), importing=True) if isinstance(section, dict) else None
+    return found if isinstance(found, type) and issubclass(found, base) else None
+
+
+def _data_from_run_config(saved: dict[str, Any]) -> Any:
+    """The data module of a run, from its config; ``None`` when it is not an nnlit data module."""
+    from nnlit.data.tabular import TabularDataModule
+
+    data = saved.get("data")
+    cls = _class_in(data, TabularDataModule)
+    if cls is None or not isinstance(data, dict):
         return None
     init_args = dict(data.get("init_args") or {})
     if init_args.get("seed") is None and isinstance(saved.get("seed_everything"), int):

@@ -8,17 +8,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def prediction_columns(
-    outputs: Mapping[str, np.ndarray], classes: Sequence[Any] | None = None
+    outputs: Mapping[str, np.ndarray], classes: Sequence[Any] | np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """The table of a module's ``predict_outputs`` (as numpy arrays of one first dimension).
 
     Recognised keys: ``row`` (the input row of each prediction; default ``0 … n-1``), ``label`` (class indices,
     written as ``classes[label]``, or as the indices without ``classes``), ``probability`` (a binary classifier's
     probability of class 1: written as one column per class), ``probabilities`` (one per class), ``prediction``
-    (regression: one column per output).
+    (regression: one column per output). ``classes`` may be given as :func:`label_array` made it once (a caller
+    answering many requests).
 
     Example::
 
@@ -30,7 +32,9 @@ def prediction_columns(
     table: dict[str, np.ndarray] = {"row": outputs["row"] if "row" in outputs else np.arange(num_rows)}
     if "label" in outputs:
         labels = outputs["label"].reshape(num_rows)
-        table["prediction"] = labels if classes is None else label_array(list(classes))[labels]
+        if classes is not None:
+            labels = (classes if isinstance(classes, np.ndarray) else label_array(list(classes)))[labels]
+        table["prediction"] = labels
         if "probability" in outputs:
             positive = outputs["probability"].reshape(num_rows)
             probabilities = [1 - positive, positive]
@@ -49,6 +53,20 @@ def prediction_columns(
     return table
 
 
+def outputs_to_numpy(outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A module's predict outputs (tensors) as numpy arrays on the host; bfloat16 and float16 as float32, which numpy
+    has no type for."""
+    arrays = {}
+    for name, value in outputs.items():
+        if value.dtype in _NO_NUMPY_TYPE:
+            value = value.float()
+        arrays[name] = value.detach().cpu().numpy()
+    return arrays
+
+
+_NO_NUMPY_TYPE = frozenset({torch.bfloat16, torch.float16})  # float16 has one, but float32 costs nothing to the CSV
+
+
 def label_array(classes: list[Any]) -> np.ndarray:
     """The class labels as an array that class indices select from: of their own dtype when it keeps them as they
     are (e.g. strings or integers), else of Python objects."""
@@ -64,4 +82,4 @@ def _as_matrix(values: np.ndarray, num_rows: int) -> np.ndarray:
     return values if values.ndim == 2 else values.reshape(num_rows, 1)
 
 
-__all__ = ["label_array", "prediction_columns"]
+__all__ = ["label_array", "outputs_to_numpy", "prediction_columns"]

@@ -15,10 +15,11 @@ from torch import Tensor
 from nnlit.checkpoint import load
 from nnlit.checkpoint_io import MapLocation, read_checkpoint
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state
+from nnlit.data.preprocessing import CategoryCodes
 from nnlit.data.rows import RowReader, outside_stacklevel
-from nnlit.data.table import dataframe_type, pandas_module
+from nnlit.data.table import dataframe_type, is_frame, pandas_module
 from nnlit.models.base import MLPModule
-from nnlit.prediction_table import prediction_columns
+from nnlit.prediction_table import label_array, outputs_to_numpy, prediction_columns
 
 
 class Predictor:
@@ -97,18 +98,19 @@ class Predictor:
         #: the width of the model's input: numeric features, was-missing columns, category codes
         self.num_inputs: int = module.in_features
         self.device = module.device
+        described = (feature_names, mean, std, classes, categorical, vocabularies, median, indicators)
         if preprocessing is None:
-            preprocessing = _preprocessing(
-                self.num_inputs, feature_names, mean, std, classes, categorical, vocabularies, median, indicators
-            )
-            named = feature_names is not None
+            preprocessing = _preprocessing(self.num_inputs, *described)
+            names = None if feature_names is None else list(feature_names)  # in the caller's order
+        elif any(value is not None for value in described):
+            raise ValueError("Give `preprocessing` or the arguments describing one (feature_names, mean, …), not both")
         else:
-            named = True
+            names = preprocessing.feature_names
         #: the fitted preprocessing of training (one implementation with the data module's)
         self.preprocessing = preprocessing
         _check_fits(preprocessing, module)
-        #: the feature columns the predictor takes, by name (numeric, then categorical); ``None``: positional input
-        self.feature_names = preprocessing.feature_names if named else None
+        #: the feature columns the predictor takes, by name; ``None``: positional input only
+        self.feature_names = names
         #: the raw feature columns the predictor takes
         self.num_features: int = len(preprocessing.feature_names)
         self._reader = RowReader(
@@ -122,6 +124,7 @@ class Predictor:
         # one run on a zero row tells the output layout (and warms the model up)
         outputs = self.predict_tensor(torch.zeros(1, self.num_inputs, device=self.device))
         self.classes = _check_classes(preprocessing.classes, outputs, type(module).__name__)
+        self._class_array = None if self.classes is None else label_array(self.classes)
         self.output_columns = list(self._table(outputs))
 
     # the parts of the preprocessing, by the names the predictor has always had
@@ -134,6 +137,11 @@ class Predictor:
     def indicators(self) -> list[str]:
         """The numeric features with a was-missing input column."""
         return self.preprocessing.indicators
+
+    @property
+    def codes(self) -> list[CategoryCodes]:
+        """The codes of each categorical feature's values."""
+        return self.preprocessing.codes
 
     @property
     def mean(self) -> Tensor | None:
@@ -216,9 +224,8 @@ class Predictor:
         """
         x = self.prepare_columns(rows)
         table = self._table(self.predict_tensor(x))
-        frame_type = dataframe_type()
-        if frame_type is not None and isinstance(rows, frame_type):
-            return self._frame(frame_type, table, rows.index)
+        if is_frame(rows):
+            return self._frame(dataframe_type(), table, rows.index)
         return {name: values.tolist() for name, values in table.items()}
 
     def predict_tensor(self, x: Tensor) -> dict[str, Tensor]:
@@ -287,7 +294,7 @@ class Predictor:
     # ---------------------------------------------------------------- output columns
     def _table(self, outputs: dict[str, Tensor]) -> dict[str, np.ndarray]:
         """The columns of :class:`~nnlit.callbacks.CSVPredictionWriter`, from the module's predict outputs."""
-        return prediction_columns({key: value.cpu().numpy() for key, value in outputs.items()}, self.classes)
+        return prediction_columns(outputs_to_numpy(outputs), self._class_array)
 
     def _frame(self, frame_type: Any, table: dict[str, np.ndarray], index: Any) -> Any:
         # built with integer keys, then given the cached column names: from string keys pandas makes a new Index of

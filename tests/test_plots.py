@@ -103,3 +103,24 @@ def test_nnlit_plot_errors(tmp_path, capsys):
     main(["plot", str(tmp_path)])  # a metrics file and no checkpoint: the curves only, said so
     out = capsys.readouterr().out
     assert "drew the training curves only" in out and (tmp_path / "plots" / "curves.png").is_file()
+
+
+class OwnBinary(BinaryMLP):
+    """A user's head, named in the run's config."""
+
+
+def test_nnlit_plot_draws_a_run_of_a_users_own_class(tmp_path, capsys):
+    """The checkpoint records a class another program cannot find (a script's `__main__.OwnBinary`): the run's config
+    names it, and `nnlit plot` takes it from there."""
+    from nnlit.cli import main
+
+    args = ["--model=test_plots.OwnBinary", "--data=nnlit.TabularDataModule", "--data.dataset=xor"]
+    args += ["--data.n_samples=200", "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}"]
+    main(["fit", *args, "--trainer.enable_progress_bar=false", "--report=false"])
+    (ckpt,) = tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")  # Lightning's default ModelCheckpoint
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["nnlit"]["class_path"] = "__main__.OwnBinary"
+    torch.save(checkpoint, ckpt)
+    capsys.readouterr()
+    main(["plot", str(tmp_path), "--ckpt_path", str(ckpt), "--out", str(tmp_path / "again")])
+    assert "decision_boundary.png" in capsys.readouterr().out

@@ -541,3 +541,20 @@ def test_unknown_categories_are_counted_once_each_under_threads(tmp_path):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda _: predictor.predict(rows), range(800)))
     assert predictor.unknown_counts == {"zone": 1600}
+
+
+def test_a_hand_built_predictor_keeps_its_callers_order_and_arguments(checkpoints):
+    model = nnlit.load(checkpoints["binary"])
+    names = ["a", "zone", "c"]
+    predictor = Predictor(
+        BinaryMLP(in_features=3, hidden=[4], categories=[3]),
+        feature_names=names,
+        categorical=["zone"],
+        vocabularies=[["n", "s"]],
+    )
+    assert predictor.feature_names == names and predictor.preprocessing.feature_names == ["a", "c", "zone"]
+    assert [len(c) for c in predictor.codes] == [3]
+    with pytest.raises(ValueError, match=r"Give `preprocessing` or the arguments describing one"):
+        Predictor(
+            model, feature_names=NAMES, preprocessing=Predictor.from_checkpoint(checkpoints["binary"]).preprocessing
+        )

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
-from nnlit.prediction_table import prediction_columns
+from nnlit.prediction_table import outputs_to_numpy, prediction_columns
 
 
 class CSVPredictionWriter(BasePredictionWriter):
@@ -83,7 +83,7 @@ class CSVPredictionWriter(BasePredictionWriter):
     def _table(self, decode: Any) -> tuple[list[str], list[list[Any]]]:
         if not self._batches:
             return ["row", "prediction"], []
-        merged = {key: torch.cat([b[key] for b in self._batches]).numpy() for key in self._batches[0]}
+        merged = outputs_to_numpy({key: torch.cat([b[key] for b in self._batches]) for key in self._batches[0]})
         classes = None
         if "label" in merged and decode is not None:
             num_classes = merged["probabilities"].shape[1] if "probabilities" in merged else 2

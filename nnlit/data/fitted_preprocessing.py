@@ -12,7 +12,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
 from nnlit.checkpoint_io import read_checkpoint
-from nnlit.data.preprocessing import CategoryCodes, column_mean_std, column_medians, impute
+from nnlit.data.placement import DeviceCopies
+from nnlit.data.preprocessing import MISSING, CategoryCodes, column_mean_std, column_medians, impute
 from nnlit.data.table import Table
 
 #: a categorical column with more distinct training values than both of these looks like an identifier
@@ -88,9 +89,13 @@ class FittedPreprocessing:
                 f"{len(self.vocabularies)}"
             )
         self.codes = [CategoryCodes(v) for v in self.vocabularies]
+        if missing not in MISSING:
+            raise ValueError(f"`missing` must be one of {', '.join(MISSING)}, got {missing!r}")
         self.missing = missing
         self.indicators = list(indicators)
         self.median = _statistic("median", median, len(self.numeric))
+        if (self.median is None) != (missing == "error"):
+            raise ValueError(f"`median` is needed with missing={missing!r} and only then, got median={median!r}")
         unknown = [name for name in self.indicators if name not in self.numeric]
         if unknown:
             raise ValueError(f"`indicators` {unknown} are not numeric features: {self.numeric}")
@@ -106,7 +111,7 @@ class FittedPreprocessing:
         self.num_targets = int(num_targets)
         #: the positions of :attr:`indicators` among the numeric features
         self.indicator_positions = [self.numeric.index(name) for name in self.indicators]
-        self._on_device: dict[tuple[int, torch.device], Tensor] = {}
+        self._copies = DeviceCopies()  # the statistics on the devices they were used on
 
     # ---------------------------------------------------------------- fitting
     @classmethod
@@ -177,16 +182,14 @@ class FittedPreprocessing:
             on: how a statistic reaches ``x``'s device (a data module keeps one copy per fit); default, a copy kept
                 here.
         """
-        on = on if on is not None else self._on_device_of(x.device)
         filled = self.fill(x, codes, on)
         return self.standardize(filled, copied or filled is not x, on)
 
     def fill(self, x: Tensor, codes: Tensor | None = None, on: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """The model's input before standardisation: missing numbers filled with the training median and was-missing
         columns added (per ``missing``), then the category codes. ``x`` itself when there is nothing to add."""
-        on = on if on is not None else self._on_device_of(x.device)
         if self.median is not None:  # imputing: the was-missing positions are looked up only then
-            x = impute(x, on(self.median), self.indicator_positions)
+            x = impute(x, self._on(self.median, x.device, on), self.indicator_positions)
         if codes is not None and codes.shape[1]:
             x = torch.cat([x, codes.to(device=x.device, dtype=x.dtype)], dim=1)
         return x
@@ -196,19 +199,31 @@ class FittedPreprocessing:
         ``in_place``; ``x`` itself when the preprocessing does not standardise."""
         if self.mean is None or self.std is None:
             return x
-        on = on if on is not None else self._on_device_of(x.device)
-        return (x.sub_(on(self.mean)) if in_place else x - on(self.mean)).div_(on(self.std))
+        mean, std = self._on(self.mean, x.device, on), self._on(self.std, x.device, on)
+        return (x.sub_(mean) if in_place else x - mean).div_(std)
 
-    def _on_device_of(self, device: torch.device) -> Callable[[Tensor], Tensor]:
-        def on(tensor: Tensor) -> Tensor:
-            if tensor.device == device:
-                return tensor
-            key = (id(tensor), device)
-            if key not in self._on_device:
-                self._on_device[key] = tensor.to(device)
-            return self._on_device[key]
+    def _on(self, statistic: Tensor, device: torch.device, on: Callable[[Tensor], Tensor] | None) -> Tensor:
+        """A statistic on ``device``: itself when it is there, else through ``on`` or a copy kept here (copies of the
+        statistics now held only: one may have been replaced)."""
+        if statistic.device == device:
+            return statistic
+        if on is not None:
+            return on(statistic)
+        return self._copies.to(statistic, device, keep=(self.median, self.mean, self.std))
 
-        return on
+    def table_codes(self, table: Table) -> tuple[Tensor, Tensor]:
+        """The codes (float32, rows × :attr:`categorical`) of a table's categorical columns, and where a value was
+        unknown to training (bool, the same shape). Each column's distinct values are encoded once, then gathered
+        by the table's own codes: a large table is not encoded value by value."""
+        if table.codes is None:
+            raise ValueError("The table has no categorical columns")
+        columns, unseen_columns = [], []
+        for values, vocabulary, codes in zip(table.values, self.codes, table.codes.T):
+            lookup, _ = vocabulary.encode(values)  # the code of each distinct value
+            columns.append(torch.as_tensor(lookup, dtype=torch.float32)[codes])
+            unseen = torch.tensor([code == 0 and value is not None for code, value in zip(lookup, values)])
+            unseen_columns.append(unseen[codes])
+        return torch.stack(columns, dim=1), torch.stack(unseen_columns, dim=1)
 
     def encode_categories(self, columns: Mapping[str, Sequence[Any]], num_rows: int) -> tuple[Tensor, dict[str, int]]:
         """The codes (float32, rows × :attr:`categorical`) of raw categorical columns (by name), and how many values

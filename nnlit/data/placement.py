@@ -11,6 +11,46 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 
+class DeviceCopies:
+    """One copy of each tensor on each device, made at first use and kept until :meth:`clear`. A tensor is known by
+    identity: a new tensor that happens to reuse a freed one's ``id`` gets a copy of its own.
+
+    Example::
+
+        >>> copies = DeviceCopies()
+        >>> t = torch.ones(2)
+        >>> copies.to(t, torch.device("cpu")) is t  # already there
+        True
+    """
+
+    def __init__(self) -> None:
+        #: (tensor id, device) -> (the tensor, its copy there)
+        self.kept: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+
+    def to(self, tensor: Tensor, device: torch.device, keep: tuple[Tensor | None, ...] | None = None) -> Tensor:
+        """``tensor`` on ``device``: itself when it is there, else its kept copy (made now if needed). ``keep``: the
+        only tensors whose copies are worth keeping (others are dropped first), for an owner whose tensors can be
+        replaced."""
+        if tensor.device == device:
+            return tensor
+        if keep is not None:
+            for key in [k for k, (source, _) in self.kept.items() if not any(source is t for t in keep)]:
+                del self.kept[key]
+        key = (id(tensor), device)
+        kept = self.kept.get(key)
+        if kept is None or kept[0] is not tensor:
+            kept = (tensor, tensor.to(device))
+            self.kept[key] = kept
+        return kept[1]
+
+    def host_of(self) -> dict[int, Tensor]:
+        """Each copy's source tensor, by the copy's id."""
+        return {id(copy): host for host, copy in self.kept.values()}
+
+    def clear(self) -> None:
+        self.kept.clear()
+
+
 class TablePlacement:
     """Decides, once per run, whether the table goes to the Trainer's device, keeps the one copy of each tensor there,
     and releases them when the run ends (:meth:`release`): the Trainer keeps its loaders, so those given a copy are
@@ -25,8 +65,8 @@ class TablePlacement:
         if not (isinstance(mode, bool) or mode == "auto"):
             raise ValueError(f"`table_on_device` must be true, false or 'auto', got {mode!r}")
         self.mode = mode
-        #: (tensor id, device) -> (the tensor, its copy there): one copy per run, shared by loaders and transform
-        self.copies: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+        # one copy of each tensor per run, shared by the loaders and the transform
+        self._copies = DeviceCopies()
         #: the Trainer's device -> where the table is gathered from (that device, or None: the host), decided once per
         #: run: the first loader's copy must not change the free memory the next loader's choice reads
         self.devices: dict[torch.device, torch.device | None] = {}
@@ -58,17 +98,15 @@ class TablePlacement:
             self.devices[device] = chosen
         return self.devices[device]
 
+    @property
+    def copies(self) -> dict[tuple[int, torch.device], tuple[Tensor, Tensor]]:
+        """(tensor id, device) -> (the tensor, its copy there): the copies of this run."""
+        return self._copies.kept
+
     def copy(self, tensor: Tensor, device: torch.device) -> Tensor:
         """``tensor`` on ``device``: itself when it is there, else a copy made once and kept until :meth:`release`
         (the loaders share one copy of the table, and the transform one of each statistic)."""
-        if tensor.device == device:
-            return tensor
-        key = (id(tensor), device)
-        kept = self.copies.get(key)
-        if kept is None or kept[0] is not tensor:
-            kept = (tensor, tensor.to(device))
-            self.copies[key] = kept
-        return kept[1]
+        return self._copies.to(tensor, device)
 
     def register(self, loader: Any) -> None:
         """A loader given device copies, to be pointed back at the host's tensors at :meth:`release`."""
@@ -77,13 +115,13 @@ class TablePlacement:
     def release(self) -> None:
         """Frees the device's copies: loaders still alive are pointed back at the host's tensors, and the next run
         decides afresh where the table goes."""
-        host_of = {id(copy): host for host, copy in self.copies.values()}
+        host_of = self._copies.host_of()
         for ref in self.loaders:
             loader = ref()
             if loader is not None:
                 loader.tensors = tuple(host_of.get(id(t), t) for t in loader.tensors)
         self.loaders.clear()
-        self.copies.clear()
+        self._copies.clear()
         self.devices.clear()
 
 
@@ -94,4 +132,4 @@ def free_memory(device: torch.device) -> int:
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
-__all__ = ["TablePlacement", "free_memory"]
+__all__ = ["DeviceCopies", "TablePlacement", "free_memory"]

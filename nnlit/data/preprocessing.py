@@ -52,6 +52,9 @@ def refuse_dates(
     Raises:
         ValueError: naming the column, its dtype and what to do instead.
     """
+    # one pass over the dtypes first: looking each name up in pandas' Series of dtypes costs as much as a prediction
+    if not any(getattr(dtype, "kind", "") in ("M", "m") for dtype in getattr(dtypes, "values", dtypes)):
+        return
     for name in names:
         dtype = dtypes[name]
         if getattr(dtype, "kind", "") in ("M", "m"):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from nnlit.data.preprocessing import is_missing, refuse_dates
-from nnlit.data.table import as_numpy, check_finite, dataframe_type, not_a_number
+from nnlit.data.table import as_numpy, check_finite, is_frame, not_a_number
 
 #: the forms :meth:`RowReader.numeric` reads
 FORMS = (
@@ -65,8 +65,7 @@ class RowReader:
         """The float32 matrix (rows × features, feature order) of input of numeric features only, checked: every
         column present, every value a number, none infinite (nor NaN unless ``allow_nan``). A tensor stays on its
         device (``device``, when given)."""
-        frame_type = dataframe_type()
-        if frame_type is not None and isinstance(rows, frame_type):
+        if is_frame(rows):
             x = self._frame_columns(rows)
         elif isinstance(rows, Mapping):
             x = self._mapping_columns(rows)
@@ -83,20 +82,18 @@ class RowReader:
                 x = self._positional_columns(rows)
         else:
             raise TypeError(f"Predictor.predict takes {FORMS}; got {type(rows).__name__}")
+        self.check_finite(x)
         # pandas hands out read-only arrays, which torch warns about: copied then (nothing here writes to them)
-        tensor = torch.from_numpy(np.require(x, requirements="W"))
-        self.check_finite(tensor)
-        return tensor
+        return torch.from_numpy(np.require(x, requirements="W"))
 
-    def check_finite(self, x: Tensor, labels: Sequence[str] | None = None) -> None:
+    def check_finite(self, x: Tensor | np.ndarray, labels: list[str] | None = None) -> None:
         """:func:`nnlit.data.table.check_finite` on input rows: named by column and row."""
-        check_finite(x, list(labels or self._labels), "feature column", "the input", self.allow_nan, training=False)
+        check_finite(x, labels or self._labels, "feature column", "the input", self.allow_nan, training=False)
 
     def named(self, rows: Any) -> tuple[dict[str, Any], int]:
         """Every feature column of a named input, as a sequence of values, and the number of rows."""
         names = self._require_names("named columns")
-        frame_type = dataframe_type()
-        if frame_type is not None and isinstance(rows, frame_type):
+        if is_frame(rows):
             _, extra = self._layout(rows.columns.tolist(), "the DataFrame")
             refuse_dates(rows.dtypes, names, "the DataFrame", _DATES)
             self._warn_extra_columns(extra)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,10 +301,23 @@ def _float_targets(y: np.ndarray, source: str, target_name: str) -> Tensor:
 
 
 def check_finite(
-    x: Tensor, names: list[str], kind: str, source: str, allow_nan: bool = False, training: bool = True
+    x: Tensor | np.ndarray, names: list[str], kind: str, source: str, allow_nan: bool = False, training: bool = True
 ) -> None:
-    # NaN propagates through amax / amin and ±inf is their result: no mask of the table's size unless one is bad
-    if not x.numel() or bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
+    """Raises, naming each column with its count of rows and the first row, when ``x`` holds inf (or a number beyond
+    float32's range, which became inf) or, unless ``allow_nan``, NaN: the one check of training and serving."""
+    # NaN propagates through max / min and ±inf is their result: no mask of the table's size unless one is bad. On the
+    # CPU through numpy (a view): torch's reductions cost several times more on the small inputs of serving.
+    if isinstance(x, np.ndarray):
+        if not x.size or (math.isfinite(x.max()) and math.isfinite(x.min())):
+            return
+        x = torch.from_numpy(x)
+    elif not x.numel():
+        return
+    elif x.device.type == "cpu":
+        values = x.detach().numpy()
+        if math.isfinite(values.max()) and math.isfinite(values.min()):
+            return
+    elif bool(torch.isfinite(x.amax()) & torch.isfinite(x.amin())):
         return
     bad = torch.isinf(x) if allow_nan else ~torch.isfinite(x)
     counts = bad.sum(dim=0)
@@ -315,14 +329,18 @@ def check_finite(
         return
     beyond = " (inf, or a number beyond float32's range of ±3.4e38)"
     if allow_nan:
-        raise ValueError(f"Infinite values{beyond} in {source}, {kind} " + "; ".join(problems))
+        raise ValueError(
+            f"Infinite values{beyond} in {source}, {kind} " + "; ".join(problems) + ". Missing numbers are filled with "
+            "the training median; infinite ones are an error"
+        )
     hint = ""
     if kind == "feature column" and bool(torch.isnan(x).any()):
         hint = (
             ". Set the data module's `missing: median` to fill missing numbers with the training median (or "
             "`missing: median_indicator` to also add a was-missing input per column)"
             if training
-            else ". The model was trained with `missing: error` and takes no missing numbers: fill or drop those rows"
+            else ". The model's preprocessing has no medians to fill missing numbers (trained with `missing: error`): "
+            "fill or drop those rows"
         )
     what = f"NaN or inf{beyond}" if bool(torch.isinf(x).any()) else "NaN"
     raise ValueError(f"{what} in {source}, {kind} " + "; ".join(problems) + hint)
@@ -365,14 +383,23 @@ def table_from_source(
     task: str | None,
     categorical: list[str],
     missing: str,
+    strict: bool = True,
 ) -> Table:
     """The table of ``(x, y, feature_names)`` given to ``TabularDataModule.from_arrays``: a ``DataFrame`` (its columns
-    named by ``features`` when given, in that order) or a matrix."""
+    named by ``features`` when given, in that order) or a matrix. ``strict``: a feature the frame lacks is an error
+    (else, for a checkpoint's features, the frame's own columns are taken).
+
+    Raises:
+        ValueError: for ``features`` the frame lacks, naming them and the frame's columns.
+    """
     x, y, names = arrays
     if is_frame(x):
         frame = x.set_axis([str(c) for c in x.columns], axis=1)
         columns = list(frame.columns)
-        chosen = list(features) if features is not None and set(features) <= set(columns) else columns
+        absent = [name for name in features or [] if name not in columns]
+        if absent and strict:
+            raise ValueError(f"Feature columns {absent} not in the DataFrame. Columns: {', '.join(columns)}")
+        chosen = list(features) if features is not None and not absent else columns
         return table_from_frame(frame, chosen, y, task, "the DataFrame", categorical, missing)
     return table_from_arrays(x, y, names, task, "the arrays", categorical, missing)
 

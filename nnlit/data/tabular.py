@@ -194,7 +194,6 @@ class TabularDataModule(L.LightningDataModule):
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        self.table_on_device = table_on_device
         #: where the loaders gather batches from (the host, or one copy of the table on the Trainer's device)
         self.placement = TablePlacement(table_on_device)
         self._table: Table | None = None
@@ -336,6 +335,15 @@ class TabularDataModule(L.LightningDataModule):
         return [] if self.preprocessing is None else self.preprocessing.indicators
 
     # ---------------------------------------------------------------- Lightning hooks
+    @property
+    def table_on_device(self) -> bool | Literal["auto"]:
+        """Where the loaders gather batches from (see the argument); set it to change it for the next run."""
+        return self.placement.mode
+
+    @table_on_device.setter
+    def table_on_device(self, mode: bool | Literal["auto"]) -> None:
+        self.placement = TablePlacement(mode)
+
     @property
     def target_mean(self) -> list[float] | None:
         """Mean of each regression target over the training split (``None`` for classification)."""
@@ -572,15 +580,7 @@ class TabularDataModule(L.LightningDataModule):
                 f"data, {table.categorical}: use data with the columns the model was trained on"
             )
         if self._train_codes is None:
-            assert table.codes is not None  # a table with categorical columns has codes
-            columns, unseen_columns = [], []
-            for values, vocabulary, codes in zip(table.values, self._fitted().codes, table.codes.T):
-                lookup, _ = vocabulary.encode(values)  # the code of each distinct value
-                columns.append(torch.as_tensor(lookup, dtype=torch.float32)[codes])
-                unseen = torch.tensor([code == 0 and value is not None for code, value in zip(lookup, values)])
-                unseen_columns.append(unseen[codes])
-            self._train_codes = torch.stack(columns, dim=1)
-            self._unknown = torch.stack(unseen_columns, dim=1)
+            self._train_codes, self._unknown = self._fitted().table_codes(table)
         if split not in self.unknown_categories and self._unknown is not None:
             unknown = self._unknown if rows is None else self._unknown[rows]
             self._log_unknown(split, unknown.sum(dim=0).tolist())
@@ -607,7 +607,8 @@ class TabularDataModule(L.LightningDataModule):
             # a checkpoint's feature columns, in its order, where the source names its columns
             features = self.features if self.features is not None or self.checkpoint is None else self.feature_names
             if self._arrays is not None:
-                table = table_from_source(self._arrays, features, self.task, self.categorical, self.missing)
+                strict = self.features is not None  # the caller's features must be there; a checkpoint's may not be
+                table = table_from_source(self._arrays, features, self.task, self.categorical, self.missing, strict)
             elif self.dataset is not None:
                 table = builtin_table(
                     self.dataset, self.task, self.categorical, self.missing, self.n_samples, self.noise,

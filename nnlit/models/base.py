@@ -243,11 +243,6 @@ class MLPModule(L.LightningModule):
             self.check_data(datamodule)
         if trainer is None:
             return
-        if not any(isinstance(c, EpochMetrics) for c in trainer.callbacks):  # type: ignore[attr-defined]
-            raise ValueError(
-                f"{type(self).__name__}.configure_callbacks returned no EpochMetrics, which logs the epoch metrics: "
-                "return [*super().configure_callbacks(), <your callbacks>]"
-            )
         reason = lightning_loop_reason(self, MLPModule.training_step)
         if stage == "fit" and reason is not None:
             rank_zero_info(
@@ -298,8 +293,15 @@ class MLPModule(L.LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics: a subclass's epoch hooks
-        need no ``super()``. A subclass that returns callbacks of its own adds them to ``super()``'s."""
+        need no ``super()``. A subclass's own ``configure_callbacks`` needs none either: whatever it returns (a list or
+        one callback), EpochMetrics is added to it unless it is there."""
         return [EpochMetrics()]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("configure_callbacks")
+        if own is not None and not getattr(own, "keeps_epoch_metrics", False):
+            cls.configure_callbacks = _keeping_epoch_metrics(own)  # type: ignore[method-assign,assignment]
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -445,6 +447,21 @@ class MLPModule(L.LightningModule):
                 f"Expected a batch of shape (rows, {self.in_features}) for in_features={self.in_features}, "
                 f"got {tuple(x.shape)}: the data's feature count does not match the model"
             )
+
+
+def _keeping_epoch_metrics(configure: Callable[[Any], Any]) -> Callable[[Any], list[Callback]]:
+    """A subclass's ``configure_callbacks``, with :class:`EpochMetrics` added to what it returns when missing."""
+
+    @functools.wraps(configure)
+    def configure_callbacks(self: Any) -> list[Callback]:
+        returned = configure(self)
+        callbacks = [returned] if isinstance(returned, Callback) else list(returned or [])
+        if not any(isinstance(c, EpochMetrics) for c in callbacks):
+            callbacks.append(EpochMetrics())
+        return callbacks
+
+    configure_callbacks.keeps_epoch_metrics = True  # type: ignore[attr-defined]
+    return configure_callbacks
 
 
 def _outermost_init_frame(module: L.LightningModule) -> Any:

@@ -51,10 +51,21 @@ class EpochMetrics(Callback):
         _module(pl_module)._log_epoch("test")
 
 
+class _Nothing:
+    """What the hooks act on for a LightningModule that is not an MLPModule (a Trainer kept from an nnlit fit and used
+    again with another module keeps this callback): nothing."""
+
+    automatic_optimization = True
+
+    def _start_epoch(self, stage: str) -> None:
+        pass
+
+    def _log_epoch(self, stage: str) -> None:
+        pass
+
+
 def _module(pl_module: L.LightningModule) -> Any:
-    if not hasattr(pl_module, "_log_epoch"):  # not an MLPModule (whose configure_callbacks adds this callback)
-        raise TypeError(f"EpochMetrics logs an nnlit MLPModule's metrics, got a {type(pl_module).__name__}")
-    return pl_module
+    return pl_module if hasattr(pl_module, "_log_epoch") else _Nothing()
 
 
 __all__ = ["EpochMetrics"]

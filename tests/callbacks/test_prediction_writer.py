@@ -52,3 +52,14 @@ def test_non_dict_predictions_rejected(make_trainer, tmp_path):
     with pytest.raises(TypeError, match="needs predict_step to return a dict of tensors, got Tensor"):
         trainer.predict(Plain(in_features=2), datamodule=dm)
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_low_precision_outputs_are_written(make_trainer, tmp_path):
+    """A bf16 predict run: numpy has no bfloat16, so the outputs are written as float32."""
+    x = np.random.default_rng(1).normal(size=(20, 2))
+    dm = TabularDataModule.from_arrays(x, np.where(x[:, 0] > 0, 1, 0), batch_size=8)
+    out = tmp_path / "p.csv"
+    trainer = make_trainer(callbacks=[CSVPredictionWriter(str(out))], precision="bf16-true")
+    trainer.predict(BinaryMLP(in_features=2, hidden=[4]), datamodule=dm)
+    rows = read(out)
+    assert len(rows) == 20 and all(0.0 <= float(r["prob_1"]) <= 1.0 for r in rows)

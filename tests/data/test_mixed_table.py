@@ -285,7 +285,7 @@ def test_missing_numbers_at_prediction_of_a_model_trained_without(tmp_path):
     frame.loc[1, "income"] = np.nan
     frame.to_csv(tmp_path / "new.csv", index=False)
     dm = TabularDataModule(checkpoint=str(tmp_path / "m.ckpt"), predict_path=str(tmp_path / "new.csv"))
-    with pytest.raises(ValueError, match=r"'income': 1 rows .*trained with `missing: error` .*fill or drop"):
+    with pytest.raises(ValueError, match=r"'income': 1 rows .*trained with `missing: error`.*fill or drop"):
         dm.predict_dataloader()
 
 

@@ -240,3 +240,11 @@ def test_no_trainer_no_copy():
 def test_bad_table_on_device(value):
     with pytest.raises(ValueError, match=f"`table_on_device` must be true, false or 'auto', got {value!r}"):
         TabularDataModule(dataset="xor", table_on_device=value)
+
+
+def test_table_on_device_can_be_changed_after_construction():
+    dm = TabularDataModule(dataset="xor", table_on_device=False)
+    dm.table_on_device = True
+    assert dm.table_on_device is True and dm.placement.mode is True
+    with pytest.raises(ValueError, match=r"`table_on_device` must be true, false or 'auto', got 'gpu'"):
+        dm.table_on_device = "gpu"

@@ -245,13 +245,27 @@ def test_lightnings_loop_is_chosen_once_with_the_reason(make_trainer, caplog):
     ]
 
 
-def test_callbacks_of_a_subclass_must_keep_epoch_metrics(make_trainer):
+@pytest.mark.parametrize("returned", ["list", "one"])
+def test_a_subclass_with_callbacks_of_its_own_keeps_its_epoch_metrics(returned, make_trainer):
     class OwnCallbacks(RegressionMLP):
         def configure_callbacks(self):
-            return [L.pytorch.callbacks.LearningRateMonitor()]
+            monitor = L.pytorch.callbacks.EarlyStopping(monitor="val/loss", patience=5)
+            return [monitor] if returned == "list" else monitor
 
-    with pytest.raises(ValueError, match=r"OwnCallbacks.configure_callbacks returned no EpochMetrics.*super\(\)"):
-        make_trainer(max_epochs=1).fit(OwnCallbacks(in_features=2), datamodule=TabularDataModule(dataset="sine"))
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(OwnCallbacks(in_features=2), datamodule=TabularDataModule(dataset="sine"))
+    assert {"train/loss", "val/loss", "val/mae"} <= set(trainer.callback_metrics)
+    assert sum(type(c).__name__ == "EpochMetrics" for c in trainer.callbacks) == 1
+
+
+def test_a_trainer_kept_from_an_nnlit_fit_trains_another_module(make_trainer):
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(RegressionMLP(in_features=2), datamodule=TabularDataModule(dataset="sine"))
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(BoringModel())  # EpochMetrics stays among the Trainer's callbacks, and leaves this module alone
+    assert trainer.current_epoch == 2
 
 
 def test_the_logged_step_counts_minibatches(make_trainer, tmp_path):
@@ -274,3 +288,15 @@ def test_lightnings_own_batch_counts_count_groups(make_trainer):
     trainer = make_trainer(max_epochs=1, limit_train_batches=2)
     trainer.fit(RegressionMLP(in_features=2, hidden=[8]), datamodule=data)
     assert trainer.num_training_batches == 2 and trainer.global_step == 2 * 8
+
+
+def test_checkpoint_names_count_minibatches_and_never_repeat(make_trainer, tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
+    data = TabularDataModule(dataset="sine", n_samples=500, batch_size=16, batches_per_step=8)
+    trainer = make_trainer(max_epochs=2, enable_checkpointing=True, callbacks=[saver])
+    trainer.fit(RegressionMLP(in_features=2, hidden=[8]), datamodule=data)
+    names = sorted(p.name for p in (tmp_path / "ckpt").glob("*.ckpt"))
+    expected = [f"epoch={e}-step={s}.ckpt" for e, steps in ((0, (8, 16, 24, 25)), (1, (33, 41, 49, 50))) for s in steps]
+    assert names == sorted(expected)
