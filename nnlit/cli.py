@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from jsonargparse import ArgumentError
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -27,6 +27,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
+from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import AtomicCheckpointIO
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
@@ -71,6 +72,9 @@ class NNLitCLI(LightningCLI):
         wants_report = self.subcommand == "fit" and self._get(self.config_init, "report", default=True)
         if wants_report and not any(isinstance(c, FitReport) for c in kwargs.get("callbacks", callbacks)):
             kwargs["callbacks"] = [*kwargs.get("callbacks", callbacks), FitReport()]
+        if self.subcommand == "fit" and not any(isinstance(c, Threads) for c in kwargs.get("callbacks", callbacks)):
+            threads = self._get(self.config_init, "threads", default="auto")
+            kwargs["callbacks"] = [*kwargs.get("callbacks", callbacks), Threads(threads)]
         if config.get("logger") in (None, True) and "logger" not in kwargs:
             # Lightning's default logger is TensorBoard's when tensorboard(X) happens to be installed, else a CSV one;
             # nnlit always writes metrics.csv (`nnlit plot` reads it): name a TensorBoardLogger to get TensorBoard's.
@@ -161,6 +165,13 @@ class NNLitCLI(LightningCLI):
             default=True,
             help="print a report when `fit` ends (capacity, metrics, dead units, saturation, advice): FitReport",
         )
+        parser.add_argument(
+            "--threads",
+            type=int | Literal["auto"],
+            default="auto",
+            help="CPU threads for `fit` on the CPU: a number, or auto (one for a small training step, else the CPUs "
+            "this process may use that others leave idle): nnlit.callbacks.Threads",
+        )
 
 
 def _is_first_process() -> bool:
@@ -247,6 +258,7 @@ def _parser_message(text: str) -> str:
     accepted = [
         t for t in re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", text) if not (nested and t == "NoneType")
     ]
+    accepted += re.findall(r"Expected a typing\.Literal\[([^\]]+)\]", text)  # the choices, quoted: 'auto
     given = re.search(r"Got value: (.*)", text) or re.search(r"Given value: (.*)", text)
     if accepted and given is not None:
         names = " or ".join(dict.fromkeys("null" if name == "NoneType" else name for name in accepted))

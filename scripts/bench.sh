@@ -9,6 +9,7 @@ bin="$(dirname "$py")"
 export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/startup.py
 "$py" bench/throughput.py 2>/dev/null  # stderr: the progress bars of the default-settings runs
 "$py" bench/hooks.py 2>/dev/null
+"$py" bench/threads.py 2>/dev/null
 (cd bench && "$py" scaling.py 2>/dev/null)
 "$py" bench/memory.py
 "$py" bench/startup.py

@@ -144,6 +144,14 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda f: ["predict", *QUICK, f"--ckpt_path={state_dict_file(f)}"],
         r"'.*weights.ckpt' is not a Lightning checkpoint: it is a plain state_dict of 1 tensors",
     ),
+    "no CPU threads": (
+        lambda f: ["fit", *QUICK, "--threads=0"],
+        r"`threads` must be 'auto' or a positive integer, got 0",
+    ),
+    "threads that are not a number": (
+        lambda f: ["fit", *QUICK, "--threads=many"],
+        r"threads: expected int or 'auto', got 'many'",
+    ),
     "an ONNX opset the exporter cannot write": (
         lambda f: ["export", f"--ckpt_path={a_checkpoint(f)}", "--opset_version=1"],
         r"The ONNX exporter cannot write opset 1: it wrote opset \d+ instead \(the file is removed\)",

@@ -7,6 +7,7 @@ from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.callbacks.save_plots import SavePlots
+from nnlit.callbacks.threads import Threads
 from nnlit.callbacks.weight_init import ConstantInit, NegativeInit, UniformInit, WeightInit
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "GradientSaturationMonitor",
     "NegativeInit",
     "SavePlots",
+    "Threads",
     "TimedProgressBar",
     "UniformInit",
     "WeightInit",

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
 from nnlit.models.batch_groups import lightning_loop_reason, train_group
@@ -292,10 +293,12 @@ class MLPModule(L.LightningModule):
         return self._shared_step(batch, "test")
 
     def configure_callbacks(self) -> list[Callback]:
-        """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics: a subclass's epoch hooks
-        need no ``super()``. A subclass's own ``configure_callbacks`` needs none either: whatever it returns (a list or
-        one callback), EpochMetrics is added to it unless it is there."""
-        return [EpochMetrics()]
+        """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics (a subclass's epoch hooks
+        need no ``super()``), and :class:`~nnlit.callbacks.Threads` unless the Trainer has one (torch's CPU threads
+        chosen for the fit's size and the machine's load; pass ``Threads(n)`` to the Trainer to choose yourself).
+        A subclass's own ``configure_callbacks`` needs no ``super()`` either: whatever it returns (a list or one
+        callback), these are added to it unless they are there."""
+        return _with_defaults(self, [])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -449,16 +452,26 @@ class MLPModule(L.LightningModule):
             )
 
 
+def _with_defaults(module: L.LightningModule, callbacks: list[Callback]) -> list[Callback]:
+    """``callbacks`` with :class:`EpochMetrics` and :class:`Threads` added where neither they nor the Trainer's
+    callbacks have one (Lightning lets a module's callback replace the Trainer's of the same type: a Trainer's
+    ``Threads(2)`` must stay)."""
+    trainer = module._trainer
+    present = [*callbacks, *getattr(trainer, "callbacks", [])]  # set by Lightning's callback connector
+    if not any(isinstance(c, EpochMetrics) for c in callbacks):
+        callbacks.append(EpochMetrics())
+    if not any(isinstance(c, Threads) for c in present):
+        callbacks.append(Threads())
+    return callbacks
+
+
 def _keeping_epoch_metrics(configure: Callable[[Any], Any]) -> Callable[[Any], list[Callback]]:
     """A subclass's ``configure_callbacks``, with :class:`EpochMetrics` added to what it returns when missing."""
 
     @functools.wraps(configure)
     def configure_callbacks(self: Any) -> list[Callback]:
         returned = configure(self)
-        callbacks = [returned] if isinstance(returned, Callback) else list(returned or [])
-        if not any(isinstance(c, EpochMetrics) for c in callbacks):
-            callbacks.append(EpochMetrics())
-        return callbacks
+        return _with_defaults(self, [returned] if isinstance(returned, Callback) else list(returned or []))
 
     configure_callbacks.keeps_epoch_metrics = True  # type: ignore[attr-defined]
     return configure_callbacks
