@@ -10,7 +10,7 @@ test:  ## the default test suite (fast), doctests and ruff
 test-all:  ## every test, the slow ones too
 	bash scripts/test.sh -m "slow or not slow"
 
-bench:  ## performance: throughput, callback overhead, scaling, memory, start-up (about 9 minutes)
+bench:  ## performance: throughput, callback overhead, scaling, memory, start-up (about 15 minutes)
 	bash scripts/bench.sh
 
 pictures:  ## regenerate the README's pictures (docs/pictures/*.png) by training the lessons (about a minute)

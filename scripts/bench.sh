@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up the environment and runs the performance benchmarks (about 9 minutes on 2 cores): throughput against a
-# hand-written loop and scikit-learn, the callbacks' overhead, the step hooks' cost, scaling, peak memory, start-up
-# time and Predictor's rows/s.
+# Sets up the environment and runs the performance benchmarks (about 15 minutes on 2 cores): throughput against a
+# hand-written loop and scikit-learn, the callbacks' overhead, the step hooks' cost, thread choice, small fits,
+# scaling, peak memory, start-up time and Predictor's rows/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="$(bash scripts/setup_env.sh | tail -n 1)"
@@ -10,6 +10,7 @@ export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/sta
 "$py" bench/throughput.py 2>/dev/null  # stderr: the progress bars of the default-settings runs
 "$py" bench/hooks.py 2>/dev/null
 "$py" bench/threads.py 2>/dev/null
+"$py" bench/small.py 2>/dev/null
 (cd bench && "$py" scaling.py 2>/dev/null)
 "$py" bench/memory.py
 "$py" bench/startup.py

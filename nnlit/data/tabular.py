@@ -84,6 +84,10 @@ class TabularDataModule(L.LightningDataModule):
         val_fraction: share of rows for validation, in ``(0, 1)``.
         test_fraction: share of rows for testing, in ``[0, 1)``; ``0`` for no test split.
         batch_size: rows per batch: per optimizer step.
+        eval_batch_size: rows per batch in validation, test and predict; default ``max(batch_size, 1024)``. The
+            model is in eval mode there, so the metrics do not depend on it (up to float rounding), and a split of
+            up to that many rows is one batch: each batch costs Lightning's evaluation loop about as much as a small
+            MLP's forward pass.
         batches_per_step: training minibatches handed to one Lightning training step, when the model takes them
             (nnlit's heads do, see :class:`~nnlit.models.base.MLPModule`); each is still its own optimizer step.
             Lightning's per-step cost (as much as a small MLP's whole step) is paid once per group.
@@ -131,6 +135,7 @@ class TabularDataModule(L.LightningDataModule):
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
         batch_size: int = 64,
+        eval_batch_size: int | None = None,
         batches_per_step: int = 16,
         standardize: bool = True,
         shuffle: bool = True,
@@ -161,6 +166,8 @@ class TabularDataModule(L.LightningDataModule):
             raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None, got {task!r}")
         check_int("n_samples", n_samples)
         check_int("batch_size", batch_size)
+        if eval_batch_size is not None:
+            check_int("eval_batch_size", eval_batch_size)
         check_int("batches_per_step", batches_per_step)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}")
@@ -189,6 +196,7 @@ class TabularDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
         self.batches_per_step = batches_per_step
         self.standardize = standardize
         self.shuffle = shuffle
@@ -434,6 +442,11 @@ class TabularDataModule(L.LightningDataModule):
             loader.group = self.batches_per_step
         return loader
 
+    @property
+    def evaluation_batch_size(self) -> int:
+        """Rows per batch in validation, test and predict: ``eval_batch_size``, else ``max(batch_size, 1024)``."""
+        return self.eval_batch_size if self.eval_batch_size is not None else max(self.batch_size, 1024)
+
     def val_dataloader(self) -> TensorBatchLoader:
         return self._split_loader("val", shuffle=False, pad=False, drop_last=False)
 
@@ -450,7 +463,9 @@ class TabularDataModule(L.LightningDataModule):
         rows = torch.arange(len(tensors[0]))
         rank, world_size = self._rank_and_world_size()
         sampler = ShardedIndexSampler(len(rows), shuffle=False, rank=rank, world_size=world_size, pad=False)
-        return TensorBatchLoader([*tensors, rows], self.batch_size, sampler=sampler, transform=self._transform_batch)
+        return TensorBatchLoader(
+            [*tensors, rows], self.evaluation_batch_size, sampler=sampler, transform=self._transform_batch
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted preprocessing (:meth:`FittedPreprocessing.state_dict`), saved in checkpoints."""
@@ -523,7 +538,7 @@ class TabularDataModule(L.LightningDataModule):
         device = self._table_device(tensors)
         loader = TensorBatchLoader(
             tensors if device is None else [self._device_copy(t, device) for t in tensors],
-            self.batch_size,
+            self.batch_size if split == "train" else self.evaluation_batch_size,
             sampler=sampler,
             drop_last=drop_last,
             rows=index,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import io
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
 from nnlit.trust import CALLABLE_KINDS, resolve_spec
+
+#: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
+#: ends): a CSV logger writes its file and TensorBoard's flushes to disk (``fsync``) at each save
+LOGGER_SAVE_SECONDS = 2.0
 
 
 class MLPModule(L.LightningModule):
@@ -138,6 +143,7 @@ class MLPModule(L.LightningModule):
             "test": StepBuffer(self.test_metrics, self.test_loss),
         }
         self._checked_stages: set[str] = set()
+        self._loggers_saved_at = float("-inf")  # time.monotonic() of the loggers' last save() in a fit
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
@@ -438,9 +444,14 @@ class MLPModule(L.LightningModule):
             self.log(name, value, prog_bar=name in shown, logger=not fitting)
         if fitting and not trainer.sanity_checking and trainer.loggers:
             scalars = {name: float(value) for name, value in values.items()}
+            now = time.monotonic()
+            save = now - self._loggers_saved_at >= LOGGER_SAVE_SECONDS
             for logger in trainer.loggers:
                 logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=trainer.global_step)
-                logger.save()
+                if save:  # a CSV file rewritten, TensorBoard's events flushed to disk: not every epoch of a small fit
+                    logger.save()
+            if save:
+                self._loggers_saved_at = now
         loss_metric.reset()
         metrics.reset()
 

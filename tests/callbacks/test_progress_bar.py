@@ -9,7 +9,7 @@ from nnlit.cli import build
 
 
 def _fit(make_trainer, bar):
-    data = TabularDataModule(dataset="gauss", n_classes=3, n_samples=600, batch_size=16, seed=0)
+    data = TabularDataModule(dataset="gauss", n_classes=3, n_samples=600, batch_size=16, eval_batch_size=16, seed=0)
     model = MulticlassMLP(in_features=2, num_classes=3, hidden=[8])
     trainer = make_trainer(max_epochs=2, enable_progress_bar=True, callbacks=[bar], num_sanity_val_steps=0)
     trainer.fit(model, datamodule=data)

@@ -226,6 +226,7 @@ def test_arrays_with_a_categorical_column_give_a_row_major_table():
         ({"dataset": "xor", "test_fraction": -0.1}, r"`test_fraction` must be in \[0, 1\), got -0.1"),
         ({"dataset": "xor", "val_fraction": 0.5, "test_fraction": 0.5}, r"must be < 1 to leave rows for training"),
         ({"dataset": "xor", "batch_size": 0}, "`batch_size` must be a positive integer, got 0"),
+        ({"dataset": "xor", "eval_batch_size": 0}, "`eval_batch_size` must be a positive integer, got 0"),
         ({"dataset": "xor", "task": "ranking"}, "`task` must be one of classification, regression or None"),
     ],
 )
@@ -369,3 +370,27 @@ def test_real_set_without_sklearn(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(ImportError, match=r"comes with scikit-learn: pip install 'nnlit\[sklearn\]'"):
         _ = TabularDataModule(dataset="iris").num_features
+
+
+def test_evaluation_splits_of_up_to_1024_rows_are_one_batch():
+    dm = TabularDataModule(
+        dataset="gauss", n_samples=2000, val_fraction=0.25, test_fraction=0.6, batch_size=16, batches_per_step=1
+    )
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.evaluation_batch_size == 1024
+    assert [len(b[0]) for b in dm.val_dataloader()] == [500]  # one batch: Lightning's loop set-up paid once
+    assert [len(b[0]) for b in dm.test_dataloader()] == [1024, 176]
+    assert [len(b[0]) for b in dm.train_dataloader()] == [16] * 18 + [12]  # training keeps its batch size
+
+
+def test_eval_batch_size_is_honoured_and_gives_the_same_rows():
+    small = TabularDataModule(dataset="gauss", n_samples=200, eval_batch_size=7, seed=0)
+    large = TabularDataModule(dataset="gauss", n_samples=200, seed=0)
+    for dm in (small, large):
+        dm.setup("fit")
+    batches = list(small.val_dataloader())
+    assert [len(b[0]) for b in batches] == [7] * 5 + [5]
+    (whole,) = large.val_dataloader()
+    torch.testing.assert_close(torch.cat([b[0] for b in batches]), whole[0], rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat([b[1] for b in batches]), whole[1], rtol=0, atol=0)

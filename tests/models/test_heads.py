@@ -354,3 +354,25 @@ def test_regression_of_several_targets_logs_each_and_their_mean(make_trainer):
     with torch.no_grad():
         errors = (model(x_val) - y_val).abs().mean(dim=0)
     assert float(metrics["val/mae_1"]) == pytest.approx(float(errors[1]), rel=1e-5)
+
+
+def test_loggers_save_every_few_seconds_and_hold_every_epoch_at_the_end(make_trainer, tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import CSVLogger
+
+    import nnlit.models.base
+
+    class CountingLogger(CSVLogger):
+        saves = 0
+
+        def save(self) -> None:
+            CountingLogger.saves += 1
+            super().save()
+
+    monkeypatch.setattr(nnlit.models.base, "LOGGER_SAVE_SECONDS", 3600.0)
+    trainer = make_trainer(max_epochs=20, logger=CountingLogger(tmp_path))
+    trainer.fit(RegressionMLP(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="sine", n_samples=100))
+    lines = (tmp_path / "lightning_logs/version_0/metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    assert sorted(int(row["epoch"]) for row in rows if row["val/loss"]) == list(range(20))  # saved at the fit's end
+    assert 2 <= CountingLogger.saves <= 3  # the first epoch, the fit's end (Lightning's finalize), not 20
