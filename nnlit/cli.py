@@ -24,6 +24,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from nnlit import example_configs
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
@@ -36,7 +37,8 @@ from nnlit.profiler import NullProfiler
 from nnlit.runs import WHICH, claim_version, resolve_checkpoint
 
 DESCRIPTION = (
-    "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config configs/quickstart.yaml` trains. "
+    "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config quickstart` trains the quick start "
+    "(a shipped config; any YAML file works). "
     "Besides Lightning's subcommands below: `nnlit plot RUN_DIR` draws a finished run, `nnlit export --ckpt_path X "
     "--format onnx|torchscript` writes a file to serve a model (each has its own --help)."
 )
@@ -180,6 +182,10 @@ def _is_first_process() -> bool:
 
 
 def _make(args: list[str] | None, run: bool) -> NNLitCLI:
+    if args is None:  # LightningCLI reads sys.argv itself (given a list, it warns that it is meant for Python use)
+        sys.argv[1:] = example_configs.resolve_arguments(sys.argv[1:])
+    else:
+        args = example_configs.resolve_arguments(args)
     return NNLitCLI(
         MLPModule,
         TabularDataModule,

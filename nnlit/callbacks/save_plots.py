@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
 from nnlit.callbacks.dead_relu import DeadReLUCounter
@@ -39,8 +39,7 @@ class SavePlots(Callback):
         dirpath: where to write the PNG files.
         resolution: the decision boundary's grid points per axis.
 
-    Raises:
-        ImportError: when matplotlib is not installed, naming the extra to install.
+    Without matplotlib (the ``plots`` extra) the fit runs as usual and draws nothing; a warning says so once.
 
     Example::
 
@@ -49,8 +48,6 @@ class SavePlots(Callback):
     """
 
     def __init__(self, dirpath: str | None = None, resolution: int = 200) -> None:
-        if importlib.util.find_spec("matplotlib") is None:
-            raise ImportError("SavePlots draws with matplotlib, which is not installed: pip install 'nnlit[plots]'")
         check_int("resolution", resolution, minimum=2)
         self.dirpath = dirpath
         self.resolution = resolution
@@ -59,6 +56,10 @@ class SavePlots(Callback):
         #: the files written by the last fit
         self.written: list[Path] = []
         self._train_epoch: int | None = None  # an ended training epoch whose metrics are not recorded yet
+        #: whether matplotlib is there to draw with; without it the fit runs and draws nothing, saying so once
+        self.can_draw = importlib.util.find_spec("matplotlib") is not None
+        if not self.can_draw:
+            rank_zero_warn("SavePlots draws no pictures: matplotlib is not installed (pip install 'nnlit[plots]')")
 
     # Lightning calls a callback's `on_train_epoch_end` before the LightningModule's, where nnlit's heads log their
     # training metrics; so they are read once the next epoch starts, or when the fit ends.
@@ -78,7 +79,7 @@ class SavePlots(Callback):
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record_training(trainer)
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and self.can_draw:
             self.written = self.draw(trainer, pl_module)
             if self.written:
                 rank_zero_info(f"SavePlots wrote {', '.join(str(p) for p in self.written)}")

@@ -1,5 +1,4 @@
 import functools
-import sys
 import tempfile
 
 import lightning as L
@@ -101,9 +100,20 @@ def test_pictures_go_to_tensorboard(tmp_path):
     assert (tmp_path / "tb" / "version_0" / "plots" / "curves.png").is_file()
 
 
-def test_errors(monkeypatch):
+def test_errors():
     with pytest.raises(ValueError, match="`resolution` must be an integer >= 2, got 1"):
         SavePlots(resolution=1)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"pip install 'nnlit\[plots\]'"):
-        SavePlots()
+
+
+def test_without_matplotlib_the_fit_runs_and_says_no_pictures_are_drawn(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name, *a)
+    )
+    with pytest.warns(UserWarning, match=r"SavePlots draws no pictures: matplotlib is not installed .*nnlit\[plots\]"):
+        plots = SavePlots()
+    trainer = fit(relu_xor(), TabularDataModule(dataset="xor", n_samples=200), [plots], CSVLogger(tmp_path), epochs=2)
+    assert trainer.current_epoch == 2
+    assert plots.written == [] and not (tmp_path / "lightning_logs" / "version_0" / "plots").exists()

@@ -1,0 +1,51 @@
+"""Shipped configs by name: ``nnlit fit --config quickstart`` without a clone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nnlit import example_configs
+from nnlit.cli import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_repository_config_is_shipped_under_its_name():
+    repository = sorted(
+        p.relative_to(ROOT / "configs").with_suffix("").as_posix() for p in ROOT.glob("configs/**/*.yaml")
+    )
+    assert example_configs.names() == repository
+    assert "quickstart" in repository and "heads/binary" in repository
+
+
+@pytest.mark.parametrize("value", ["quickstart", "quickstart.yaml", "configs/quickstart.yaml"])
+def test_a_name_resolves_to_the_shipped_file(value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    resolved = Path(example_configs.resolve(value))
+    assert resolved.read_text() == (ROOT / "configs/quickstart.yaml").read_text()
+
+
+def test_an_existing_file_and_inline_yaml_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("quickstart").write_text("trainer: {max_epochs: 1}\n")
+    assert example_configs.resolve("quickstart") == "quickstart"
+    inline = "{trainer: {max_epochs: 1}}"
+    assert example_configs.resolve(inline) == inline
+
+
+@pytest.mark.parametrize("value", ["nosuch", "heads/nosuch", "../pyproject"])
+def test_an_unknown_name_lists_the_shipped_configs(value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=rf"--config '{value}': no such file, .* quickstart, real/breast_cancer"
+    ):
+        example_configs.resolve(value)
+
+
+def test_the_command_takes_a_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["--config", "heads/binary"], ["--config=heads/binary"], ["-c", "heads/binary"]):
+        cli = build(["--trainer.max_epochs=1", *args])
+        assert type(cli.model).__name__ == "BinaryMLP"
