@@ -8,6 +8,7 @@ the model, so nobody types them twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -24,7 +25,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from nnlit import example_configs
+from nnlit import example_configs, quiet
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
@@ -144,12 +145,20 @@ class NNLitCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """Refuses a fit that would train nothing (``max_epochs: 0`` or ``max_steps: 0``), which Lightning ends at once
-        with exit status 0."""
+        with exit status 0. For a module that logs once per epoch (an nnlit head whose ``training_step`` is nnlit's),
+        hides Lightning's warning that an epoch has fewer batches than ``log_every_n_steps`` (``after_fit`` restores
+        it)."""
         for key in ("max_epochs", "max_steps"):
             if getattr(self.trainer, key) == 0:
                 raise ValueError(
                     f"`trainer.{key}` is 0, so fit would train nothing: give a positive number (-1: no limit)"
                 )
+        self._fit_warnings = contextlib.ExitStack()
+        if isinstance(self.model, MLPModule) and type(self.model).training_step is MLPModule.training_step:
+            self._fit_warnings.enter_context(quiet.per_epoch_logging())
+
+    def after_fit(self) -> None:
+        self._fit_warnings.close()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
@@ -228,7 +237,8 @@ def main(args: list[str] | None = None) -> None:
 
             export(argv[1:])
         else:
-            _make(args, run=True)  # None lets LightningCLI read sys.argv itself
+            with quiet.command_output():
+                _make(args, run=True)  # None lets LightningCLI read sys.argv itself
     except Exception as err:
         if debug:
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,7 @@ def decision_boundary_figure(model: torch.nn.Module, datamodule: Any, resolution
         palette = plt.get_cmap("tab10")
         rgb = torch.tensor([palette(i % 10)[:3] for i in range(num_classes)])
         confidence, winner = probabilities.max(dim=1)
-        colour = rgb[winner] * confidence[:, None] + (1 - confidence[:, None])  # paler where unsure
+        colour = (rgb[winner] * confidence[:, None] + (1 - confidence[:, None])).clamp(0, 1)  # paler where unsure
         ax.imshow(colour.view(resolution, resolution, 3).numpy(), origin="lower", extent=extent, aspect="auto")
         ax.scatter(*train.T.numpy(), c=rgb[labels].numpy(), s=6, edgecolors="k", linewidths=0.2)
     names = datamodule.feature_names or ["x1", "x2"]
@@ -295,7 +296,8 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
 
     Args:
         run_dir: the run's log directory (``…/lightning_logs/version_N``, holding ``metrics.csv`` and the
-            ``config.yaml`` the ``nnlit`` command saved), or a folder above it (its newest version is taken).
+            ``config.yaml`` the ``nnlit`` command saved), or a folder above it (the newest run that trained is taken:
+            :func:`find_fit_run`).
         ckpt_path: the checkpoint for the model and the monitors' histories; by default ``last.ckpt`` (else the newest
             ``.ckpt``) of the run's ``checkpoints/`` folder or of the folders its ``ModelCheckpoint``s wrote to.
             Without one, only the training curves are drawn.
@@ -310,7 +312,7 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
         FileNotFoundError: when ``run_dir`` has no ``metrics.csv`` (naming what was searched), or ``ckpt_path`` does
             not exist.
     """
-    log_dir = _find_log_dir(Path(run_dir))
+    log_dir = find_fit_run(run_dir)
     folder = Path(out) if out is not None else log_dir / "plots"
     config = log_dir / "config.yaml"
     checkpoint_file = Path(ckpt_path) if ckpt_path is not None else _find_checkpoint(log_dir, config)
@@ -373,7 +375,15 @@ def _data_from_run_config(saved: dict[str, Any]) -> Any:
     return cls(**init_args)
 
 
-def _find_log_dir(run_dir: Path) -> Path:
+def find_fit_run(run_dir: str | Path) -> Path:
+    """The log directory ``plot_run`` draws: ``run_dir`` itself when it holds a ``metrics.csv``, else the newest run
+    below it that trained (its ``metrics.csv`` has ``train/`` columns): ``nnlit validate``, ``test`` and ``predict``
+    make runs of their own, with one point and no training curves.
+
+    Raises:
+        FileNotFoundError: no ``metrics.csv`` below ``run_dir``, or none of a fit (naming the runs found).
+    """
+    run_dir = Path(run_dir)
     if (run_dir / "metrics.csv").is_file():
         return run_dir
     found = sorted(run_dir.glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime)
@@ -382,7 +392,18 @@ def _find_log_dir(run_dir: Path) -> Path:
             f"No metrics.csv in {str(run_dir)!r} or below it: give the log directory of a run made with a CSVLogger "
             "(the nnlit command's default), e.g. runs/quickstart/lightning_logs/version_0"
         )
-    return found[-1].parent
+    fits = [path for path in found if _trained(path)]
+    if not fits:
+        runs = ", ".join(str(path.parent) for path in found)
+        raise FileNotFoundError(
+            f"No fit run below {str(run_dir)!r}: the runs there ({runs}) logged no training metrics"
+        )
+    return fits[-1].parent
+
+
+def _trained(metrics_csv: Path) -> bool:
+    with metrics_csv.open() as file:
+        return any(column.startswith("train/") for column in file.readline().strip().split(","))
 
 
 def _find_checkpoint(log_dir: Path, config: Path) -> Path | None:
@@ -415,7 +436,10 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="folder for the PNG files (default: RUN_DIR/plots)")
     options = parser.parse_args(args)
     try:
-        written = plot_run(options.run_dir, options.ckpt_path, options.out)
+        log_dir = find_fit_run(options.run_dir)
+        if log_dir != Path(options.run_dir):
+            print(f"nnlit plot: the newest fit run below {options.run_dir} is {log_dir}", file=sys.stderr)
+        written = plot_run(log_dir, options.ckpt_path, options.out)
     except (FileNotFoundError, ValueError, ImportError) as err:
         parser.exit(2, f"nnlit plot: error: {err}\n")
     for path in written:

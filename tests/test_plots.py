@@ -124,3 +124,21 @@ def test_nnlit_plot_draws_a_run_of_a_users_own_class(tmp_path, capsys):
     capsys.readouterr()
     main(["plot", str(tmp_path), "--ckpt_path", str(ckpt), "--out", str(tmp_path / "again")])
     assert "decision_boundary.png" in capsys.readouterr().out
+
+
+def test_a_folder_of_runs_draws_the_newest_fit_not_a_later_validate_run(tmp_path):
+    import os
+
+    from nnlit.plots import find_fit_run
+
+    runs = tmp_path / "lightning_logs"
+    for version, header in enumerate(["epoch,step,train/loss,val/loss", "epoch,step,train/loss", "epoch,step,val/acc"]):
+        (runs / f"version_{version}").mkdir(parents=True)
+        (runs / f"version_{version}" / "metrics.csv").write_text(header + "\n")
+        os.utime(runs / f"version_{version}" / "metrics.csv", (1000 + version, 1000 + version))
+    assert find_fit_run(tmp_path) == runs / "version_1"  # version_2 (newest) is a validate run
+    assert find_fit_run(runs / "version_2") == runs / "version_2"  # a run named outright is taken as it is
+    (runs / "version_0" / "metrics.csv").write_text("epoch,val/acc\n")
+    (runs / "version_1" / "metrics.csv").write_text("epoch,test/acc\n")
+    with pytest.raises(FileNotFoundError, match=r"No fit run below .*: the runs there \(.*version_2.*\) logged no"):
+        find_fit_run(tmp_path)

@@ -8,7 +8,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
@@ -123,9 +122,6 @@ class GradientSaturationMonitor(Monitor):
             and m.weight.ndim >= 2
             and not isinstance(m, nn.Embedding | nn.EmbeddingBag)  # a lookup table, not a layer of the depth
         }
-        others = sorted({type(m).__name__ for m in modules.values() if _is_activation(m) and not _bounded(m)})
-        if others:
-            rank_zero_info(f"GradientSaturationMonitor: no saturation rule for {', '.join(others)}; skipped")
         for name, module in self._activations.items():
             self.hook(module, self._make_hook(name))
 
@@ -227,12 +223,19 @@ class GradientSaturationMonitor(Monitor):
     def _maybe_warn_ratio(self, ratio: float, first: str, last: str, epoch: int) -> None:
         if ratio >= self.ratio_threshold:
             return
-        self.warn_once(
-            "ratio",
-            f"In epoch {epoch} the gradient of {first} is {ratio:.1e} of the gradient of {last}: vanishing gradients, "
-            "the first layers barely learn. Use ReLU / LeakyReLU instead of sigmoid / tanh, fewer layers, or a "
-            "default (Kaiming / Xavier) initialisation.",
-        )
+        seen = f"In epoch {epoch} the gradient of {first} is {ratio:.1e} of the gradient of {last}"
+        if self._activations:  # sigmoid / tanh layers: saturation is the likely cause
+            advice = (
+                "vanishing gradients, the first layers barely learn. Use ReLU / LeakyReLU instead of sigmoid / tanh, "
+                "fewer layers, or a default (Kaiming / Xavier) initialisation."
+            )
+        else:  # no bounded activation saturates here: with ReLU-like units, dead units stop the gradient
+            advice = (
+                "the first layers barely learn. The network has no sigmoid / tanh to saturate: with ReLU units this "
+                "usually means dead units, which pass no gradient (DeadReLUCounter counts them). Use LeakyReLU, a "
+                "lower learning rate, or a default (Kaiming) initialisation."
+            )
+        self.warn_once("ratio", f"{seen}: {advice}")
 
     def _maybe_warn_saturation(self, name: str, value: float, epoch: int) -> None:
         if value <= self.saturation_threshold:
@@ -283,7 +286,3 @@ class _NormReadings:
         if self.target is not None and len(self.readings) >= 2 * self.target:
             self.readings = self.readings[::2]
             self.stride *= 2
-
-
-def _is_activation(module: nn.Module) -> bool:
-    return type(module).__module__ == "torch.nn.modules.activation"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -19,21 +20,74 @@ class TimedProgressBar(TQDMProgressBar):
     per redraw, none per step). The ``nnlit`` command uses it unless the config names another progress bar or sets
     ``trainer.enable_progress_bar: false``.
 
+    When the output is not a terminal (a log file, a pipe, a SLURM job's output), redraws would pile up in the file:
+    the bar then draws nothing and prints one line per training epoch instead, at most every ``line_interval`` seconds
+    (and always the first and the last epoch), e.g. ``Epoch 12/40: loss=0.291, val/loss=0.282, val/acc=0.912``.
+
     Args:
         interval: seconds between redraws.
         process_position: as in ``TQDMProgressBar``.
         leave: as in ``TQDMProgressBar``.
+        plain: print epoch lines instead of drawing a bar; ``None``: when standard output is not a terminal.
+        line_interval: the least seconds between two epoch lines (``plain``).
     """
 
-    def __init__(self, interval: float = 0.5, process_position: int = 0, leave: bool = False) -> None:
+    def __init__(
+        self,
+        interval: float = 0.5,
+        process_position: int = 0,
+        leave: bool = False,
+        plain: bool | None = None,
+        line_interval: float = 5.0,
+    ) -> None:
         super().__init__(refresh_rate=1, process_position=process_position, leave=leave)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
-            raise ValueError(f"`interval` must be a number of seconds >= 0, got {interval!r}")
+        for name, value in (("interval", interval), ("line_interval", line_interval)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number of seconds >= 0, got {value!r}")
+        if plain is not None and not isinstance(plain, bool):
+            raise ValueError(f"`plain` must be True, False or None, got {plain!r}")
         self.interval = float(interval)
+        self.plain = plain
+        self.line_interval = float(line_interval)
+        self._plain = False  # the choice for this run, made in setup
+        self._epoch_line: str | None = None  # the last ended epoch's line, not printed yet
+        self._line_printed_at = float("-inf")
+        self.lines: list[str] = []  # the epoch lines printed
         self.redraws = 0
         self._last_draw = float("-inf")
         self._step_loss: Any = None
         self._steps_from: int | None = None  # global_step at the epoch's start, when the bar counts minibatches
+
+    @property
+    def is_enabled(self) -> bool:
+        return super().is_enabled and not self._plain
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._plain = self.plain if self.plain is not None else not sys.stdout.isatty()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._plain and self._enabled:
+            # the module's epoch metrics are logged after this hook: the line is completed at the next epoch's start
+            self._epoch_line = f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+
+    def _print_epoch_line(self, trainer: L.Trainer, pl_module: L.LightningModule, last: bool) -> None:
+        if self._epoch_line is None:
+            return
+        now = time.monotonic()
+        if last or not self.lines or now - self._line_printed_at >= self.line_interval:
+            metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k not in ("v_num", "loss")}
+            values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            line = f"{self._epoch_line}: {values}" if values else self._epoch_line
+            print(line, flush=True)
+            self.lines.append(line)
+            self._line_printed_at = now
+        self._epoch_line = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # type: ignore[override]
+        super().on_train_end(trainer, pl_module)
+        self._print_epoch_line(trainer, pl_module, last=True)
 
     def _should_update(self, current: int, total: int) -> bool:
         # Lightning asks this after every batch; answering by the clock is the whole point of this class
@@ -49,6 +103,7 @@ class TimedProgressBar(TQDMProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)
+        self._print_epoch_line(trainer, trainer.lightning_module, last=False)
         # a loader of batch groups (nnlit's data module with an nnlit head) says how many minibatches an epoch has:
         # the bar counts those (optimizer steps), not Lightning's steps
         loader = trainer.train_dataloader

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes
@@ -647,6 +647,12 @@ class TabularDataModule(L.LightningDataModule):
         if missing:
             raise ValueError(
                 f"The prediction file {path!r} lacks feature columns {missing}. The model uses: {', '.join(names)}"
+            )
+        extra = [c for c in frame.columns if c not in names and c != self.target]
+        if extra:  # as Predictor warns: a misspelt feature name would otherwise go unnoticed
+            rank_zero_warn(
+                f"The prediction file {path!r} has columns that are not features of the model, ignored: "
+                f"{', '.join(map(repr, extra))}"
             )
         check_flat(frame, names, path)
         numeric = names[: len(names) - len(self.categorical_features)]

@@ -332,3 +332,14 @@ def test_forward_calls_of_other_callbacks_after_validation_are_not_counted(make_
     trainer.fit(model, train_dataloaders=TensorBatchLoader([X, Y], 16), val_dataloaders=TensorBatchLoader([X, Y], 64))
     expected = (torch.tanh(model.layer1(X)).abs() > 0.97).float().mean().item()
     assert monitor.history[-1]["saturation"]["tanh"] == pytest.approx(expected)
+
+
+def test_on_a_relu_net_the_advice_names_dead_units_not_saturation(make_trainer):
+    from nnlit.callbacks import NegativeInit
+
+    data = TabularDataModule(dataset="plane", n_samples=256)
+    monitor = GradientSaturationMonitor()
+    model = RegressionMLP(in_features=2, hidden=[16, 16, 16], activation="relu")
+    with pytest.warns(UserWarning, match=r"gradient of network.linear1 is 0.0e\+00 .* usually means dead units"):
+        make_trainer(callbacks=[NegativeInit(modules=["network.linear2"]), monitor]).fit(model, datamodule=data)
+    assert len(monitor.advice) == 1 and "instead of sigmoid" not in monitor.advice[0]

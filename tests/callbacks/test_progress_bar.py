@@ -19,17 +19,17 @@ def _fit(make_trainer, bar):
 def test_redraws_by_the_clock_not_per_batch(make_trainer):
     # 2 training batches (30 minibatches in groups of 16) and 8 validation batches per epoch; with an hour between
     # redraws only the very first batch and each bar's last batch draw
-    bar = _fit(make_trainer, TimedProgressBar(interval=3600)).progress_bar_callback
+    bar = _fit(make_trainer, TimedProgressBar(interval=3600, plain=False)).progress_bar_callback
     assert bar.redraws == 1 + 2 * 2  # first batch; train and val bars' ends, 2 epochs
 
 
 def test_interval_zero_redraws_every_batch(make_trainer):
-    bar = _fit(make_trainer, TimedProgressBar(interval=0)).progress_bar_callback
+    bar = _fit(make_trainer, TimedProgressBar(interval=0, plain=False)).progress_bar_callback
     assert bar.redraws == 2 * (2 + 8)
 
 
 def test_shows_the_latest_training_loss(make_trainer):
-    trainer = _fit(make_trainer, TimedProgressBar(interval=3600))
+    trainer = _fit(make_trainer, TimedProgressBar(interval=3600, plain=False))
     trainer.training = True
     metrics = trainer.progress_bar_callback.get_metrics(trainer, trainer.lightning_module)
     assert float(metrics["loss"]) > 0
@@ -40,6 +40,10 @@ def test_shows_the_latest_training_loss(make_trainer):
 def test_bad_interval(interval):
     with pytest.raises(ValueError, match="interval"):
         TimedProgressBar(interval=interval)
+    with pytest.raises(ValueError, match="line_interval"):
+        TimedProgressBar(line_interval=interval)
+    with pytest.raises(ValueError, match="`plain` must be True, False or None, got 'yes'"):
+        TimedProgressBar(plain="yes")
 
 
 def _bars(args):
@@ -67,6 +71,33 @@ def test_counts_minibatches_when_the_loader_groups_them(make_trainer):
             totals.append((self.train_progress_bar.n, self.train_progress_bar.total))
             super().on_train_epoch_end(trainer, pl_module)
 
-    trainer = _fit(make_trainer, Recording(interval=0))
+    trainer = _fit(make_trainer, Recording(interval=0, plain=False))
     assert trainer.num_training_batches == 2 and trainer.global_step == 60
     assert totals == [(30, 30), (30, 30)]
+
+
+def test_plain_output_is_a_line_per_epoch_by_the_clock_and_the_last_one(make_trainer, capsys):
+    bar = _fit(make_trainer, TimedProgressBar(plain=True, line_interval=3600)).progress_bar_callback
+    out = capsys.readouterr().out
+    assert bar.redraws == 0 and "\r" not in out and "it/s" not in out  # no bar drawn
+    assert [line.split(":")[0] for line in bar.lines] == ["Epoch 1/2", "Epoch 2/2"]  # the first and the last
+    assert all(line in out.splitlines() for line in bar.lines)
+    assert "val/acc=" in bar.lines[0] and "train/loss=" in bar.lines[0]  # the epoch's own training metrics too
+
+
+def test_plain_output_every_epoch_with_no_interval(make_trainer):
+    data = TabularDataModule(dataset="gauss", n_classes=3, n_samples=300, seed=0)
+    bar = TimedProgressBar(plain=True, line_interval=0)
+    trainer = make_trainer(max_epochs=4, enable_progress_bar=True, callbacks=[bar])
+    trainer.fit(MulticlassMLP(in_features=2, num_classes=3, hidden=[8]), datamodule=data)
+    assert [line.split(":")[0] for line in bar.lines] == [f"Epoch {n}/4" for n in range(1, 5)]
+
+
+def test_plain_is_chosen_when_the_output_is_not_a_terminal(make_trainer, monkeypatch):
+    import sys
+
+    for tty in (True, False):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda tty=tty: tty, raising=False)
+        bar = TimedProgressBar(interval=3600)
+        _fit(make_trainer, bar)
+        assert bool(bar.lines) is not tty and (bar.redraws > 0) is tty

@@ -177,6 +177,19 @@ def test_csv_source_and_predict_file(tmp_path, frame):
     assert torch.allclose(x, expected)
 
 
+def test_a_prediction_file_with_columns_that_are_not_features_warns_naming_them(tmp_path, frame):
+    frame = frame.drop(columns="colour").assign(label=np.where(frame["age"] > 40, "old", "young"))
+    path = write_csv(tmp_path / "train.csv", frame)
+    predict = write_csv(tmp_path / "new.csv", frame.assign(incme=1.0, id=range(len(frame))))  # label: the target
+    dm = TabularDataModule(path=path, target="label", predict_path=predict)
+    with pytest.warns(
+        UserWarning, match=r"new.csv' has columns that are not features of the model, ignored: 'incme', 'id'$"
+    ):
+        dm.setup("predict")
+        batch = next(iter(dm.predict_dataloader()))
+    assert len(batch[0]) == len(frame)
+
+
 def test_parquet_source(tmp_path, frame):
     pytest.importorskip("pyarrow")
     path = tmp_path / "data.parquet"
