@@ -173,6 +173,25 @@ def test_bad_input_ends_with_one_message(case, tmp_path, capsys, monkeypatch):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert re.search(expected, lines[0]), lines[0]
     assert not list(tmp_path.glob("**/*.onnx"))  # nothing half-done is left behind
+    shown = lines[0].replace(str(tmp_path), "DIR").replace(f"{ROOT}/", "")
+    assert _digits_masked(shown) == _digits_masked(CATALOGUE.get(case, "")), (
+        f"docs/figures/errors.md does not hold {case!r}'s message as the command now words it: "
+        "rerun python scripts/docs_errors.py"
+    )
+
+
+#: the error catalogue the docs include: case -> the message line (scripts/docs_errors.py writes it)
+CATALOGUE = dict(
+    re.findall(r"^### (.+?)\n\n```text\n\$ .*?\n(nnlit.*?)\n```", (ROOT / "docs/figures/errors.md").read_text(), re.M)
+)
+
+
+def _digits_masked(text: str) -> str:
+    return re.sub(r"\d+", "N", text)  # an exporter's opset, a file's byte count: numbers vary between releases
+
+
+def test_the_error_catalogue_holds_every_case():
+    assert sorted(CATALOGUE) == sorted(CASES)
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
