@@ -8,7 +8,8 @@ the model, so nobody types them twice.
 
 from __future__ import annotations
 
-import contextlib
+import difflib
+import inspect
 import os
 import re
 import sys
@@ -83,7 +84,7 @@ class NNLitCLI(LightningCLI):
             # nnlit always writes metrics.csv (`nnlit plot` reads it): name a TensorBoardLogger to get TensorBoard's.
             root = config.get("default_root_dir") or os.getcwd()
             version = SLURMEnvironment.job_id()
-            if version is None and _is_first_process():
+            if version is None and _is_first_process() and self.subcommand is not None:  # build() runs nothing
                 # two runs started together in one folder would both pick the next free version_N
                 version = claim_version(os.path.join(root, "lightning_logs"))
             kwargs["logger"] = CSVLogger(root, version=version)
@@ -146,19 +147,14 @@ class NNLitCLI(LightningCLI):
     def before_fit(self) -> None:
         """Refuses a fit that would train nothing (``max_epochs: 0`` or ``max_steps: 0``), which Lightning ends at once
         with exit status 0. For a module that logs once per epoch (an nnlit head whose ``training_step`` is nnlit's),
-        hides Lightning's warning that an epoch has fewer batches than ``log_every_n_steps`` (``after_fit`` restores
-        it)."""
+        hides Lightning's warning that an epoch has fewer batches than ``log_every_n_steps``."""
         for key in ("max_epochs", "max_steps"):
             if getattr(self.trainer, key) == 0:
                 raise ValueError(
                     f"`trainer.{key}` is 0, so fit would train nothing: give a positive number (-1: no limit)"
                 )
-        self._fit_warnings = contextlib.ExitStack()
         if isinstance(self.model, MLPModule) and type(self.model).training_step is MLPModule.training_step:
-            self._fit_warnings.enter_context(quiet.per_epoch_logging())
-
-    def after_fit(self) -> None:
-        self._fit_warnings.close()
+            quiet.hide_log_interval_warning()  # until _make returns: it runs the command within catch_warnings
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
@@ -195,6 +191,11 @@ def _make(args: list[str] | None, run: bool) -> NNLitCLI:
         sys.argv[1:] = example_configs.resolve_arguments(sys.argv[1:])
     else:
         args = example_configs.resolve_arguments(args)
+    with warnings.catch_warnings():  # what the command's hooks hide (before_fit, before_predict) ends with it
+        return _cli(args, run)
+
+
+def _cli(args: list[str] | None, run: bool) -> NNLitCLI:
     return NNLitCLI(
         MLPModule,
         TabularDataModule,
@@ -202,7 +203,8 @@ def _make(args: list[str] | None, run: bool) -> NNLitCLI:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": DESCRIPTION, "exit_on_error": False},
+        # allow_abbrev: a misspelt --trainer.max_epoc would otherwise set max_epochs silently (a YAML file refuses it)
+        parser_kwargs={"description": DESCRIPTION, "exit_on_error": False, "allow_abbrev": False},
         run=run,
         args=args,
     )
@@ -228,16 +230,16 @@ def main(args: list[str] | None = None) -> None:
         else:
             args = argv
     try:
-        if argv and argv[0] == "plot":
-            from nnlit.plots import main as plot
+        with quiet.command_output(argv[0] if argv else None):
+            if argv and argv[0] == "plot":
+                from nnlit.plots import main as plot
 
-            plot(argv[1:])
-        elif argv and argv[0] == "export":
-            from nnlit.export import main as export
+                plot(argv[1:])
+            elif argv and argv[0] == "export":
+                from nnlit.export import main as export
 
-            export(argv[1:])
-        else:
-            with quiet.command_output():
+                export(argv[1:])
+            else:
                 _make(args, run=True)  # None lets LightningCLI read sys.argv itself
     except Exception as err:
         if debug:
@@ -279,12 +281,60 @@ def _parser_message(text: str) -> str:
     if accepted and given is not None:
         names = " or ".join(dict.fromkeys("null" if name == "NoneType" else name for name in accepted))
         return f"{key}: expected {names}, got {given.group(1).strip()!r}"
+    nested_option = re.search(r"Option '(\w+)' is not accepted\. Got value: Namespace\(class_path='([\w.]+)'", text)
+    if nested_option is not None:  # an optimizer's (a callable's) init_args: the class is the one named there
+        option, owner_path = nested_option.groups()
+        return f"{key}: Option {option!r} is not accepted ({owner_path})" + _suggestion(
+            f"Option '{option}' is not accepted", owner_path, skip=("params",)
+        )
     skipped = ("Subtypes:", "Given value", "Errors:", _UNION, "- Expected a <class 'NoneType'>", "- Problem with")
     lines = [re.sub(r'^(- )?Parser key "[^"]+":\s*', "", line.strip()) for line in text.splitlines()]
     details = [line for line in lines if line and not line.startswith(skipped)]
     detail = details[-1] if details else text.strip()
     owner = re.search(r"Problem with given class_path '([^']+)'", text)
-    return (f"{key}: " if key else "") + detail + (f" ({owner.group(1)})" if owner else "")
+    message = (f"{key}: " if key else "") + detail + (f" ({owner.group(1)})" if owner else "")
+    return message + _suggestion(text, owner.group(1) if owner else None)
+
+
+def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str:
+    """`` Did you mean 'hidden'? Accepted: …`` for an option a class does not take, ``--trainer.max_epochs`` for an
+    unrecognised ``--trainer.epochs``; ``""`` when nothing is close. Only classes already imported are looked at."""
+    unknown = re.search(r"Option '(\w+)' is not accepted", text)
+    if unknown is not None and owner is not None:
+        module, _, name = owner.rpartition(".")
+        cls = getattr(sys.modules.get(module), name, None)  # the parser has imported it: nothing new is imported
+        accepted = [name for name in _init_parameters(cls) if name not in skip] if isinstance(cls, type) else []
+        close = difflib.get_close_matches(unknown.group(1), accepted, n=1)
+        listed = f" Accepted: {', '.join(accepted)}." if accepted else ""
+        return (f". Did you mean {close[0]!r}?" if close else ".") + listed if accepted else ""
+    unrecognised = re.search(r"unrecognized arguments: --([\w.]+)", text)
+    if unrecognised is not None:
+        section, _, option = unrecognised.group(1).rpartition(".")
+        if section in ("", "trainer"):
+            close = difflib.get_close_matches(option, _init_parameters(Trainer), n=2)
+            ratio = [difflib.SequenceMatcher(None, option, name).ratio() for name in close]
+            close = [name for name, r in zip(close, ratio, strict=True) if r == max(ratio)]  # both only when a tie
+            if close:
+                return f". Did you mean {' or '.join(f'--trainer.{name}' for name in close)}?"
+    return ""
+
+
+def _init_parameters(cls: type) -> list[str]:
+    """The keyword arguments of ``cls`` and of the classes it hands ``**kwargs`` to, in order."""
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names.update(
+            (p.name, None)
+            for p in parameters
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return list(names)
 
 
 def build(args: list[str]) -> NNLitCLI:

@@ -2,8 +2,8 @@
 
 The repository's ``configs/`` folder is installed as ``nnlit/configs/`` (in a source checkout ``nnlit/configs`` is a
 link to it), so a ``pip install``-ed nnlit has the quick start and the lessons without a clone. A ``--config`` value
-that names an existing file is that file; otherwise a name such as ``quickstart`` or ``heads/binary`` (``.yaml``
-optional) is looked up among the shipped configs.
+that names an existing file is that file (``NAME.yaml`` in the working folder included); otherwise a name such as
+``quickstart`` or ``heads/binary`` (``.yaml`` optional) is looked up among the shipped configs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def resolve(value: str) -> str:
     """
     if Path(value).is_file() or not _NAME.fullmatch(value):
         return value
+    if not value.endswith(".yaml") and Path(f"{value}.yaml").is_file():  # a user's own NAME.yaml comes first
+        return f"{value}.yaml"
     name = value.removesuffix(".yaml").removeprefix("configs/")
     shipped = FOLDER / f"{name}.yaml"
     if shipped.is_file() and FOLDER.resolve() in shipped.resolve().parents:

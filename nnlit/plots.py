@@ -438,7 +438,11 @@ def main(args: list[str] | None = None) -> None:
     try:
         log_dir = find_fit_run(options.run_dir)
         if log_dir != Path(options.run_dir):
-            print(f"nnlit plot: the newest fit run below {options.run_dir} is {log_dir}", file=sys.stderr)
+            print(
+                f"nnlit plot: drawing {log_dir}, the newest run below {options.run_dir} with training metrics in a "
+                "metrics.csv",
+                file=sys.stderr,
+            )
         written = plot_run(log_dir, options.ckpt_path, options.out)
     except (FileNotFoundError, ValueError, ImportError) as err:
         parser.exit(2, f"nnlit plot: error: {err}\n")

@@ -9,9 +9,12 @@ the progress bar and the report. ``tests/test_cli_output.py`` checks a quick sta
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 #: Lightning's informational loggers (``rank_zero_info``)
 LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
@@ -22,34 +25,51 @@ DROPPED_LINES = ("💡 Tip:", "TPU available: False")
 #: warnings raised inside Lightning that a user cannot act on (torch deprecated an API Lightning calls)
 DROPPED_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
+#: ModelCheckpoint's note, on loading a checkpoint from another run's folder, that it will not track that run's best
+#: files: every run has its own folder, and validate / test / predict track none
+OTHER_RUNS_FOLDER = r"The dirpath has changed from .* won't be reloaded"
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
 
 class _DropLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(DROPPED_LINES)
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """A warning as one line, ``nnlit: warning: …`` (or ``warning: …`` from another package), without the file, line
+    number and source line Python prints."""
+    prefix = "nnlit: warning: " if str(Path(filename).resolve()).startswith(_PACKAGE) else "warning: "
+    (file or sys.stderr).write(f"{prefix}{message}\n")
+
+
 @contextmanager
-def command_output() -> Iterator[None]:
+def command_output(subcommand: str | None = None) -> Iterator[None]:
     """Within the block, Lightning's lines in :data:`DROPPED_LINES` and the warnings in :data:`DROPPED_WARNINGS` are
-    not shown; both are restored afterwards."""
+    not shown (nor :data:`OTHER_RUNS_FOLDER` outside ``fit``), and each warning is one line; all is restored
+    afterwards."""
     dropper = _DropLines()
     loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
     for logger in loggers:
         logger.addFilter(dropper)
     try:
         with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             for message in DROPPED_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
+            if subcommand != "fit":
+                warnings.filterwarnings("ignore", message=OTHER_RUNS_FOLDER)
             yield
     finally:
         for logger in loggers:
             logger.removeFilter(dropper)
 
 
-@contextmanager
-def per_epoch_logging() -> Iterator[None]:
-    """Within the block, Lightning's warning that an epoch has fewer training batches than ``log_every_n_steps`` is not
-    shown: for a module that logs once per epoch (nnlit's heads) it does not apply."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
-        yield
+def hide_log_interval_warning() -> None:
+    """Hides Lightning's warning that an epoch has fewer training batches than ``log_every_n_steps``: for a module that
+    logs once per epoch (nnlit's heads) it does not apply. Call it within ``warnings.catch_warnings()``, which ends
+    it."""
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")

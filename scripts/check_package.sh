@@ -13,7 +13,13 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --upgrade pip
 "$work/venv/bin/python" -m pip install --quiet -r requirements/torch-cpu.txt  # the CPU build, as setup_env.sh does
 "$work/venv/bin/python" -m pip install --quiet "$work"/dist/nnlit-*.whl
-cd "$work"  # no repository files in sight: the config comes from the installed package
+shipped="$(find configs -type f | sed 's#^configs/##' | LC_ALL=C sort)"
+cd "$work"  # no repository files in sight: nnlit and its configs come from the installed package
+# every file of configs/ is in the installed package
+installed="$("$work/venv/bin/python" -c "
+import nnlit.example_configs as e
+print('\n'.join(sorted(p.relative_to(e.FOLDER).as_posix() for p in e.FOLDER.rglob('*') if p.is_file())))")"
+[ "$shipped" = "$installed" ] || { echo "check_package: the wheel's configs differ from configs/" >&2; exit 1; }
 "$work/venv/bin/nnlit" fit --config quickstart --trainer.max_epochs=2 --trainer.enable_progress_bar=false >/dev/null
 last="runs/quickstart/lightning_logs/version_0/checkpoints/last.ckpt"
 test -s "$last" || { echo "check_package: the quick start wrote no $last" >&2; exit 1; }

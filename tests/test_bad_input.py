@@ -144,6 +144,18 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda f: ["predict", *QUICK, f"--ckpt_path={state_dict_file(f)}"],
         r"'.*weights.ckpt' is not a Lightning checkpoint: it is a plain state_dict of 1 tensors",
     ),
+    "a misspelt model option": (
+        lambda f: ["fit", *QUICK, "--model.init_args.hiden=[8]"],
+        r"model: Option 'hiden' is not accepted \(nnlit.MulticlassMLP\)\. Did you mean 'hidden'\? Accepted: in_f",
+    ),
+    "an abbreviated trainer flag": (
+        lambda f: ["fit", *QUICK, "--trainer.max_epoc=3"],
+        r"unrecognized arguments: --trainer.max_epoc=3\. Did you mean --trainer.max_epochs\?",
+    ),
+    "an optimizer option it does not take": (
+        lambda f: ["fit", *QUICK, "--model.init_args.optimizer.init_args.learning_rate=0.1"],
+        r"model.optimizer: Option 'learning_rate' is not accepted \(torch.optim.Adam\)\. Accepted: lr, betas",
+    ),
     "no CPU threads": (
         lambda f: ["fit", *QUICK, "--threads=0"],
         r"`threads` must be 'auto' or a positive integer, got 0",

@@ -20,6 +20,16 @@ def test_every_repository_config_is_shipped_under_its_name():
     assert "quickstart" in repository and "heads/binary" in repository
 
 
+def test_the_package_data_globs_take_every_file_of_configs():
+    """The wheel takes configs/ through pyproject's package-data globs (scripts/check_package.sh compares the installed
+    list with the repository's too)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["nnlit"]
+    taken = {p for pattern in globs for p in (ROOT / "nnlit").glob(pattern) if p.is_file()}
+    every = {ROOT / "nnlit" / p.relative_to(ROOT) for p in ROOT.glob("configs/**/*") if p.is_file()}
+    assert every and every <= taken
+
+
 @pytest.mark.parametrize("value", ["quickstart", "quickstart.yaml", "configs/quickstart.yaml"])
 def test_a_name_resolves_to_the_shipped_file(value, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no configs/ folder here

@@ -52,6 +52,8 @@ class TimedProgressBar(TQDMProgressBar):
         self._plain = False  # the choice for this run, made in setup
         self._epoch_line: str | None = None  # the last ended epoch's line, not printed yet
         self._line_printed_at = float("-inf")
+        self._validated_epoch: int | None = None  # the last epoch that ran validation in a fit
+        self._line_validated = False
         self.lines: list[str] = []  # the epoch lines printed
         self.redraws = 0
         self._last_draw = float("-inf")
@@ -70,7 +72,14 @@ class TimedProgressBar(TQDMProgressBar):
         super().on_train_epoch_end(trainer, pl_module)
         if self._plain and self._enabled:
             # the module's epoch metrics are logged after this hook: the line is completed at the next epoch's start
-            self._epoch_line = f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+            limit = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+            self._epoch_line = f"Epoch {trainer.current_epoch + 1}" + (f"/{limit}" if limit else "")
+            self._line_validated = self._validated_epoch == trainer.current_epoch
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._validated_epoch = trainer.current_epoch
 
     def _print_epoch_line(self, trainer: L.Trainer, pl_module: L.LightningModule, last: bool) -> None:
         if self._epoch_line is None:
@@ -78,7 +87,9 @@ class TimedProgressBar(TQDMProgressBar):
         now = time.monotonic()
         if last or not self.lines or now - self._line_printed_at >= self.line_interval:
             metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k not in ("v_num", "loss")}
-            values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            if not self._line_validated:  # no validation this epoch: the last one's values would pass for its own
+                metrics = {k: v for k, v in metrics.items() if not k.startswith("val")}
+            values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
             line = f"{self._epoch_line}: {values}" if values else self._epoch_line
             print(line, flush=True)
             self.lines.append(line)

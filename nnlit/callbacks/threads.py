@@ -54,8 +54,8 @@ class Threads(Callback):
         if self.threads == "auto":
             batch_size = getattr(getattr(trainer, "datamodule", None), "batch_size", None)
             work = step_work(pl_module, batch_size) if isinstance(batch_size, int) else None
-            processes = max(1, getattr(trainer, "num_devices", 1))
-            self.chosen, reason = choose_threads(work, processes=processes)
+            processes = sharing_processes(max(1, getattr(trainer, "num_devices", 1)))
+            self.chosen, reason = choose_threads(work, cpus=_affinity(), quota=_cgroup_quota(), processes=processes)
         else:
             self.chosen, reason = self.threads, "set by `threads`"
         self._previous = torch.get_num_threads()
@@ -64,21 +64,36 @@ class Threads(Callback):
 
     @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore()
+
+    @override
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()  # Lightning skips teardown when a fit raises (Ctrl-C included)
+
+    def _restore(self) -> None:
         if self._previous is not None:
             torch.set_num_threads(self._previous)
             self._previous = None
 
 
 def choose_threads(
-    work: float | None, cpus: float | None = None, busy: float | None = None, processes: int = 1
+    work: float | None,
+    cpus: float | None = None,
+    busy: float | None = None,
+    processes: int = 1,
+    quota: float | None = None,
 ) -> tuple[int, str]:
     """The threads for a fit whose training step does ``work`` floating-point operations, and why.
 
+    The CPUs of the affinity that other processes leave idle, at most the cgroup ``quota`` (a container's limit caps
+    this process; other tenants' load on the host does not shrink it), shared among ``processes``.
+
     Args:
         work: the operations of one training step (:func:`step_work`); ``None``: unknown, taken as large.
-        cpus: the CPUs this process may use; default :func:`cpus_available`.
+        cpus: the CPUs of this process's affinity; default: read from the system.
         busy: how many of those CPUs other processes keep busy; default :func:`cpus_busy`.
-        processes: processes of this run on the node (DDP), which share the CPUs.
+        processes: processes of this run that share those CPUs (DDP ranks not bound to CPUs of their own).
+        quota: the cgroup's CPU quota; default: read from the system (``None`` when there is none).
 
     Example::
 
@@ -88,14 +103,27 @@ def choose_threads(
         (8, 'a training step of 300 MFLOP, 8 CPUs for this process, 0.0 busy elsewhere')
         >>> choose_threads(3e8, cpus=8, busy=5.2)
         (3, 'a training step of 300 MFLOP, 8 CPUs for this process, 5.2 busy elsewhere')
+        >>> choose_threads(3e8, cpus=64, busy=40, quota=4)  # a 4-CPU container on a busy 64-CPU host
+        (4, 'a training step of 300 MFLOP, 4 CPUs for this process (cgroup quota), 40.0 busy elsewhere')
     """
     if work is not None and work < PARALLEL_WORK:
-        return 1, f"a training step of {work / 1e6:.0f} MFLOP is too small to share"
-    cpus = (cpus_available() if cpus is None else cpus) / processes
-    busy = (cpus_busy() if busy is None else busy) / processes
-    threads = max(1, min(int(cpus), round(cpus - busy)))
+        return 1, f"a training step of {work / 1e6:.2g} MFLOP is too small to share"
+    if cpus is None:
+        cpus, quota = _affinity(), _cgroup_quota() if quota is None else quota
+    busy = cpus_busy() if busy is None else busy
+    cap = cpus if quota is None else min(cpus, quota)
+    threads = max(1, min(int(cap / processes), round((cpus - busy) / processes)))
     size = "of unknown size" if work is None else f"of {work / 1e6:.0f} MFLOP"
-    return threads, f"a training step {size}, {cpus:g} CPUs for this process, {busy:.1f} busy elsewhere"
+    share = f"{cap / processes:g} CPUs for this process" + (" (cgroup quota)" if cap < cpus else "")
+    return threads, f"a training step {size}, {share}, {busy:.1f} busy elsewhere"
+
+
+def sharing_processes(processes: int) -> int:
+    """How many of this run's ``processes`` on the node share this process's CPUs: all of them, unless each was bound
+    to CPUs of its own (SLURM's ``--cpus-per-task``, ``taskset``: an affinity smaller than the node), whose affinity is
+    then already its share."""
+    affinity = _affinity()
+    return 1 if affinity < (os.cpu_count() or affinity) else processes
 
 
 def step_work(module: torch.nn.Module, batch_size: int) -> float:
@@ -107,12 +135,17 @@ def step_work(module: torch.nn.Module, batch_size: int) -> float:
 def cpus_available() -> float:
     """The CPUs this process may run on: its CPU affinity (what ``taskset`` or SLURM give it), capped by its cgroup's
     CPU quota (a container's or a job's ``--cpus``)."""
-    try:
-        cpus: float = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = float(os.cpu_count() or 1)
+    cpus = _affinity()
     quota = _cgroup_quota()
     return min(cpus, quota) if quota is not None else cpus
+
+
+def _affinity() -> float:
+    """The number of CPUs this process may run on (its affinity)."""
+    try:
+        return float(len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return float(os.cpu_count() or 1)
 
 
 def cpus_busy(interval: float = 0.05) -> float:

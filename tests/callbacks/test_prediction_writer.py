@@ -63,3 +63,20 @@ def test_low_precision_outputs_are_written(make_trainer, tmp_path):
     trainer.predict(BinaryMLP(in_features=2, hidden=[4]), datamodule=dm)
     rows = read(out)
     assert len(rows) == 20 and all(0.0 <= float(r["prob_1"]) <= 1.0 for r in rows)
+
+
+def test_the_file_gets_the_mode_a_plain_open_would_give_or_keeps_its_own(make_trainer, tmp_path):
+    import os
+    import stat
+
+    dm = TabularDataModule.from_arrays(np.zeros((8, 2)), np.arange(8) % 2, batch_size=8)
+    out = tmp_path / "p.csv"
+    old = os.umask(0o022)
+    try:
+        make_trainer(callbacks=[CSVPredictionWriter(str(out))]).predict(BinaryMLP(in_features=2), datamodule=dm)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644  # not mkstemp's 0o600: others may read predictions
+        out.chmod(0o640)
+        make_trainer(callbacks=[CSVPredictionWriter(str(out))]).predict(BinaryMLP(in_features=2), datamodule=dm)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640  # a replaced file keeps its mode
+    finally:
+        os.umask(old)

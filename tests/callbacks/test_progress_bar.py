@@ -101,3 +101,15 @@ def test_plain_is_chosen_when_the_output_is_not_a_terminal(make_trainer, monkeyp
         bar = TimedProgressBar(interval=3600)
         _fit(make_trainer, bar)
         assert bool(bar.lines) is not tty and (bar.redraws > 0) is tty
+
+
+def test_plain_lines_without_an_epoch_limit_or_validation_say_only_what_ran(make_trainer):
+    data = TabularDataModule(dataset="gauss", n_classes=3, n_samples=300, seed=0)
+    bar = TimedProgressBar(plain=True, line_interval=0)
+    trainer = make_trainer(
+        max_epochs=-1, max_steps=16, check_val_every_n_epoch=2, enable_progress_bar=True, callbacks=[bar]
+    )
+    trainer.fit(MulticlassMLP(in_features=2, num_classes=3, hidden=[8]), datamodule=data)
+    assert [line.split(":")[0] for line in bar.lines] == ["Epoch 1", "Epoch 2", "Epoch 3", "Epoch 4"]  # no "/-1"
+    validated = ["val/acc=" in line for line in bar.lines]
+    assert validated == [False, True, False, True]  # every other epoch; no stale values on the others

@@ -25,6 +25,36 @@ def test_a_fit_runs_on_the_chosen_threads_and_gives_them_back(threads, expected,
     assert torch.get_num_threads() == before
 
 
+def test_a_fit_that_raises_gives_the_threads_back(make_trainer):
+    class Boom(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            raise RuntimeError("boom")
+
+    torch.set_num_threads(2)
+    try:
+        trainer = make_trainer(max_epochs=1, callbacks=[Threads(1), Boom()])
+        with pytest.raises(RuntimeError, match="boom"):
+            trainer.fit(MulticlassMLP(in_features=2, num_classes=2), datamodule=TabularDataModule(dataset="xor"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_a_quota_caps_the_threads_but_other_tenants_load_does_not_shrink_it():
+    assert choose_threads(3e8, cpus=64, busy=40, quota=4)[0] == 4  # a 4-CPU container on a busy 64-CPU host
+    assert choose_threads(3e8, cpus=64, busy=62, quota=4)[0] == 2  # the host's idle CPUs are fewer than the quota
+    assert choose_threads(3e8, cpus=8, busy=0, processes=1)[0] == 8  # a rank bound to its own 8 CPUs
+
+
+@pytest.mark.parametrize(("affinity", "node", "expected"), [(8, 32, 1), (32, 32, 4)])
+def test_ranks_bound_to_cpus_of_their_own_are_not_divided_again(affinity, node, expected, monkeypatch):
+    import nnlit.callbacks.threads as threads
+
+    monkeypatch.setattr(threads, "_affinity", lambda: float(affinity))
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: node)
+    assert threads.sharing_processes(4) == expected  # 4 ranks: bound to 8 CPUs each, or all sharing the 32
+
+
 def test_the_rule():
     assert choose_threads(5e6, cpus=16, busy=0)[0] == 1
     assert choose_threads(3e8, cpus=16, busy=0)[0] == 16
