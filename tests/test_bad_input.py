@@ -79,9 +79,9 @@ def state_dict_file(folder: Path) -> Path:
 #: case -> (how the command line is made from a scratch folder, what the message must say)
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "batch_size 0": (lambda f: ["fit", *QUICK, "--data.init_args.batch_size=0"], r"`batch_size` must be a positive"),
-    "val_fraction 0": (
-        lambda f: ["fit", *QUICK, "--data.init_args.val_fraction=0"],
-        r"`val_fraction` must be in \(0, 1\), got 0.0",
+    "val_fraction 1": (
+        lambda f: ["fit", *QUICK, "--data.init_args.val_fraction=1"],
+        r"`val_fraction` must be in \[0, 1\), got 1.0",
     ),
     "unknown activation": (
         lambda f: ["fit", *QUICK, "--model.init_args.activation=swish"],

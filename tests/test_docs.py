@@ -24,6 +24,8 @@ PRINTS = {
     "ort.InferenceSession": ["True ["],  # the ONNX file's outputs equal the module's
     'Predictor.from_checkpoint("credit.ckpt")': ["['row', 'prediction', 'prob_no', 'prob_yes'] (5, 4)"],
     "customers.ckpt": ["4 [4, 31]", "{'city': 1, 'plan': 0}"],
+    "GridSearchCV(pipeline": ["['mlpclassifier__hidden', 'mlpclassifier__lr'] True"],
+    "MLPRegressor(hidden=(32,)": ["['city'] 40 True"],
 }
 
 

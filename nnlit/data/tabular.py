@@ -81,7 +81,8 @@ class TabularDataModule(L.LightningDataModule):
         n_classes: classes of a built-in ``gauss`` or ``spiral`` set (the others have 2).
         n_features: columns of a built-in set: its 2 informative ones, then ``n_features - 2`` columns of Gaussian
             noise that a model must learn to ignore.
-        val_fraction: share of rows for validation, in ``(0, 1)``.
+        val_fraction: share of rows for validation, in ``[0, 1)``; ``0``: every row trains and nothing is validated
+            (there are then no ``val/`` metrics to monitor).
         test_fraction: share of rows for testing, in ``[0, 1)``; ``0`` for no test split.
         batch_size: rows per batch: per optimizer step.
         eval_batch_size: rows per batch in validation, test and predict; default ``max(batch_size, 1024)``. The
@@ -169,8 +170,8 @@ class TabularDataModule(L.LightningDataModule):
         if eval_batch_size is not None:
             check_int("eval_batch_size", eval_batch_size)
         check_int("batches_per_step", batches_per_step)
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"`val_fraction` must be in [0, 1), got {val_fraction!r}")
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}")
         if val_fraction + test_fraction >= 1.0:
@@ -415,7 +416,7 @@ class TabularDataModule(L.LightningDataModule):
         num_rows = len(table.x)
         # int32 row numbers: half the memory of int64, and index_select takes either
         order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed), dtype=torch.int32)
-        n_val = max(1, round(num_rows * self.val_fraction))
+        n_val = max(1, round(num_rows * self.val_fraction)) if self.val_fraction > 0 else 0
         n_test = round(num_rows * self.test_fraction) if self.test_fraction > 0 else 0
         if self.test_fraction > 0:
             n_test = max(1, n_test)
@@ -447,7 +448,9 @@ class TabularDataModule(L.LightningDataModule):
         """Rows per batch in validation, test and predict: ``eval_batch_size``, else ``max(batch_size, 1024)``."""
         return self.eval_batch_size if self.eval_batch_size is not None else max(self.batch_size, 1024)
 
-    def val_dataloader(self) -> TensorBatchLoader:
+    def val_dataloader(self) -> TensorBatchLoader | list[TensorBatchLoader]:
+        if not len(self._splits.get("val", ())):  # val_fraction=0: every row trains, and Lightning validates nothing
+            return []
         return self._split_loader("val", shuffle=False, pad=False, drop_last=False)
 
     def test_dataloader(self) -> TensorBatchLoader:

@@ -234,8 +234,8 @@ def test_arrays_with_a_categorical_column_give_a_row_major_table():
             "Unknown dataset 'moons'. Built-in sets: breast_cancer, circle, diabetes, gauss, iris, plane, sine, spiral",
         ),
         ({"path": "a.csv"}, "`target` must name the target column of 'a.csv'"),
-        ({"dataset": "xor", "val_fraction": 0.0}, r"`val_fraction` must be in \(0, 1\), got 0.0"),
-        ({"dataset": "xor", "val_fraction": 1.2}, r"`val_fraction` must be in \(0, 1\), got 1.2"),
+        ({"dataset": "xor", "val_fraction": -0.1}, r"`val_fraction` must be in \[0, 1\), got -0.1"),
+        ({"dataset": "xor", "val_fraction": 1.2}, r"`val_fraction` must be in \[0, 1\), got 1.2"),
         ({"dataset": "xor", "test_fraction": -0.1}, r"`test_fraction` must be in \[0, 1\), got -0.1"),
         ({"dataset": "xor", "val_fraction": 0.5, "test_fraction": 0.5}, r"must be < 1 to leave rows for training"),
         ({"dataset": "xor", "batch_size": 0}, "`batch_size` must be a positive integer, got 0"),
@@ -407,3 +407,15 @@ def test_eval_batch_size_is_honoured_and_gives_the_same_rows():
     (whole,) = large.val_dataloader()
     torch.testing.assert_close(torch.cat([b[0] for b in batches]), whole[0], rtol=0, atol=0)
     torch.testing.assert_close(torch.cat([b[1] for b in batches]), whole[1], rtol=0, atol=0)
+
+
+def test_no_validation_split_trains_on_every_row(make_trainer):
+    from nnlit import MulticlassMLP
+
+    dm = TabularDataModule(dataset="gauss", n_classes=3, n_samples=300, val_fraction=0.0, test_fraction=0.1)
+    dm.setup("fit")
+    assert len(dm.split_indices("train")) == 270 and len(dm.split_indices("val")) == 0
+    assert dm.val_dataloader() == []
+    trainer = make_trainer(max_epochs=2)
+    trainer.fit(MulticlassMLP(in_features=2, num_classes=3, hidden=[8]), datamodule=dm)
+    assert "train/loss" in trainer.callback_metrics and not any(k.startswith("val/") for k in trainer.callback_metrics)

@@ -1,0 +1,434 @@
+"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`, nnlit's heads behind sklearn's API.
+
+Swapping ``from sklearn.neural_network import MLPClassifier`` for ``from nnlit.sklearn import MLPClassifier`` is
+enough: they work in ``Pipeline``, ``ColumnTransformer``, ``GridSearchCV`` and ``cross_val_score``, pickle with
+``pickle`` / ``joblib``, and take nnlit's callbacks (``DeadReLUCounter``, ``GradientSaturationMonitor``, …). Each fit
+is a Lightning fit of an nnlit head on a :class:`~nnlit.TabularDataModule` built from ``X`` and ``y``, quiet (no bar,
+no logger files, no checkpoint files) and on the CPU threads :class:`~nnlit.callbacks.Threads` chooses. Needs the
+``sklearn`` extra (scikit-learn).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d, validate_data
+
+from nnlit import quiet
+from nnlit.checkpoint_io import AtomicCheckpointIO
+from nnlit.data.table import is_frame
+from nnlit.data.tabular import TabularDataModule
+from nnlit.models.base import MLPModule
+from nnlit.models.multiclass import MulticlassMLP
+from nnlit.models.regression import RegressionMLP
+from nnlit.predictor import Predictor
+
+#: Lightning's lines that say nothing to an sklearn user, hidden in a quiet fit
+_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
+
+
+class _History(Callback):
+    """The epoch metrics of a fit, ``[{"epoch": 0, "train/loss": …, "val/loss": …}, …]``. An nnlit head logs them
+    after the callbacks' epoch-end hooks, so each epoch is read when the next starts, and the last when training
+    ends."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+        self._ended: int | None = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ended = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer)
+
+    def _record(self, trainer: L.Trainer) -> None:
+        if self._ended is None:
+            return
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if "/" in name}
+        self.epochs.append({"epoch": self._ended, **metrics})
+        self._ended = None
+
+
+class _MLPEstimator(BaseEstimator):
+    """What :class:`MLPClassifier` and :class:`MLPRegressor` share; see their docstrings."""
+
+    _head: type[MLPModule]
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str | None = None,
+        optimizer: Any = torch.optim.Adam,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        max_epochs: int = 100,
+        val_fraction: float = 0.0,
+        patience: int = 10,
+        missing: str = "error",
+        callbacks: Sequence[Callback] | None = None,
+        trainer_kwargs: dict[str, Any] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        self.dropout = dropout
+        self.norm = norm
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.missing = missing
+        self.callbacks = callbacks
+        self.trainer_kwargs = trainer_kwargs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X: Any, y: Any) -> _MLPEstimator:
+        """Trains a new network on ``X`` (rows × features: numpy, or a pandas ``DataFrame`` whose text and category
+        columns become categorical features) and targets ``y``; returns ``self``.
+
+        Raises:
+            TypeError: for sparse ``X``.
+            ValueError: for ``X`` / ``y`` sklearn refuses (NaN in a numeric array, one sample, mismatched lengths), a
+                classifier's ``y`` of one class or continuous values, NaN in ``y``.
+        """
+        X, y = self._check_training_data(X, y)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        data = TabularDataModule.from_arrays(
+            X,
+            y,
+            feature_names=None if is_frame(X) else [f"x{i}" for i in range(X.shape[1])],
+            task=self._task,
+            val_fraction=self.val_fraction,
+            batch_size=self.batch_size,
+            missing=self.missing,
+            seed=seed,
+        )
+        with self._quiet(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            data.setup("fit")
+            module = self._build_module(data)
+            history = _History()
+            callbacks = copy.deepcopy(list(self.callbacks or []))  # the parameter stays as given (sklearn's rule)
+            trainer = self._trainer(history, callbacks)
+            trainer.fit(module, datamodule=data)
+            self.checkpoint_ = self._checkpoint_bytes(trainer)
+        module.trainer = None  # type: ignore[assignment]  # the fitted model keeps no Trainer (pickles, copies)
+        self.module_ = module.cpu().eval()
+        self.preprocessing_ = data.preprocessing
+        self.history_ = history.epochs
+        self.callbacks_ = callbacks
+        self.n_epochs_ = len(history.epochs)
+        self._predictor = Predictor(self.module_, preprocessing=self.preprocessing_)
+        return self
+
+    def _check_training_data(self, X: Any, y: Any) -> tuple[Any, Any]:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        _refuse_sparse(X)
+        if is_frame(X):  # kept as a frame: its text and category columns are categorical features
+            X = _string_columns(X)
+            validate_data(self, X, reset=True, skip_check_array=True)
+            if len(X) < 2:
+                raise ValueError(f"{type(self).__name__} needs at least 2 samples, got {len(X)}")
+            y = self._check_targets(np.asarray(y))
+            if len(y) != len(X):
+                raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+            return X, y
+        X, y = validate_data(
+            self, X, y, dtype=np.float32, multi_output=self._task == "regression", ensure_min_samples=2
+        )
+        return X, self._check_targets(y)
+
+    def _check_features(self, X: Any) -> Any:
+        check_is_fitted(self)
+        _refuse_sparse(X)
+        if is_frame(X):
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return _string_columns(X)
+        allow_nan = self.missing != "error"
+        return validate_data(
+            self, X, reset=False, dtype=np.float32, ensure_all_finite="allow-nan" if allow_nan else True
+        )
+
+    def _build_module(self, data: TabularDataModule) -> MLPModule:
+        raise NotImplementedError
+
+    def _module_arguments(self, data: TabularDataModule) -> dict[str, Any]:
+        optimizer = self.optimizer
+        if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+            optimizer = functools.partial(optimizer, lr=self.lr, weight_decay=self.weight_decay)  # type: ignore[call-arg]
+        return {
+            "in_features": data.num_features,
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "norm": self.norm,
+            "optimizer": optimizer,
+            "categories": data.categories,
+        }
+
+    def _trainer(self, history: _History, callbacks: list[Callback]) -> L.Trainer:
+        callbacks = [history, *callbacks]
+        if self.val_fraction > 0 and self.patience:
+            callbacks.append(EarlyStopping(monitor="val/loss", patience=self.patience))
+        options: dict[str, Any] = {
+            "max_epochs": self.max_epochs,
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": bool(self.verbose),
+            "enable_model_summary": bool(self.verbose),
+            "num_sanity_val_steps": 0,
+            "default_root_dir": tempfile.gettempdir(),
+            "plugins": [AtomicCheckpointIO()],
+        }
+        options.update(self.trainer_kwargs or {})
+        options["callbacks"] = [*callbacks, *options.get("callbacks", [])]
+        return L.Trainer(**options)
+
+    @staticmethod
+    def _checkpoint_bytes(trainer: L.Trainer) -> bytes:
+        """The fitted model as a normal nnlit checkpoint (for :meth:`save`), taken while its Trainer is there."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.ckpt"
+            trainer.save_checkpoint(path)
+            return path.read_bytes()
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        if self.verbose:
+            yield
+            return
+        loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                quiet.hide_log_interval_warning()
+                warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
+                for message in quiet.DROPPED_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message)
+                yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+    # ---------------------------------------------------------------- predicting
+    def _outputs(self, X: Any) -> dict[str, torch.Tensor]:
+        X = self._check_features(X)
+        if len(X) == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={getattr(X, 'shape', None)}) while a minimum of 1 is required."
+            )
+        columns = self._predictor.prepare_columns(X)
+        return self._predictor.predict_tensor(columns)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Writes the fitted model as a normal nnlit checkpoint, for :func:`nnlit.load`,
+        :meth:`nnlit.Predictor.from_checkpoint` and ``nnlit export``; returns its path."""
+        check_is_fitted(self)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        AtomicCheckpointIO().save_checkpoint(torch.load(io.BytesIO(self.checkpoint_), weights_only=True), path)
+        return path
+
+    # ---------------------------------------------------------------- pickling: no Predictor (it holds a lock)
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state = dict(state) if isinstance(state, dict) else state
+        state.pop("_predictor", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "module_" in state:
+            self._predictor = Predictor(self.module_, preprocessing=self.preprocessing_)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing != "error"
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    #: sklearn's estimator checks these estimators do not pass, and why (``check_estimator(...,
+    #: expected_failed_checks=MLPRegressor.EXPECTED_FAILED_CHECKS)``); tests/test_sklearn.py runs the others
+    EXPECTED_FAILED_CHECKS: ClassVar[dict[str, str]] = {
+        "check_methods_subset_invariance": (
+            "predictions are float32, as the network computes them, and a float32 matrix product's last bits depend on "
+            "how many rows it multiplies at once (a relative difference of about 1e-6, over the check's 1e-7)"
+        ),
+    }
+
+
+class MLPClassifier(ClassifierMixin, _MLPEstimator):
+    """A multilayer perceptron classifier: :class:`~nnlit.MulticlassMLP` (softmax over the classes, two included)
+    trained with Lightning, behind scikit-learn's API.
+
+    Args:
+        hidden: hidden layer widths.
+        activation: the hidden activation (any name :class:`~nnlit.MLP` takes: ``relu``, ``tanh``, ``gelu``, …).
+        dropout: dropout probability after each hidden activation.
+        norm: ``None``, ``"batch"`` or ``"layer"`` normalisation after each hidden Linear.
+        optimizer: a ``torch.optim`` optimizer class, built with ``lr`` and ``weight_decay``; or a callable taking the
+            parameters (e.g. ``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``), then used as it is.
+        lr: the optimizer's learning rate (with an optimizer class).
+        weight_decay: the optimizer's weight decay (with an optimizer class).
+        batch_size: rows per optimizer step.
+        max_epochs: passes over the training rows.
+        val_fraction: rows held out for validation, in ``[0, 1)``: ``0`` trains on every row; above, training stops
+            when ``val/loss`` has not improved for ``patience`` epochs (``patience=0``: validates without stopping).
+        patience: epochs without a better ``val/loss`` before stopping early (with ``val_fraction > 0``).
+        missing: missing numbers in ``X``: ``"error"``, or filled with the training median (``"median"``, plus a
+            was-missing column per feature with ``"median_indicator"``), as in :class:`~nnlit.TabularDataModule`.
+        callbacks: Lightning callbacks for each fit (copied per fit), nnlit's monitors included.
+        trainer_kwargs: more ``lightning.Trainer`` arguments (``accelerator="gpu"``, ``precision``, a logger, …).
+        random_state: seeds the split, the batch order and the initial weights; ``None``: a new seed per fit.
+        verbose: show Lightning's progress bar, model summary and messages.
+
+    Attributes:
+        classes_: the class labels, sorted.
+        n_features_in_: the number of features seen by fit.
+        feature_names_in_: the feature names (when ``X`` was a DataFrame with string column names).
+        history_: the metrics of each epoch, ``[{"epoch": 0, "train/loss": …, "train/acc": …}, …]``.
+        callbacks_: this fit's copies of ``callbacks``, holding what they recorded (a ``DeadReLUCounter``'s
+            ``history``, a ``GradientSaturationMonitor``'s ``advice``).
+        n_epochs_: the epochs trained (fewer than ``max_epochs`` when stopped early).
+        module_: the fitted :class:`~nnlit.MulticlassMLP` (on the CPU, in eval mode).
+        preprocessing_: the fitted :class:`~nnlit.data.FittedPreprocessing` (standardisation, vocabularies).
+
+    Example::
+
+        >>> from sklearn.datasets import load_iris
+        >>> X, y = load_iris(return_X_y=True)
+        >>> model = MLPClassifier(hidden=(16,), max_epochs=30, lr=0.01, random_state=0).fit(X, y)
+        >>> model.classes_.tolist(), model.predict_proba(X[:2]).shape, model.score(X, y) > 0.9
+        ([0, 1, 2], (2, 3), True)
+    """
+
+    _task = "classification"
+
+    def _check_targets(self, y: np.ndarray) -> np.ndarray:
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError("Input y contains NaN.")
+        if y.dtype == object and any(value is None or value != value for value in y):
+            raise ValueError("Input y contains NaN or None.")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, but the data contains only "
+                f"one class: {np.asarray(self.classes_[0]).tolist()!r}"
+            )
+        return y  # the data module maps the labels to indices in the same sorted order (checked in _build_module)
+
+    def _build_module(self, data: TabularDataModule) -> MLPModule:
+        if data.classes != self.classes_.tolist():  # predict_proba's columns are in classes_ order
+            raise RuntimeError(f"The data module ordered the classes {data.classes}, not as {self.classes_.tolist()}")
+        return MulticlassMLP(num_classes=len(self.classes_), **self._module_arguments(data))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The probability of each class (columns in :attr:`classes_` order) for each row of ``X``."""
+        return self._outputs(X)["probabilities"].double().cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class label for each row of ``X``."""
+        probabilities = self.predict_proba(X)  # first: it says when the estimator is not fitted
+        return self.classes_[probabilities.argmax(axis=1)]
+
+
+class MLPRegressor(RegressorMixin, _MLPEstimator):
+    """A multilayer perceptron regressor: :class:`~nnlit.RegressionMLP` trained with Lightning, behind scikit-learn's
+    API. ``y`` may hold several targets (rows × targets); each is standardised with its training mean and standard
+    deviation for training, as :class:`~nnlit.TabularDataModule` does, and predictions are in the targets' units.
+
+    Args and attributes: as :class:`MLPClassifier`'s, without ``classes_``; ``module_`` is a
+    :class:`~nnlit.RegressionMLP`.
+
+    Example::
+
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(400, 3))
+        >>> y = X @ np.array([1.0, -2.0, 0.5]) + 10
+        >>> model = MLPRegressor(hidden=(32,), max_epochs=40, lr=0.01, random_state=0).fit(X, y)
+        >>> model.predict(X[:3]).shape, model.score(X, y) > 0.9
+        ((3,), True)
+    """
+
+    _task = "regression"
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # several targets: y of rows × targets
+        return tags
+
+    def _check_targets(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        self._single_target = y.ndim == 1
+        return y
+
+    def _build_module(self, data: TabularDataModule) -> MLPModule:
+        return RegressionMLP(
+            out_features=data.num_targets,
+            target_mean=data.target_mean,
+            target_std=data.target_std,
+            **self._module_arguments(data),
+        )
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted targets for each row of ``X``: a vector for one target, rows × targets for several."""
+        prediction = self._outputs(X)["prediction"].double().cpu().numpy()
+        return prediction[:, 0] if self._single_target and prediction.ndim == 2 else prediction
+
+
+def _string_columns(frame: Any) -> Any:
+    """``frame`` with its column names as strings (the feature names nnlit matches by), unchanged when they are."""
+    if all(isinstance(name, str) for name in frame.columns):
+        return frame
+    return frame.set_axis([str(name) for name in frame.columns], axis=1)
+
+
+def _refuse_sparse(X: Any) -> None:
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            "Sparse input is not supported: nnlit's MLPs take a dense matrix (use X.toarray(), or a dense "
+            "transformer before the estimator)"
+        )
+
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
