@@ -42,7 +42,8 @@ DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config quickstart` trains the quick start "
     "(a shipped config; any YAML file works). "
     "Besides Lightning's subcommands below: `nnlit plot RUN_DIR` draws a finished run, `nnlit export --ckpt_path X "
-    "--format onnx|torchscript` writes a file to serve a model (each has its own --help)."
+    "--format onnx|torchscript` writes a file to serve a model, `nnlit tune --config X --search S` searches "
+    "hyperparameters with Optuna (each has its own --help)."
 )
 
 
@@ -239,6 +240,10 @@ def main(args: list[str] | None = None) -> None:
                 from nnlit.export import main as export
 
                 export(argv[1:])
+            elif argv and argv[0] == "tune":
+                from nnlit.tune import main as tune
+
+                tune(argv[1:])
             else:
                 _make(args, run=True)  # None lets LightningCLI read sys.argv itself
     except Exception as err:

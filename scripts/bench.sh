@@ -11,6 +11,7 @@ export PATH="$bin:$PATH"  # the nnlit command of this environment, for bench/sta
 "$py" bench/hooks.py 2>/dev/null
 "$py" bench/threads.py 2>/dev/null
 "$py" bench/small.py 2>/dev/null
+"$py" bench/sklearn_api.py 2>/dev/null  # skorch's row only where skorch is installed (the bench extra)
 (cd bench && "$py" scaling.py 2>/dev/null)
 "$py" bench/memory.py
 "$py" bench/startup.py

@@ -98,6 +98,10 @@ class TabularDataModule(L.LightningDataModule):
         drop_last: drop the last, smaller training batch.
         seed: seed of the built-in set, the split and the shuffling; default the seed given to
             ``seed_everything`` (the config's ``seed_everything``), else 0.
+        folds: K-fold cross-validation: the rows left after the test split are cut into ``folds`` parts of the
+            seeded order, and part ``fold`` validates (``val_fraction`` is then unused); ``None``: one split by
+            ``val_fraction``. ``nnlit tune --folds K`` fits each ``fold`` of ``0 … K-1``.
+        fold: which part validates, in ``[0, folds)``.
         table_on_device: where the training, validation and test loaders gather batches from. ``"auto"``: on a CUDA
             device, the table (features, codes, targets) is copied to the Trainer's device once per fit, when it takes
             at most a quarter of the device's free memory (PyTorch's unused cache counted as free), and batches are
@@ -143,6 +147,8 @@ class TabularDataModule(L.LightningDataModule):
         drop_last: bool = False,
         seed: int | None = None,
         table_on_device: bool | Literal["auto"] = "auto",
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         self._arrays: tuple[Any, Any, list[str] | None] | None = None
@@ -170,6 +176,10 @@ class TabularDataModule(L.LightningDataModule):
         if eval_batch_size is not None:
             check_int("eval_batch_size", eval_batch_size)
         check_int("batches_per_step", batches_per_step)
+        if folds is not None:
+            check_int("folds", folds, minimum=2)
+            if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+                raise ValueError(f"`fold` must be an integer in [0, {folds}) for folds={folds}, got {fold!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in [0, 1), got {val_fraction!r}")
         if not 0.0 <= test_fraction < 1.0:
@@ -203,6 +213,8 @@ class TabularDataModule(L.LightningDataModule):
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.folds = folds
+        self.fold = fold
         #: where the loaders gather batches from (the host, or one copy of the table on the Trainer's device)
         self.placement = TablePlacement(table_on_device)
         self._table: Table | None = None
@@ -420,16 +432,24 @@ class TabularDataModule(L.LightningDataModule):
         n_test = round(num_rows * self.test_fraction) if self.test_fraction > 0 else 0
         if self.test_fraction > 0:
             n_test = max(1, n_test)
-        if num_rows - n_val - n_test < 1:
+        if self.folds is not None:  # the test rows first, then the rest in `folds` parts: part `fold` validates
+            rest = order[n_test:]
+            if len(rest) < self.folds:
+                raise ValueError(f"{len(rest)} rows cannot be cut into folds={self.folds}")
+            bounds = [len(rest) * k // self.folds for k in range(self.folds + 1)]
+            lo, hi = bounds[self.fold], bounds[self.fold + 1]
+            self._splits = {"val": rest[lo:hi], "test": order[:n_test], "train": torch.cat([rest[:lo], rest[hi:]])}
+        elif num_rows - n_val - n_test < 1:
             raise ValueError(
                 f"{num_rows} rows cannot be split into val_fraction={self.val_fraction} and "
                 f"test_fraction={self.test_fraction} with at least one training row"
             )
-        self._splits = {
-            "val": order[:n_val],
-            "test": order[n_val : n_val + n_test],
-            "train": order[n_val + n_test :],
-        }
+        else:
+            self._splits = {
+                "val": order[:n_val],
+                "test": order[n_val : n_val + n_test],
+                "train": order[n_val + n_test :],
+            }
         if self.preprocessing is None:  # fitted once; a checkpoint's values, restored later, win
             self.preprocessing = FittedPreprocessing.fit(
                 table, self._splits["train"], self.missing, self.standardize, self.categorical

@@ -419,3 +419,20 @@ def test_no_validation_split_trains_on_every_row(make_trainer):
     trainer = make_trainer(max_epochs=2)
     trainer.fit(MulticlassMLP(in_features=2, num_classes=3, hidden=[8]), datamodule=dm)
     assert "train/loss" in trainer.callback_metrics and not any(k.startswith("val/") for k in trainer.callback_metrics)
+
+
+def test_k_folds_validate_each_row_once_and_keep_the_test_rows():
+    splits = []
+    for fold in range(5):
+        dm = TabularDataModule(dataset="gauss", n_samples=203, test_fraction=0.1, folds=5, fold=fold, seed=3)
+        dm.setup("fit")
+        splits.append({s: set(dm.split_indices(s).tolist()) for s in ("train", "val", "test")})
+    assert all(s["test"] == splits[0]["test"] and len(s["test"]) == 20 for s in splits)
+    vals = [s["val"] for s in splits]
+    assert sorted(v for val in vals for v in val) == sorted(set(range(203)) - splits[0]["test"])  # each row once
+    assert all(not (s["train"] & s["val"]) and len(s["train"]) + len(s["val"]) == 183 for s in splits)
+    assert {len(v) for v in vals} <= {36, 37}
+    with pytest.raises(ValueError, match=r"`fold` must be an integer in \[0, 5\) for folds=5, got 5"):
+        TabularDataModule(dataset="xor", folds=5, fold=5)
+    with pytest.raises(ValueError, match="`folds` must be"):
+        TabularDataModule(dataset="xor", folds=1)

@@ -1,0 +1,466 @@
+"""``nnlit tune``: hyperparameter search and cross-validation with Optuna, over any key of a config.
+
+    nnlit tune --config base.yaml --search search.yaml [--trials 20] [--folds K] [--workers N] [--key=value …]
+
+The search space is YAML over config keys, each a list of ``choices`` or a range::
+
+    model.init_args.hidden: {choices: [[32], [64, 64]]}
+    model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 0.1, log: true}
+    data.init_args.batch_size: {low: 32, high: 256, step: 32}
+
+Each trial fits the config with the trial's values (and every other ``--key=value`` given to ``nnlit tune``) in this
+process, reports the metric each epoch to Optuna's pruner (``MedianPruner``: an unpromising trial stops early), and
+scores the best epoch's value; with ``--folds K`` it fits each of the K folds (``TabularDataModule(folds, fold)``) and
+scores their mean (the standard deviation is kept with the trial). The study lives in the sweep's folder (``--out``,
+default ``<default_root_dir>/tune``): a SQLite file, so rerunning the command continues it, and ``--workers N``
+processes (or a SLURM array, ``configs/cluster/tune.sbatch``) share it, running ``--trials`` between them. A worker
+killed mid-trial stops sending heartbeats; its trial is marked failed and run again. ``--storage URL`` takes any
+storage Optuna takes (a database URL for workers on several machines). At the end: ``best.yaml`` (a complete config
+for ``nnlit fit --config best.yaml``), ``trials.csv``, pictures (with matplotlib) and a report.
+
+Needs the ``tune`` extra (optuna).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import math
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+
+from nnlit import quiet
+
+#: how many epochs apart two folds' reports are, so that the pruner compares the same fold and epoch across trials
+FOLD_STEPS = 100_000
+#: seconds between a running trial's heartbeats; a trial silent for twice as long is failed and retried
+HEARTBEAT_SECONDS = 30
+_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as err:
+        raise ImportError("nnlit tune searches with Optuna, which is not installed: pip install 'nnlit[tune]'") from err
+    # heartbeats and stale-trial retries are marked experimental by Optuna; nnlit relies on them knowingly
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+# ---------------------------------------------------------------------------------------------------- the space
+def read_search(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The search space of a YAML file: ``{config key: {choices: […]} | {low, high[, log | step]}}``, checked.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a key whose range is not one of the two forms, naming the key and what is accepted.
+    """
+    text = Path(path).read_text()
+    space = yaml.safe_load(text) or {}
+    if not isinstance(space, dict) or not space:
+        raise ValueError(
+            f"The search space {str(path)!r} must map config keys to ranges, e.g. 'model.init_args.lr: "
+            "{low: 1.0e-4, high: 0.1, log: true}'"
+        )
+    for key, spec in space.items():
+        form = "{choices: [...]} or {low: ..., high: ...[, log: true | step: ...]}"
+        if not isinstance(spec, dict):
+            raise ValueError(f"Search key {key!r}: expected {form}, got {spec!r}")
+        if "choices" in spec:
+            if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
+                raise ValueError(f"Search key {key!r}: `choices` must be a non-empty list alone, got {spec!r}")
+            continue
+        if not {"low", "high"} <= set(spec) or set(spec) - {"low", "high", "log", "step"}:
+            raise ValueError(f"Search key {key!r}: expected {form}, got {spec!r}")
+        low, high = spec["low"], spec["high"]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+            raise ValueError(f"Search key {key!r}: `low` and `high` must be numbers with low < high, got {spec!r}")
+        if spec.get("log") and low <= 0:
+            raise ValueError(f"Search key {key!r}: a log range needs low > 0, got {low!r}")
+    return space
+
+
+def suggest(trial: Any, key: str, spec: dict[str, Any]) -> Any:
+    """The trial's value for ``key``: an int range when ``low``, ``high`` (and ``step``) are ints, else a float one."""
+    if "choices" in spec:
+        # Optuna's choices must be plain values: lists are chosen by their index, as JSON
+        labels = [json.dumps(choice) for choice in spec["choices"]]
+        return json.loads(trial.suggest_categorical(key, labels))
+    low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
+    if all(isinstance(v, int) for v in (low, high)) and (step is None or isinstance(step, int)):
+        return trial.suggest_int(key, low, high, step=step or 1, log=log)
+    return trial.suggest_float(key, float(low), float(high), log=log, step=step)
+
+
+# ---------------------------------------------------------------------------------------------------- a trial
+class TrialReport(L.Callback):
+    """Reports the metric to an Optuna trial after each validation, and stops the fit when the pruner says so; keeps
+    the best value seen."""
+
+    def __init__(self, trial: Any, metric: str, maximize: bool, step_offset: int = 0) -> None:
+        self.trial, self.metric, self.maximize, self.step_offset = trial, metric, maximize, step_offset
+        self.best: float | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        logged = trainer.callback_metrics.get(self.metric)
+        if logged is None:
+            names = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            raise ValueError(f"--metric {self.metric!r} was not logged; the metrics are: {names}")
+        value = float(logged)
+        if self.best is None or (value > self.best if self.maximize else value < self.best):
+            self.best = value
+        self.trial.report(value, self.step_offset + trainer.current_epoch)
+        if self.trial.should_prune():
+            raise _optuna().TrialPruned(f"epoch {trainer.current_epoch}: {self.metric} {value:.4g}")
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def fit_trial(
+    trial: Any, config: str, space: dict[str, dict[str, Any]], overrides: Sequence[str], options: argparse.Namespace
+) -> float:
+    """Fits the config with the trial's values (each fold with ``--folds``) and returns its score."""
+    from nnlit.cli import build
+
+    params = {key: suggest(trial, key, spec) for key, spec in space.items()}
+    maximize = options.direction == "maximize"
+    root = Path(options.out) / "trials" / f"trial_{trial.number}"
+    scores = []
+    for fold in range(options.folds or 1):
+        args = ["--config", config, *overrides, *(f"--{key}={json.dumps(value)}" for key, value in params.items())]
+        args += [f"--trainer.default_root_dir={root / f'fold_{fold}' if options.folds else root}", "--report=false"]
+        args += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+        if options.folds:
+            args += [f"--data.init_args.folds={options.folds}", f"--data.init_args.fold={fold}"]
+        cli = build(args)
+        report = TrialReport(trial, options.metric, maximize, step_offset=fold * FOLD_STEPS)
+        cli.trainer.callbacks.append(report)  # type: ignore[attr-defined]
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        if report.best is None:
+            raise ValueError(f"No validation ran in trial {trial.number}, so {options.metric!r} has no value")
+        scores.append(report.best)
+    mean = sum(scores) / len(scores)
+    trial.set_user_attr("folds", scores)
+    trial.set_user_attr("std", math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores)))
+    return mean
+
+
+# ---------------------------------------------------------------------------------------------------- the study
+def default_metric(config: str) -> tuple[str, str]:
+    """``val/loss`` minimised for a regression head (a ``class_path`` ending in ``RegressionMLP``), else ``val/acc``
+    maximised; read from the config's text, importing nothing."""
+    model = (yaml.safe_load(Path(config).read_text()) or {}).get("model") or {}
+    name = str(model.get("class_path", "") if isinstance(model, dict) else model)
+    return ("val/loss", "minimize") if name.endswith("RegressionMLP") else ("val/acc", "maximize")
+
+
+def open_study(options: argparse.Namespace) -> Any:
+    """The study in ``--storage`` (default: ``study.db`` in ``--out``), created or continued."""
+    optuna = _optuna()
+    storage: Any = options.storage
+    if storage is None:
+        Path(options.out).mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{Path(options.out).resolve() / 'study.db'}"
+    if storage.startswith(("sqlite:", "postgresql", "mysql")):
+        retry = optuna.storages.RetryFailedTrialCallback(max_retry=3)
+        # Optuna 4.9 renamed the argument
+        stale = "heartbeat_stale_trial_callback"
+        if stale not in inspect.signature(optuna.storages.RDBStorage).parameters:
+            stale = "failed_trial_callback"
+        # SQLite: a writer waits up to a minute for another worker's lock instead of failing after 5 s
+        engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else None
+        storage = optuna.storages.RDBStorage(
+            storage,
+            engine_kwargs=engine,
+            heartbeat_interval=options.heartbeat,
+            grace_period=2 * options.heartbeat,
+            **{stale: retry},
+        )
+    sampler = optuna.samplers.TPESampler(seed=options.seed)
+    return optuna.create_study(
+        storage=storage,
+        study_name=options.study,
+        direction=options.direction,
+        sampler=sampler,
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=2),
+        load_if_exists=True,
+    )
+
+
+def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
+    """Runs trials of the study until it holds ``--trials`` finished or running ones, or ``--timeout`` has passed.
+
+    The count and the next trial are taken under a lock file in ``--out``, so workers sharing that folder run exactly
+    ``--trials`` between them (workers on several machines, each with its own ``--out``, may run a few more). A
+    running trial sends a heartbeat every ``--heartbeat`` seconds; a worker's first step is to fail the trials whose
+    heartbeats stopped (a killed worker's), which queues each to run again."""
+    optuna = _optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = read_search(options.search)
+    study = open_study(options)
+    states = optuna.trial.TrialState
+    started = time.monotonic()
+    while options.timeout is None or time.monotonic() - started < options.timeout:
+        with _locked(Path(options.out) / "study.lock"):
+            optuna.storages.fail_stale_trials(study)  # nothing without heartbeats (a journal storage)
+            taken = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.RUNNING))
+            if len(taken) >= options.trials:
+                break
+            trial = study.ask()
+        with _heartbeats(study, trial, options.heartbeat), _quiet(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")  # in-process fits
+            quiet.hide_log_interval_warning()  # nnlit's heads log per epoch
+            try:
+                value = fit_trial(trial, options.config, space, overrides, options)
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=states.PRUNED)
+            except BaseException:
+                study.tell(trial, state=states.FAIL)
+                raise
+            else:
+                frozen = study.tell(trial, value)
+        values = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in _decoded(frozen, options).items())
+        score = "" if frozen.value is None else f"{options.metric} {frozen.value:.4g} "
+        print(f"nnlit tune: trial {frozen.number} {frozen.state.name.lower()} {score}({values})", flush=True)
+    return study
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` between processes (where the system has ``fcntl``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as file:
+        try:
+            import fcntl
+        except ImportError:  # not on a POSIX system: no lock
+            yield
+            return
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _heartbeats(study: Any, trial: Any, seconds: int) -> Iterator[None]:
+    """Records the trial's heartbeat every ``seconds`` while the block runs (with a storage that keeps them)."""
+    storage = study._storage  # the storage open_study made
+    if not hasattr(storage, "record_heartbeat"):
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.is_set():
+            storage.record_heartbeat(trial._trial_id)  # the trial's id in that storage
+            done.wait(seconds)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+# ---------------------------------------------------------------------------------------------------- the outputs
+def best_config(config: str, overrides: Sequence[str], params: dict[str, Any]) -> dict[str, Any]:
+    """The base config with the command's ``--key=value`` overrides and the best trial's values set."""
+    tree = yaml.safe_load(Path(config).read_text()) or {}
+    for key, value in [*_parse_overrides(overrides), *params.items()]:
+        node = tree
+        *parents, last = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ValueError(f"Cannot set {key!r} in {config!r}: {part!r} is not a mapping there")
+            node = child
+        node[last] = value
+    return tree
+
+
+def _parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    pairs, items = [], list(overrides)
+    while items:
+        item = items.pop(0)
+        if not item.startswith("--"):
+            raise ValueError(f"Expected --key=value, got {item!r}")
+        if "=" in item:
+            key, value = item[2:].split("=", 1)
+        else:
+            key, value = item[2:], items.pop(0) if items else "true"
+        pairs.append((key, yaml.safe_load(value)))
+    return pairs
+
+
+def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[str]) -> list[Path]:
+    """``best.yaml``, ``trials.csv`` and the pictures in ``--out``; prints the report."""
+    optuna = _optuna()
+    out = Path(options.out)
+    written = []
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    frame = study.trials_dataframe()
+    frame.to_csv(out / "trials.csv", index=False)
+    written.append(out / "trials.csv")
+    if not complete:
+        print(f"nnlit tune: no trial completed in {len(study.trials)}; see {out / 'trials.csv'}")
+        return written
+    best = study.best_trial
+    tree = best_config(options.config, overrides, _decoded(best, options))
+    (out / "best.yaml").write_text(
+        f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}\n"
+        + yaml.safe_dump(tree, sort_keys=False)
+    )
+    written.append(out / "best.yaml")
+    written += _pictures(study, out)
+    counts = {state: sum(t.state.name == state for t in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    std = best.user_attrs.get("std")
+    spread = f" ± {std:.4g} over {options.folds} folds" if options.folds and std is not None else ""
+    print(f"nnlit tune report: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed")
+    print(f"  best: trial {best.number}, {options.metric} {best.value:.4g}{spread}")
+    for key, value in _decoded(best, options).items():
+        print(f"    {key}: {json.dumps(value)}")
+    print(f"  nnlit fit --config {out / 'best.yaml'}")
+    return written
+
+
+def _decoded(trial: Any, options: argparse.Namespace) -> dict[str, Any]:
+    space = read_search(options.search)
+    return {key: json.loads(value) if "choices" in space.get(key, {}) else value for key, value in trial.params.items()}
+
+
+def _pictures(study: Any, out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from optuna.visualization import matplotlib as draw
+    except ImportError:
+        return []
+    written = []
+    for name, plot in (
+        ("history", draw.plot_optimization_history),
+        ("importances", draw.plot_param_importances),
+        ("slice", draw.plot_slice),
+    ):
+        try:
+            with _no_experimental_warning():
+                axes = plot(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances of a single trial
+            continue
+        figure: Any = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        written.append(out / f"{name}.png")
+    return written
+
+
+@contextmanager
+def _no_experimental_warning() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".* is experimental")
+        yield
+
+
+# ---------------------------------------------------------------------------------------------------- the command
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nnlit tune",
+        description="Search hyperparameters of a config with Optuna; any other --key=value applies to every trial.",
+    )
+    p.add_argument("--config", required=True, help="the base config (a file or a shipped name)")
+    p.add_argument("--search", required=True, help="the search space: YAML of config keys to ranges")
+    p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker starts no trial")
+    p.add_argument("--metric", default=None, help="default: val/acc (classifiers) or val/loss (regression)")
+    p.add_argument("--direction", choices=["minimize", "maximize"], default=None)
+    p.add_argument("--folds", type=int, default=None, help="K-fold cross-validation per trial (K >= 2)")
+    p.add_argument("--storage", default=None, help="an Optuna storage URL; default: study.db in --out")
+    p.add_argument("--study", default="nnlit", help="the study's name in the storage")
+    p.add_argument("--out", default=None, help="the sweep's folder; default: <default_root_dir>/tune")
+    p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study")
+    p.add_argument("--seed", type=int, default=None, help="the sampler's seed")
+    p.add_argument("--heartbeat", type=int, default=HEARTBEAT_SECONDS, help="seconds between a trial's heartbeats")
+    p.add_argument("--no-outputs", action="store_true", help=argparse.SUPPRESS)  # a worker --workers started
+    return p
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """``nnlit tune …``: see the module's docstring."""
+    from nnlit import example_configs
+
+    argv = list(sys.argv[1:] if args is None else args)
+    options, overrides = parser().parse_known_args(argv)
+    options.config = example_configs.resolve(options.config)
+    if options.trials < 1 or options.workers < 1 or (options.folds is not None and options.folds < 2):
+        raise ValueError(
+            f"--trials and --workers must be >= 1 and --folds >= 2, got {options.trials}, {options.workers}, "
+            f"{options.folds}"
+        )
+    metric, direction = default_metric(options.config)
+    if options.metric is None:
+        options.metric, options.direction = metric, options.direction or direction
+    elif options.direction is None:
+        options.direction = "minimize" if options.metric.endswith("loss") else "maximize"
+    if options.out is None:
+        root = ((yaml.safe_load(Path(options.config).read_text()) or {}).get("trainer") or {}).get("default_root_dir")
+        options.out = str(Path(root or "runs") / "tune")
+    read_search(options.search)  # errors before any process starts
+    open_study(options)  # created once, before workers race to create it
+    workers = []
+    for index in range(1, options.workers):
+        command = [sys.executable, "-m", "nnlit.cli", "tune", *_without(argv, "--workers", "--seed")]
+        command += ["--workers", "1", "--no-outputs"]
+        if options.seed is not None:  # each worker's sampler its own seed, or they would propose the same values
+            command += ["--seed", str(options.seed + index)]
+        workers.append(subprocess.Popen(command))
+    study = run_worker(options, overrides)
+    failed = [worker.wait() for worker in workers]
+    if any(failed):
+        print(f"nnlit tune: {sum(1 for code in failed if code)} worker(s) ended with an error", file=sys.stderr)
+    if not options.no_outputs:
+        write_outputs(study, options, overrides)
+
+
+def _without(argv: list[str], *flags: str) -> list[str]:
+    """``argv`` without ``flags`` (``--flag value`` or ``--flag=value``)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item in flags:
+            skip = True
+        elif not item.startswith(tuple(f"{flag}=" for flag in flags)):
+            out.append(item)
+    return out

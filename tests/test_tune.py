@@ -1,0 +1,172 @@
+"""nnlit tune: a seeded study is reproducible, workers share one study and run exactly --trials, a killed worker's
+trial is run again, best.yaml trains, folds cross-validate, and a bad search space is named."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna")
+
+from nnlit.cli import main  # noqa: E402
+from nnlit.tune import best_config, read_search  # noqa: E402
+
+pytestmark = pytest.mark.integration  # fits, and some start processes
+
+SEARCH = """
+model.init_args.hidden: {choices: [[8], [16, 16]]}
+model.init_args.optimizer.init_args.lr: {low: 1.0e-3, high: 0.1, log: true}
+"""
+SMALL = ["--data.init_args.n_samples=300", "--trainer.max_epochs=2"]
+
+
+def tune(folder: Path, *extra: str) -> None:
+    main(["tune", "--config", "quickstart", "--search", str(folder / "search.yaml"), "--seed", "0", *SMALL, *extra])
+
+
+def study(out: Path):
+    return optuna.load_study(study_name="nnlit", storage=f"sqlite:///{out / 'study.db'}")
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "search.yaml").write_text(SEARCH)
+    return tmp_path
+
+
+def test_a_seeded_study_is_reproducible_and_its_best_config_trains(folder, capsys):
+    tune(folder, "--trials", "3", "--out", "a")
+    tune(folder, "--trials", "3", "--out", "b")
+    a, b = study(folder / "a"), study(folder / "b")
+    assert [(t.params, t.value) for t in a.trials] == [(t.params, t.value) for t in b.trials]
+    assert len(a.trials) == 3 and all(t.state.name == "COMPLETE" for t in a.trials)
+    out = capsys.readouterr().out
+    assert "nnlit tune report: 3 complete, 0 pruned, 0 failed" in out
+    assert {p.name for p in (folder / "a").iterdir()} >= {"best.yaml", "trials.csv", "study.db", "history.png"}
+    best = yaml.safe_load((folder / "a" / "best.yaml").read_text())
+    assert best["model"]["init_args"]["hidden"] == yaml.safe_load(a.best_trial.params["model.init_args.hidden"])
+    assert (
+        best["model"]["init_args"]["optimizer"]["init_args"]["lr"]
+        == a.best_trial.params["model.init_args.optimizer.init_args.lr"]
+    )
+    assert best["trainer"]["max_epochs"] == 2  # the command's overrides are part of it
+    main(["fit", "--config", str(folder / "a" / "best.yaml"), "--trainer.default_root_dir=refit"])
+    assert list(folder.glob("refit/lightning_logs/version_0/checkpoints/last.ckpt"))
+
+
+def test_rerunning_continues_the_study(folder):
+    tune(folder, "--trials", "2", "--out", "s")
+    tune(folder, "--trials", "3", "--out", "s")
+    assert len(study(folder / "s").trials) == 3
+
+
+def test_folds_score_the_mean_of_each_fold(folder, capsys):
+    tune(folder, "--trials", "1", "--folds", "3", "--out", "f")
+    (trial,) = study(folder / "f").trials
+    folds = trial.user_attrs["folds"]
+    assert len(folds) == 3 and trial.value == pytest.approx(sum(folds) / 3)
+    assert "over 3 folds" in capsys.readouterr().out
+    assert len(list(folder.glob("f/trials/trial_0/fold_*/lightning_logs"))) == 3
+
+
+def test_two_workers_share_the_study_and_run_exactly_the_trials(folder):
+    command = [sys.executable, "-m", "nnlit.cli", "tune", "--config", "quickstart", "--search", "search.yaml"]
+    command += ["--trials", "4", "--workers", "2", "--seed", "0", "--out", "w", *SMALL]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    trials = study(folder / "w").trials
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert (
+        len({(t.params["model.init_args.hidden"], t.params["model.init_args.optimizer.init_args.lr"]) for t in trials})
+        == 4
+    )
+
+
+def test_a_killed_workers_trial_is_run_again(folder):
+    slow = [sys.executable, "-m", "nnlit.cli", "tune", "--config", "quickstart", "--search", "search.yaml"]
+    slow += ["--trials", "2", "--seed", "0", "--out", "k", "--heartbeat", "1", "--trainer.max_epochs=1000"]
+    log = (folder / "worker.log").open("w")
+    worker = subprocess.Popen(slow, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        # the trial's first checkpoint: its fit is under way (the study's database is not read meanwhile: a reader
+        # can hold SQLite's lock when the worker writes)
+        while time.monotonic() < deadline and worker.poll() is None:
+            if list(folder.glob("k/trials/trial_0/lightning_logs/*/checkpoints/last.ckpt")):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the worker never started a trial: {(folder / 'worker.log').read_text()[-2000:]}")
+        time.sleep(1.5)  # a heartbeat or two recorded
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait()
+        log.close()
+    time.sleep(2.5)  # past the grace period of two heartbeats
+    tune(folder, "--trials", "2", "--out", "k", "--heartbeat", "1")
+    trials = study(folder / "k").trials
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 1
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
+    assert retried[0].params == failed[0].params
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("lr: 0.1", r"Search key 'lr': expected \{choices: \[...\]\} or \{low: ..., high: ...\[, log: true"),
+        ("lr: {choices: []}", r"Search key 'lr': `choices` must be a non-empty list alone"),
+        ("lr: {low: 1, high: 0.1}", r"Search key 'lr': `low` and `high` must be numbers with low < high"),
+        ("lr: {low: 0, high: 1, log: true}", r"Search key 'lr': a log range needs low > 0, got 0"),
+        ("lr: {low: 0.1, high: 1, spread: 2}", r"Search key 'lr': expected"),
+        ("[]", r"must map config keys to ranges"),
+    ],
+)
+def test_a_bad_search_space_is_named(text, match, tmp_path):
+    (tmp_path / "s.yaml").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_search(tmp_path / "s.yaml")
+
+
+def test_the_best_config_sets_nested_keys_and_keeps_the_rest(tmp_path):
+    (tmp_path / "base.yaml").write_text("model:\n  class_path: nnlit.BinaryMLP\n  init_args: {hidden: [4]}\n")
+    tree = best_config(str(tmp_path / "base.yaml"), ["--trainer.max_epochs=3"], {"model.init_args.dropout": 0.1})
+    assert tree == {
+        "model": {"class_path": "nnlit.BinaryMLP", "init_args": {"hidden": [4], "dropout": 0.1}},
+        "trainer": {"max_epochs": 3},
+    }
+
+
+def test_the_pruner_stops_an_unpromising_fit(make_trainer):
+    from nnlit import MulticlassMLP, TabularDataModule
+    from nnlit.tune import TrialReport
+
+    class Trial:
+        def __init__(self):
+            self.reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return len(self.reported) >= 2  # as a pruner would after the second epoch
+
+    trial = Trial()
+    report = TrialReport(trial, "val/acc", maximize=True, step_offset=100_000)
+    trainer = make_trainer(max_epochs=10, callbacks=[report])
+    with pytest.raises(optuna.TrialPruned, match="epoch 1: val/acc"):
+        trainer.fit(
+            MulticlassMLP(in_features=2, num_classes=2, hidden=[4]), datamodule=TabularDataModule(dataset="xor")
+        )
+    assert [step for step, _ in trial.reported] == [100_000, 100_001] and report.best == max(
+        v for _, v in trial.reported
+    )
