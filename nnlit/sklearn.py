@@ -1,11 +1,12 @@
 """scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`, nnlit's heads behind sklearn's API.
 
-Swapping ``from sklearn.neural_network import MLPClassifier`` for ``from nnlit.sklearn import MLPClassifier`` is
-enough: they work in ``Pipeline``, ``ColumnTransformer``, ``GridSearchCV`` and ``cross_val_score``, pickle with
-``pickle`` / ``joblib``, and take nnlit's callbacks (``DeadReLUCounter``, ``GradientSaturationMonitor``, …). Each fit
-is a Lightning fit of an nnlit head on a :class:`~nnlit.TabularDataModule` built from ``X`` and ``y``, quiet (no bar,
-no logger files, no checkpoint files) and on the CPU threads :class:`~nnlit.callbacks.Threads` chooses. Needs the
-``sklearn`` extra (scikit-learn).
+They stand in for ``sklearn.neural_network``'s estimators of the same names, with nnlit's parameter names
+(``hidden`` for ``hidden_layer_sizes``, ``max_epochs`` for ``max_iter``, ``lr`` for ``learning_rate_init``,
+``weight_decay`` for ``alpha``, roughly). They work in ``Pipeline``, ``ColumnTransformer``, ``GridSearchCV`` and
+``cross_val_score``, pickle with ``pickle`` / ``joblib``, and take nnlit's callbacks (``DeadReLUCounter``,
+``GradientSaturationMonitor``, …). Each fit is a Lightning fit of an nnlit head on a
+:class:`~nnlit.TabularDataModule` built from ``X`` and ``y``, quiet (no bar, no logger files, no checkpoint files)
+and on the CPU threads :class:`~nnlit.callbacks.Threads` chooses. Needs the ``sklearn`` extra (scikit-learn).
 """
 
 from __future__ import annotations
@@ -137,10 +138,11 @@ class _MLPEstimator(BaseEstimator):
             data.setup("fit")
             module = self._build_module(data)
             history = _History()
-            callbacks = copy.deepcopy(list(self.callbacks or []))  # the parameter stays as given (sklearn's rule)
-            trainer = self._trainer(history, callbacks)
-            trainer.fit(module, datamodule=data)
-            self.checkpoint_ = self._checkpoint_bytes(trainer)
+            callbacks = _copies(self.callbacks, "callbacks")  # the parameter stays as given (sklearn's rule)
+            with tempfile.TemporaryDirectory() as scratch:  # where Lightning may write unless told where to
+                trainer = self._trainer(history, callbacks, scratch)
+                trainer.fit(module, datamodule=data)
+                self.checkpoint_ = self._checkpoint_bytes(trainer)
         module.trainer = None  # type: ignore[assignment]  # the fitted model keeps no Trainer (pickles, copies)
         self.module_ = module.cpu().eval()
         self.preprocessing_ = data.preprocessing
@@ -196,7 +198,7 @@ class _MLPEstimator(BaseEstimator):
             "categories": data.categories,
         }
 
-    def _trainer(self, history: _History, callbacks: list[Callback]) -> L.Trainer:
+    def _trainer(self, history: _History, callbacks: list[Callback], scratch: str) -> L.Trainer:
         callbacks = [history, *callbacks]
         if self.val_fraction > 0 and self.patience:
             callbacks.append(EarlyStopping(monitor="val/loss", patience=self.patience))
@@ -209,11 +211,12 @@ class _MLPEstimator(BaseEstimator):
             "enable_progress_bar": bool(self.verbose),
             "enable_model_summary": bool(self.verbose),
             "num_sanity_val_steps": 0,
-            "default_root_dir": tempfile.gettempdir(),
+            "default_root_dir": scratch,  # removed after the fit: a logger's files stay only with a default_root_dir
             "plugins": [AtomicCheckpointIO()],
         }
         options.update(self.trainer_kwargs or {})
-        options["callbacks"] = [*callbacks, *options.get("callbacks", [])]
+        more = options.get("callbacks", [])
+        options["callbacks"] = [*callbacks, *_copies([more] if isinstance(more, Callback) else more, "trainer_kwargs")]
         return L.Trainer(**options)
 
     @staticmethod
@@ -311,8 +314,11 @@ class MLPClassifier(ClassifierMixin, _MLPEstimator):
         patience: epochs without a better ``val/loss`` before stopping early (with ``val_fraction > 0``).
         missing: missing numbers in ``X``: ``"error"``, or filled with the training median (``"median"``, plus a
             was-missing column per feature with ``"median_indicator"``), as in :class:`~nnlit.TabularDataModule`.
-        callbacks: Lightning callbacks for each fit (copied per fit), nnlit's monitors included.
-        trainer_kwargs: more ``lightning.Trainer`` arguments (``accelerator="gpu"``, ``precision``, a logger, …).
+        callbacks: Lightning callbacks for each fit, nnlit's monitors included: deep-copied for each fit (see
+            ``callbacks_``), so each must be copyable.
+        trainer_kwargs: more ``lightning.Trainer`` arguments (``accelerator="gpu"``, ``precision``, …; its
+            ``callbacks`` are copied per fit too). A logger or checkpoints need a ``default_root_dir`` here to be kept:
+            without one they go to a temporary folder removed after the fit.
         random_state: seeds the split, the batch order and the initial weights; ``None``: a new seed per fit.
         verbose: show Lightning's progress bar, model summary and messages.
 
@@ -340,11 +346,11 @@ class MLPClassifier(ClassifierMixin, _MLPEstimator):
 
     def _check_targets(self, y: np.ndarray) -> np.ndarray:
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
         if y.dtype.kind == "f" and np.isnan(y).any():
             raise ValueError("Input y contains NaN.")
-        if y.dtype == object and any(value is None or value != value for value in y):
+        if y.dtype == object and any(value is None or value != value for value in y):  # before sorting them
             raise ValueError("Input y contains NaN or None.")
+        check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -414,6 +420,17 @@ class MLPRegressor(RegressorMixin, _MLPEstimator):
         """The predicted targets for each row of ``X``: a vector for one target, rows × targets for several."""
         prediction = self._outputs(X)["prediction"].double().cpu().numpy()
         return prediction[:, 0] if self._single_target and prediction.ndim == 2 else prediction
+
+
+def _copies(callbacks: Any, name: str) -> list[Callback]:
+    """Deep copies of ``callbacks`` for one fit: a fit never changes the estimator's parameters."""
+    try:
+        return copy.deepcopy(list(callbacks or []))
+    except (TypeError, AttributeError) as err:
+        raise TypeError(
+            f"The callbacks in `{name}` are copied for each fit (the estimator's parameters stay as given), and one "
+            f"cannot be: {err}"
+        ) from err
 
 
 def _string_columns(frame: Any) -> Any:

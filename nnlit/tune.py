@@ -47,6 +47,8 @@ from nnlit import quiet
 FOLD_STEPS = 100_000
 #: seconds between a running trial's heartbeats; a trial silent for twice as long is failed and retried
 HEARTBEAT_SECONDS = 30
+#: failed trials in a row after which a worker stops (a search space every value of which fails)
+MAX_FAILURES_IN_A_ROW = 3
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
 
 
@@ -55,8 +57,10 @@ def _optuna() -> Any:
         import optuna
     except ImportError as err:
         raise ImportError("nnlit tune searches with Optuna, which is not installed: pip install 'nnlit[tune]'") from err
-    # heartbeats and stale-trial retries are marked experimental by Optuna; nnlit relies on them knowingly
+    # heartbeats and stale-trial retries are marked experimental by Optuna; nnlit relies on them knowingly, and beats
+    # its trials itself (it asks and tells rather than calling Study.optimize)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     return optuna
 
 
@@ -90,6 +94,8 @@ def read_search(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ValueError(f"Search key {key!r}: `low` and `high` must be numbers with low < high, got {spec!r}")
         if spec.get("log") and low <= 0:
             raise ValueError(f"Search key {key!r}: a log range needs low > 0, got {low!r}")
+        if spec.get("log") and spec.get("step") not in (None, 1):
+            raise ValueError(f"Search key {key!r}: give `log: true` or a `step`, not both (Optuna takes one)")
     return space
 
 
@@ -153,7 +159,8 @@ def fit_trial(
     root = Path(options.out) / "trials" / f"trial_{trial.number}"
     scores = []
     for fold in range(options.folds or 1):
-        args = ["--config", config, *overrides, *(f"--{key}={json.dumps(value)}" for key, value in params.items())]
+        values = (f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in params.items())
+        args = ["--config", config, *overrides, *values]
         args += [f"--trainer.default_root_dir={root / f'fold_{fold}' if options.folds else root}", "--report=false"]
         args += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
         if options.folds:
@@ -180,6 +187,25 @@ def default_metric(config: str) -> tuple[str, str]:
     return ("val/loss", "minimize") if name.endswith("RegressionMLP") else ("val/acc", "maximize")
 
 
+#: the metrics whose direction is known: the last part of the name (``val/mae`` → ``mae``)
+MINIMIZED = ("loss", "mae", "mse", "rmse", "error")
+MAXIMIZED = ("acc", "accuracy", "f1", "r2", "auroc", "precision", "recall")
+
+
+def metric_direction(metric: str) -> str:
+    """``minimize`` or ``maximize`` for a metric nnlit's heads log.
+
+    Raises:
+        ValueError: another metric, asking for ``--direction``.
+    """
+    name = metric.rsplit("/", 1)[-1]
+    if name in MINIMIZED:
+        return "minimize"
+    if name in MAXIMIZED:
+        return "maximize"
+    raise ValueError(f"--metric {metric!r}: say whether to maximize or minimize it with --direction")
+
+
 def open_study(options: argparse.Namespace) -> Any:
     """The study in ``--storage`` (default: ``study.db`` in ``--out``), created or continued."""
     optuna = _optuna()
@@ -188,7 +214,8 @@ def open_study(options: argparse.Namespace) -> Any:
         Path(options.out).mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{Path(options.out).resolve() / 'study.db'}"
     if storage.startswith(("sqlite:", "postgresql", "mysql")):
-        retry = optuna.storages.RetryFailedTrialCallback(max_retry=3)
+        retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna 4.9's name
+        retry = (retry_class or optuna.storages.RetryFailedTrialCallback)(max_retry=3)
         # Optuna 4.9 renamed the argument
         stale = "heartbeat_stale_trial_callback"
         if stale not in inspect.signature(optuna.storages.RDBStorage).parameters:
@@ -220,12 +247,15 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
     ``--trials`` between them (workers on several machines, each with its own ``--out``, may run a few more). A
     running trial sends a heartbeat every ``--heartbeat`` seconds; a worker's first step is to fail the trials whose
     heartbeats stopped (a killed worker's), which queues each to run again."""
+    from nnlit.cli import explain
+
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = read_search(options.search)
     study = open_study(options)
+    check_space(study, space)
     states = optuna.trial.TrialState
-    started = time.monotonic()
+    started, failures = time.monotonic(), 0
     while options.timeout is None or time.monotonic() - started < options.timeout:
         with _locked(Path(options.out) / "study.lock"):
             optuna.storages.fail_stale_trials(study)  # nothing without heartbeats (a journal storage)
@@ -240,11 +270,20 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
                 value = fit_trial(trial, options.config, space, overrides, options)
             except optuna.TrialPruned:
                 frozen = study.tell(trial, state=states.PRUNED)
-            except BaseException:
+            except Exception as err:  # a bad value, a fit that diverged: recorded, and the sweep goes on
+                frozen = study.tell(trial, state=states.FAIL)
+                failures += 1
+                message = explain(err)[0]  # the command line's one-line wording
+                print(f"nnlit tune: trial {frozen.number} failed: {message}", file=sys.stderr, flush=True)
+                if failures >= MAX_FAILURES_IN_A_ROW:
+                    raise RuntimeError(f"{failures} trials in a row failed; the last: {message}") from err
+                continue
+            except BaseException:  # Ctrl-C
                 study.tell(trial, state=states.FAIL)
                 raise
             else:
                 frozen = study.tell(trial, value)
+            failures = 0
         values = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in _decoded(frozen, options).items())
         score = "" if frozen.value is None else f"{options.metric} {frozen.value:.4g} "
         print(f"nnlit tune: trial {frozen.number} {frozen.state.name.lower()} {score}({values})", flush=True)
@@ -355,8 +394,26 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
 
 
 def _decoded(trial: Any, options: argparse.Namespace) -> dict[str, Any]:
-    space = read_search(options.search)
-    return {key: json.loads(value) if "choices" in space.get(key, {}) else value for key, value in trial.params.items()}
+    """The trial's values as the config takes them (choices are stored as JSON text)."""
+    categorical = _optuna().distributions.CategoricalDistribution
+    return {
+        key: json.loads(value) if isinstance(trial.distributions.get(key), categorical) else value
+        for key, value in trial.params.items()
+    }
+
+
+def check_space(study: Any, space: dict[str, dict[str, Any]]) -> None:
+    """Refuses a search space whose key changed kind (choices ↔ range) from the study's earlier trials: Optuna cannot
+    compare them."""
+    categorical = _optuna().distributions.CategoricalDistribution
+    for trial in study.get_trials(deepcopy=False):
+        for key, distribution in trial.distributions.items():
+            if key in space and isinstance(distribution, categorical) != ("choices" in space[key]):
+                was = "choices" if isinstance(distribution, categorical) else "a range"
+                raise ValueError(
+                    f"Search key {key!r} was {was} in the earlier trials of study {study.study_name!r}: a study "
+                    "keeps each key's kind; give a new --study or --out for the new space"
+                )
 
 
 def _pictures(study: Any, out: Path) -> list[Path]:
@@ -388,8 +445,8 @@ def _pictures(study: Any, out: Path) -> list[Path]:
 
 @contextmanager
 def _no_experimental_warning() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".* is experimental")
+    with warnings.catch_warnings():  # Optuna's "is experimental", matplotlib's notes on a one-point axis
+        warnings.simplefilter("ignore")
         yield
 
 
@@ -432,7 +489,7 @@ def main(args: Sequence[str] | None = None) -> None:
     if options.metric is None:
         options.metric, options.direction = metric, options.direction or direction
     elif options.direction is None:
-        options.direction = "minimize" if options.metric.endswith("loss") else "maximize"
+        options.direction = metric_direction(options.metric)
     if options.out is None:
         root = ((yaml.safe_load(Path(options.config).read_text()) or {}).get("trainer") or {}).get("default_root_dir")
         options.out = str(Path(root or "runs") / "tune")
@@ -445,8 +502,14 @@ def main(args: Sequence[str] | None = None) -> None:
         if options.seed is not None:  # each worker's sampler its own seed, or they would propose the same values
             command += ["--seed", str(options.seed + index)]
         workers.append(subprocess.Popen(command))
-    study = run_worker(options, overrides)
-    failed = [worker.wait() for worker in workers]
+    try:
+        study = run_worker(options, overrides)
+    except BaseException:
+        for worker in workers:  # none is left running after the command ends
+            worker.terminate()
+        raise
+    finally:
+        failed = [worker.wait() for worker in workers]
     if any(failed):
         print(f"nnlit tune: {sum(1 for code in failed if code)} worker(s) ended with an error", file=sys.stderr)
     if not options.no_outputs:

@@ -194,6 +194,23 @@ def test_bad_input_is_named():
         MLPClassifier().fit(X, np.ones(50))
     with pytest.raises(ValueError, match="Input y contains NaN"):
         MLPRegressor().fit(X, np.where(np.arange(50) == 3, np.nan, 1.0))
+    with pytest.raises(ValueError, match="Input y contains NaN or None"):
+        MLPClassifier().fit(X, np.array(["a", None] * 25, dtype=object))
     scipy_sparse = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match="Sparse input is not supported"):
         MLPClassifier().fit(scipy_sparse.csr_matrix(X), y)
+
+
+def test_a_logger_without_a_folder_leaves_nothing_behind_and_trainer_callbacks_are_copied(blobs, tmp_path, monkeypatch):
+    import tempfile
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the fit's scratch folder goes here
+    X, y = blobs
+    counter = DeadReLUCounter()
+    model = MLPClassifier(trainer_kwargs={"logger": True, "callbacks": [counter]}, **FAST).fit(X, y)
+    assert list(tmp_path.iterdir()) == []  # the scratch folder, and the logger's files in it, are gone
+    assert counter.history == [] and len(model.callbacks_) == 0  # trainer_kwargs' callbacks are copied too
+    kept = MLPClassifier(trainer_kwargs={"logger": CSVLogger(tmp_path / "logs")}, **FAST).fit(X, y)
+    assert kept.n_epochs_ == 15 and list((tmp_path / "logs").glob("**/metrics.csv"))

@@ -128,6 +128,7 @@ def test_a_killed_workers_trial_is_run_again(folder):
         ("lr: {low: 1, high: 0.1}", r"Search key 'lr': `low` and `high` must be numbers with low < high"),
         ("lr: {low: 0, high: 1, log: true}", r"Search key 'lr': a log range needs low > 0, got 0"),
         ("lr: {low: 0.1, high: 1, spread: 2}", r"Search key 'lr': expected"),
+        ("b: {low: 16, high: 256, log: true, step: 16}", r"Search key 'b': give `log: true` or a `step`, not both"),
         ("[]", r"must map config keys to ranges"),
     ],
 )
@@ -170,3 +171,40 @@ def test_the_pruner_stops_an_unpromising_fit(make_trainer):
     assert [step for step, _ in trial.reported] == [100_000, 100_001] and report.best == max(
         v for _, v in trial.reported
     )
+
+
+def test_string_choices_a_failing_trial_and_a_changed_space(folder, capsys):
+    (folder / "search.yaml").write_text(
+        "model.init_args.activation: {choices: [relu, tanh]}\nmodel.init_args.norm: {choices: [null, batch]}\n"
+        "model.init_args.hidden: {choices: [[8], [0]]}\n"  # a width of 0 fails its trial
+    )
+    tune(folder, "--trials", "4", "--out", "c")
+    trials = study(folder / "c").trials
+    states = {t.number: t.state.name for t in trials}
+    zero = [t.number for t in trials if t.params["model.init_args.hidden"] == "[0]"]
+    assert zero and all(states[n] == "FAIL" for n in zero)  # recorded, and the sweep went on
+    assert sum(s == "COMPLETE" for s in states.values()) == 4
+    assert {t.params["model.init_args.activation"] for t in trials} <= {'"relu"', '"tanh"'}
+    assert "failed: `hidden[0]` must be a positive" in capsys.readouterr().err
+    best = yaml.safe_load((folder / "c" / "best.yaml").read_text())["model"]["init_args"]
+    assert best["activation"] in ("relu", "tanh") and best["norm"] in (None, "batch") and best["hidden"] == [8]
+    (folder / "search.yaml").write_text("model.init_args.activation: {low: 1, high: 2}\n")
+    with pytest.raises(SystemExit):
+        tune(folder, "--trials", "5", "--out", "c")
+    assert "Search key 'model.init_args.activation' was choices in the earlier trials" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction"), [("val/mae", "minimize"), ("val/r2", "maximize"), ("train/loss", "minimize")]
+)
+def test_the_direction_of_known_metrics(metric, direction):
+    from nnlit.tune import metric_direction
+
+    assert metric_direction(metric) == direction
+
+
+def test_an_unknown_metric_needs_a_direction():
+    from nnlit.tune import metric_direction
+
+    with pytest.raises(ValueError, match=r"--metric 'val/custom': say whether to maximize or minimize it"):
+        metric_direction("val/custom")
