@@ -61,6 +61,7 @@ def _optuna() -> Any:
     # its trials itself (it asks and tells rather than calling Study.optimize)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # nnlit prints a line per trial and a report
     return optuna
 
 
@@ -250,7 +251,6 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
     from nnlit.cli import explain
 
     optuna = _optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = read_search(options.search)
     study = open_study(options)
     check_space(study, space)
