@@ -73,3 +73,28 @@ def hide_log_interval_warning() -> None:
     logs once per epoch (nnlit's heads) it does not apply. Call it within ``warnings.catch_warnings()``, which ends
     it."""
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
+
+
+#: the loggers of Lightning's and nnlit's informational lines, hushed in a fit run for someone else (a trial, an
+#: estimator's fit)
+FIT_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
+
+
+@contextmanager
+def inner_fit(*messages: str) -> Iterator[None]:
+    """A fit that is a step of something larger (a sweep's trial, an sklearn estimator's ``fit``): Lightning's and
+    nnlit's informational lines are hushed (warnings still show), as are :data:`DROPPED_WARNINGS`, the log-interval
+    warning and the warnings matching ``messages``; all is restored afterwards."""
+    loggers = [logging.getLogger(name) for name in FIT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            hide_log_interval_warning()
+            for message in (*DROPPED_WARNINGS, *messages):
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -15,11 +15,9 @@ import contextlib
 import copy
 import functools
 import io
-import logging
 import os
 import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,9 +37,6 @@ from nnlit.models.base import MLPModule
 from nnlit.models.multiclass import MulticlassMLP
 from nnlit.models.regression import RegressionMLP
 from nnlit.predictor import Predictor
-
-#: Lightning's lines that say nothing to an sklearn user, hidden in a quiet fit
-_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
 
 
 class _History(Callback):
@@ -227,25 +222,10 @@ class _MLPEstimator(BaseEstimator):
             trainer.save_checkpoint(path)
             return path.read_bytes()
 
-    @contextlib.contextmanager
-    def _quiet(self) -> Iterator[None]:
+    def _quiet(self) -> contextlib.AbstractContextManager[None]:
         if self.verbose:
-            yield
-            return
-        loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-        levels = [logger.level for logger in loggers]
-        for logger in loggers:
-            logger.setLevel(logging.WARNING)
-        try:
-            with warnings.catch_warnings():
-                quiet.hide_log_interval_warning()
-                warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
-                for message in quiet.DROPPED_WARNINGS:
-                    warnings.filterwarnings("ignore", message=message)
-                yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+            return contextlib.nullcontext()
+        return quiet.inner_fit(r"Total length of `list` across ranks is zero")  # val_fraction=0: no validation
 
     # ---------------------------------------------------------------- predicting
     def _outputs(self, X: Any) -> dict[str, torch.Tensor]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import logging
 import math
 import subprocess
 import sys
@@ -49,7 +48,6 @@ FOLD_STEPS = 100_000
 HEARTBEAT_SECONDS = 30
 #: failed trials in a row after which a worker stops (a search space every value of which fails)
 MAX_FAILURES_IN_A_ROW = 3
-_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
 
 
 def _optuna() -> Any:
@@ -134,19 +132,6 @@ class TrialReport(L.Callback):
         self.trial.report(value, self.step_offset + trainer.current_epoch)
         if self.trial.should_prune():
             raise _optuna().TrialPruned(f"epoch {trainer.current_epoch}: {self.metric} {value:.4g}")
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def fit_trial(
@@ -263,9 +248,8 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
             if len(taken) >= options.trials:
                 break
             trial = study.ask()
-        with _heartbeats(study, trial, options.heartbeat), _quiet(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")  # in-process fits
-            quiet.hide_log_interval_warning()  # nnlit's heads log per epoch
+        in_process = r"LightningCLI's args parameter is intended"  # the trials' fits are built in this process
+        with _heartbeats(study, trial, options.heartbeat), quiet.inner_fit(in_process):
             try:
                 value = fit_trial(trial, options.config, space, overrides, options)
             except optuna.TrialPruned:

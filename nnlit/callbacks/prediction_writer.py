@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,32 +95,20 @@ class CSVPredictionWriter(BasePredictionWriter):
 
 
 def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Writes a temporary file beside ``path``, then renames it over ``path``: a reader sees the old file or the new
+    one. The file is made as a plain ``open()`` makes it (mode 0o666 less the umask), as AtomicCheckpointIO does;
+    a replaced file keeps its own mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        # mkstemp makes the file readable by its owner only; give it the mode a plain open() would (0o666 less the
-        # umask), or a replaced file's own
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
-        os.chmod(fd, mode)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(fd, stat.S_IMODE(path.stat().st_mode))
         with os.fdopen(fd, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
             writer.writerows(rows)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux tells it (setting it to read it back is racy)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
