@@ -17,10 +17,12 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
 from nnlit.checkpoint import load
+from nnlit.data.fitted_preprocessing import FittedPreprocessing, read_data_state
 from nnlit.lightning_internals import jit_is_scripting
 from nnlit.models.base import MLPModule
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.mlp import MLP
+from nnlit.raw_rows_onnx import write_raw_rows_onnx
 from nnlit.runs import resolve_checkpoint
 
 #: format -> suffix of the file written next to the checkpoint when no ``out`` is given
@@ -38,6 +40,7 @@ def export(
     opset_version: int | None = None,
     *,
     trusted: bool = False,
+    raw_rows: bool = False,
 ) -> Path:
     """Writes the model of an nnlit checkpoint as an ONNX or TorchScript file, for serving.
 
@@ -60,6 +63,9 @@ def export(
         format: ``"onnx"`` or ``"torchscript"``.
         opset_version: the ONNX opset; default, the exporter's.
         trusted: as in :func:`nnlit.load`, for a checkpoint you made yourself.
+        raw_rows: ONNX only: a file that takes the table's own columns (numbers with missing values, text categories)
+            and returns the decoded prediction and the probabilities, the preprocessing of training inside the graph
+            (:mod:`nnlit.raw_rows_onnx`); the checkpoint must hold the data module's preprocessing.
 
     Returns:
         The path of the written file.
@@ -85,6 +91,8 @@ def export(
     """
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}. Accepted formats: {', '.join(sorted(FORMATS))}")
+    if raw_rows and format != "onnx":
+        raise ValueError(f"`raw_rows` writes an ONNX file: give format='onnx', got format={format!r}")
     if format == "onnx":
         _check_onnx_installed()
     module = load(ckpt_path, map_location="cpu", trusted=trusted).float()
@@ -93,6 +101,10 @@ def export(
     served = ServedModel(module).eval()
     if format == "torchscript":
         torch.jit.save(_to_torchscript(served), str(path))
+    elif raw_rows:
+        preprocessing = FittedPreprocessing.from_state_dict(read_data_state(ckpt_path))
+        write_raw_rows_onnx(module, preprocessing, served, path, opset_version)
+        _check_opset(path, opset_version)
     else:
         _to_onnx(served, path, opset_version)
     return path
@@ -170,12 +182,7 @@ def _to_torchscript(served: ServedModel) -> torch.jit.ScriptModule:
 def _to_onnx(served: ServedModel, path: Path, opset_version: int | None) -> None:
     example = (torch.zeros(2, served.in_features),)  # not 1: torch.export would fix a batch of 1 as a constant
     weight_bytes = sum(t.numel() * t.element_size() for t in served.state_dict().values())
-    # the exporter warns that torchvision's operators are skipped when it is absent, which an MLP never uses
-    # and its version converter logs a traceback for an opset it cannot convert to (checked below)
-    with (
-        _quiet("torch.onnx._internal.exporter._registration"),
-        _quiet("onnxscript.version_converter", logging.CRITICAL),
-    ):
+    with quiet_onnx_exporter():
         torch.onnx.export(
             served,
             example,
@@ -205,6 +212,18 @@ def _check_opset(path: Path, requested: int | None) -> None:
         f"The ONNX exporter cannot write opset {requested}: it wrote opset {written} instead (the file is removed). "
         f"Give no opset_version (the exporter's default, {written}), or an opset it converts to"
     )
+
+
+@contextlib.contextmanager
+def quiet_onnx_exporter() -> Iterator[None]:
+    """Hides what ``torch.onnx.export`` logs about an MLP that is no news: that torchvision's operators are skipped when
+    it is absent (an MLP never uses them), and the version converter's traceback for an opset it cannot convert to
+    (checked after the export)."""
+    with (
+        _quiet("torch.onnx._internal.exporter._registration"),
+        _quiet("onnxscript.version_converter", logging.CRITICAL),
+    ):
+        yield
 
 
 @contextlib.contextmanager
@@ -247,10 +266,21 @@ def main(args: list[str]) -> None:
     parser.add_argument(
         "--trusted", action="store_true", help="for a checkpoint you made yourself: read it as Lightning does"
     )
+    parser.add_argument(
+        "--raw-rows",
+        "--raw_rows",
+        dest="raw_rows",
+        action="store_true",
+        help="ONNX: a file that takes the table's own columns (missing values, text categories) and returns the "
+        "decoded prediction and probabilities, the preprocessing of training inside",
+    )
     options = parser.parse_args(args)
     try:
         ckpt_path = resolve_checkpoint(options.ckpt_path)
-        path = export(ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted)
+        path = export(
+            ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted,
+            raw_rows=options.raw_rows,
+        )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as err:
         parser.exit(2, f"nnlit export: error: {err}\n")
     print(f"Wrote {path}")
