@@ -13,8 +13,11 @@ from nnlit.nn.mlp import MLP
 from nnlit.precision import StepHooksPrecision
 from nnlit.predictor import Predictor
 from nnlit.profiler import NullProfiler
+from nnlit.quiet import hide_lightning_noise
 
 __version__ = "0.1.0"
+
+hide_lightning_noise()  # Lightning's product tips and deprecations inside it, in a user's own Trainer calls too
 
 __all__ = [
     "MLP",

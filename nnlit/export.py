@@ -22,6 +22,7 @@ from nnlit.lightning_internals import jit_is_scripting
 from nnlit.models.base import MLPModule
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.mlp import MLP
+from nnlit.quiet import quiet_library_warnings
 from nnlit.raw_rows_onnx import write_raw_rows_onnx
 from nnlit.runs import resolve_checkpoint
 
@@ -216,12 +217,13 @@ def _check_opset(path: Path, requested: int | None) -> None:
 
 @contextlib.contextmanager
 def quiet_onnx_exporter() -> Iterator[None]:
-    """Hides what ``torch.onnx.export`` logs about an MLP that is no news: that torchvision's operators are skipped when
-    it is absent (an MLP never uses them), and the version converter's traceback for an opset it cannot convert to
-    (checked after the export)."""
+    """Hides what ``torch.onnx.export`` says about an MLP that is no news: that torchvision's operators are skipped when
+    it is absent (an MLP never uses them), the version converter's traceback for an opset it cannot convert to
+    (checked after the export), and a deprecation inside torch."""
     with (
         _quiet("torch.onnx._internal.exporter._registration"),
         _quiet("onnxscript.version_converter", logging.CRITICAL),
+        quiet_library_warnings(),  # torch.export copies Lightning's tree specs: torch's LeafSpec deprecation
     ):
         yield
 

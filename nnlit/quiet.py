@@ -1,9 +1,15 @@
 """What the ``nnlit`` command leaves out of its output: lines about Lightning's own products and deprecations inside
 Lightning, which say nothing about the run.
 
-:func:`command_output` wraps one command (``nnlit.cli.main``); a Python session that imports nnlit keeps every line.
-What stays: nnlit's lines, Lightning's lines about the run (device, seed, why the fit stopped), the model summary,
-the progress bar and the report. ``tests/test_cli_output.py`` checks a quick start's stderr against that list.
+:func:`command_output` wraps one command (``nnlit.cli.main``). What stays: nnlit's lines, Lightning's lines about
+the run (device, seed, why the fit stopped), the model summary, the progress bar and the report.
+``tests/test_cli_output.py`` checks a quick start's stderr against that list.
+
+A Python session that imports nnlit keeps every line but three kinds, which come from Lightning's own calls a user
+makes (``L.Trainer(...)``, ``trainer.fit``, ``trainer.save_checkpoint``) and say nothing they can act on:
+:func:`hide_lightning_noise` drops them, narrowly (:data:`PRODUCT_TIPS`, :data:`SAVE_LINES`, and
+:data:`DROPPED_WARNINGS` raised inside Lightning's own modules). The rest is scoped: :func:`inner_fit`,
+:func:`watched_fit`, :func:`quiet_library_warnings`.
 """
 
 from __future__ import annotations
@@ -29,12 +35,51 @@ DROPPED_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 #: files: every run has its own folder, and validate / test / predict track none
 OTHER_RUNS_FOLDER = r"The dirpath has changed from .* won't be reloaded"
 
+#: the start of Lightning's advertisements of its cloud products, dropped wherever nnlit is imported
+PRODUCT_TIPS = "💡 Tip:"
+
+#: the logger of Lightning's checkpoint saving, and its line on every ``trainer.save_checkpoint(path)`` that the full
+#: checkpoint is written: it reads as a warning about loading, which nnlit always does as plain data (docs: Trust)
+CHECKPOINT_LOGGER = "lightning.pytorch.trainer.connectors.checkpoint_connector"
+SAVE_LINES = ("`weights_only` was not set, defaulting to `False`.",)
+
 _PACKAGE = str(Path(__file__).resolve().parent)
 
 
 class _DropLines(logging.Filter):
+    """Drops a logger's records whose message starts with one of ``starts``."""
+
+    def __init__(self, starts: tuple[str, ...] = DROPPED_LINES) -> None:
+        super().__init__()
+        self.starts = starts
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(DROPPED_LINES)
+        return not str(record.getMessage()).startswith(self.starts)
+
+
+#: the filters :func:`hide_lightning_noise` installed, by logger name (installed once per process)
+_INSTALLED: dict[str, _DropLines] = {}
+
+
+def hide_lightning_noise() -> None:
+    """Drops, in this process, Lightning's product tips, its ``weights_only`` line on saving a checkpoint, and the
+    deprecations in :data:`DROPPED_WARNINGS` that torch raises inside Lightning's own modules (a user's own code still
+    gets them). ``import nnlit`` calls it; calling it again changes nothing.
+
+    Example::
+
+        >>> hide_lightning_noise()
+        >>> logger = logging.getLogger(LIGHTNING_LOGGERS[0])
+        >>> [bool(logger.filter(logging.makeLogRecord({"msg": m}))) for m in ("💡 Tip: try our cloud", "GPU available")]
+        [False, True]
+    """
+    wanted = {name: (PRODUCT_TIPS,) for name in LIGHTNING_LOGGERS} | {CHECKPOINT_LOGGER: SAVE_LINES}
+    for name, starts in wanted.items():
+        if name not in _INSTALLED:
+            _INSTALLED[name] = _DropLines(starts)
+            logging.getLogger(name).addFilter(_INSTALLED[name])
+    for message in DROPPED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning, module=r"lightning\.")
 
 
 def _show_warning(
@@ -78,6 +123,36 @@ def hide_log_interval_warning() -> None:
 #: the loggers of Lightning's and nnlit's informational lines, hushed in a fit run for someone else (a trial, an
 #: estimator's fit)
 FIT_LOGGERS = ("lightning.pytorch", "lightning.fabric", "nnlit")
+
+
+@contextmanager
+def watched_fit(*messages: str) -> Iterator[None]:
+    """A fit whose output someone asked to see (an estimator's ``verbose=True``): the bar, the summary and Lightning's
+    lines about the run stay; the lines in :data:`DROPPED_LINES`, the warnings in :data:`DROPPED_WARNINGS`, the
+    log-interval warning and the warnings matching ``messages`` go; all is restored afterwards."""
+    dropper = _DropLines()
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(dropper)
+    try:
+        with warnings.catch_warnings():
+            hide_log_interval_warning()
+            for message in (*DROPPED_WARNINGS, *messages):
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(dropper)
+
+
+@contextmanager
+def quiet_library_warnings(*messages: str) -> Iterator[None]:
+    """Within the block, the warnings in :data:`DROPPED_WARNINGS` and those matching ``messages`` are not shown,
+    wherever they are raised (torch's exporter copies tree specs inside torch too); all is restored afterwards."""
+    with warnings.catch_warnings():
+        for message in (*DROPPED_WARNINGS, *messages):
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 @contextmanager

@@ -219,13 +219,12 @@ class _MLPEstimator(BaseEstimator):
         """The fitted model as a normal nnlit checkpoint (for :meth:`save`), taken while its Trainer is there."""
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.ckpt"
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)  # the whole checkpoint, as `nnlit fit` saves it
             return path.read_bytes()
 
     def _quiet(self) -> contextlib.AbstractContextManager[None]:
-        if self.verbose:
-            return contextlib.nullcontext()
-        return quiet.inner_fit(r"Total length of `list` across ranks is zero")  # val_fraction=0: no validation
+        no_validation = r"Total length of `list` across ranks is zero"  # val_fraction=0: no validation
+        return quiet.watched_fit(no_validation) if self.verbose else quiet.inner_fit(no_validation)
 
     # ---------------------------------------------------------------- predicting
     def _outputs(self, X: Any) -> dict[str, torch.Tensor]:

@@ -122,6 +122,9 @@ class MLPModule(L.LightningModule):
         self.optimizer = _as_callable(optimizer, "optimizer")
         self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler, "lr_scheduler")
         self.network = self.build_network()
+        # one row (zeros: numbers at the mean, categories unknown), so that Lightning's model summary counts each
+        # layer's FLOPs and shows its sizes rather than a FLOPs column of zeros
+        self.example_input_array = torch.zeros(1, in_features)
         #: the checkpoint the network weights came from (initialiser callbacks will not overwrite them unasked)
         self.pretrained_from = pretrained
         if pretrained is not None:
