@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import functools
+import inspect
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,11 +67,25 @@ class _History(Callback):
         self._ended = None
 
 
+def _parameter_names_checked(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` checking its keywords first, so that an unknown one is named in the estimator's words (Python's own
+    TypeError would name the private base class), with nnlit's name for a scikit-learn one. ``functools.wraps`` keeps
+    the signature scikit-learn reads the parameters from."""
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        _check_parameter_names(type(self), kwargs)
+        init(self, *args, **kwargs)
+
+    return checked
+
+
 class _MLPEstimator(BaseEstimator):
     """What :class:`MLPClassifier` and :class:`MLPRegressor` share; see their docstrings."""
 
     _head: type[MLPModule]
 
+    @_parameter_names_checked
     def __init__(
         self,
         hidden: Sequence[int] = (64, 64),
@@ -152,6 +168,7 @@ class _MLPEstimator(BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         _refuse_sparse(X)
         if is_frame(X):  # kept as a frame: its text and category columns are categorical features
+            self._refuse_missing_numbers(X, fitted=False)
             X = _string_columns(X)
             validate_data(self, X, reset=True, skip_check_array=True)
             if len(X) < 2:
@@ -160,9 +177,11 @@ class _MLPEstimator(BaseEstimator):
             if len(y) != len(X):
                 raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
             return X, y
-        X, y = validate_data(
-            self, X, y, dtype=np.float32, multi_output=self._task == "regression", ensure_min_samples=2
-        )
+        with self._missing_in_words(fitted=False):
+            X, y = validate_data(
+                self, X, y, dtype=np.float32, multi_output=self._task == "regression", ensure_min_samples=2,
+                ensure_all_finite="allow-nan" if self.missing != "error" else True,
+            )  # fmt: skip
         return X, self._check_targets(y)
 
     def _check_features(self, X: Any) -> Any:
@@ -170,11 +189,46 @@ class _MLPEstimator(BaseEstimator):
         _refuse_sparse(X)
         if is_frame(X):
             validate_data(self, X, reset=False, skip_check_array=True)
+            self._refuse_missing_numbers(X, fitted=True)
             return _string_columns(X)
         allow_nan = self.missing != "error"
-        return validate_data(
-            self, X, reset=False, dtype=np.float32, ensure_all_finite="allow-nan" if allow_nan else True
+        with self._missing_in_words(fitted=True):
+            return validate_data(
+                self, X, reset=False, dtype=np.float32, ensure_all_finite="allow-nan" if allow_nan else True
+            )
+
+    def _missing_advice(self, fitted: bool) -> str:
+        """What to do about NaN in ``X`` with ``missing="error"``, in the estimator's words."""
+        name = type(self).__name__
+        if fitted:
+            return (
+                f"this {name} was fitted with missing='error', so it has no medians to fill them: fill or drop those "
+                f"rows, or refit with {name}(missing='median')"
+            )
+        return (
+            f"give {name}(missing='median') to fill missing numbers with the training median, or "
+            "missing='median_indicator' to also add a was-missing column per feature"
         )
+
+    @contextlib.contextmanager
+    def _missing_in_words(self, fitted: bool) -> Iterator[None]:
+        """sklearn's error for NaN in a numeric ``X`` points to other estimators: this one points to ``missing=``."""
+        try:
+            yield
+        except ValueError as err:
+            if self.missing != "error" or not str(err).startswith("Input X contains NaN"):
+                raise
+            raise ValueError(f"Input X contains NaN: {self._missing_advice(fitted)}") from None
+
+    def _refuse_missing_numbers(self, X: Any, fitted: bool) -> None:
+        """NaN or a missing value in a numeric column of a DataFrame ``X``, with ``missing="error"``: named."""
+        if self.missing != "error":
+            return
+        counts = X.select_dtypes(include=["number", "bool"]).isna().sum()
+        bad = {str(name): int(count) for name, count in counts.items() if count}
+        if bad:
+            shown = ", ".join(f"{name!r}: {count} rows" for name, count in bad.items())
+            raise ValueError(f"Input X contains NaN in numeric columns ({shown}): {self._missing_advice(fitted)}")
 
     def _build_module(self, data: TabularDataModule) -> MLPModule:
         raise NotImplementedError
@@ -399,6 +453,42 @@ class MLPRegressor(RegressorMixin, _MLPEstimator):
         """The predicted targets for each row of ``X``: a vector for one target, rows × targets for several."""
         prediction = self._outputs(X)["prediction"].double().cpu().numpy()
         return prediction[:, 0] if self._single_target and prediction.ndim == 2 else prediction
+
+
+#: scikit-learn's MLP parameters that nnlit names otherwise: their name here, and how they differ when they do
+SKLEARN_NAMES: dict[str, str] = {
+    "hidden_layer_sizes": "`hidden`",
+    "max_iter": "`max_epochs`",
+    "learning_rate_init": "`lr`",
+    "alpha": "`weight_decay` (the optimizer's weight decay, where scikit-learn adds an L2 penalty to the loss)",
+    "early_stopping": "`val_fraction` (early stopping is on when it is above 0)",
+    "validation_fraction": "`val_fraction`",
+    "n_iter_no_change": "`patience`",
+    "solver": "`optimizer` (a torch.optim class such as torch.optim.SGD or torch.optim.Adam)",
+    "momentum": "`optimizer=functools.partial(torch.optim.SGD, lr=..., momentum=...)`",
+    "nesterovs_momentum": "`optimizer=functools.partial(torch.optim.SGD, lr=..., momentum=..., nesterov=True)`",
+    "beta_1": "`optimizer=functools.partial(torch.optim.Adam, lr=..., betas=(beta_1, beta_2))`",
+    "beta_2": "`optimizer=functools.partial(torch.optim.Adam, lr=..., betas=(beta_1, beta_2))`",
+    "epsilon": "`optimizer=functools.partial(torch.optim.Adam, lr=..., eps=...)`",
+}
+
+
+def _check_parameter_names(cls: type, given: dict[str, Any]) -> None:
+    """Raises for a keyword ``cls.__init__`` does not take, naming nnlit's name for a scikit-learn one or the closest
+    of the accepted ones."""
+    accepted = list(inspect.signature(cls).parameters)
+    unknown = [name for name in given if name not in accepted]
+    if not unknown:
+        return
+    name = unknown[0]
+    if name in SKLEARN_NAMES:
+        hint = f"; nnlit's {cls.__name__} calls scikit-learn's `{name}` {SKLEARN_NAMES[name]}"
+    else:
+        close = difflib.get_close_matches(name, accepted, n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+    raise TypeError(
+        f"{cls.__name__} got an unexpected keyword argument {name!r}{hint}. It takes: {', '.join(accepted)}"
+    )
 
 
 def _copies(callbacks: Any, name: str) -> list[Callback]:
