@@ -56,8 +56,19 @@ def find_checkpoint(root: str | os.PathLike[str], which: str = "best") -> Path:
         found = _last(paths) if which == "last" else _best(paths)
         if found is not None:
             return found
-    seen = f"{len(files)} .ckpt files in {len(by_folder)} folders" if files else "no .ckpt file"
-    raise FileNotFoundError(f"No {which} checkpoint under {str(root)!r} ({seen}): train first, or give a file")
+    if not files:
+        raise FileNotFoundError(f"No {which} checkpoint under {str(root)!r} (no .ckpt file): train first, or give a file")
+    newest = max(files, key=_mtime)
+    kept_by = (
+        "a ModelCheckpoint with a `monitor` records the best one (or one is named best.ckpt)"
+        if which == "best"
+        else "a ModelCheckpoint with `save_last: true` or `filename: last` writes last.ckpt"
+    )
+    raise FileNotFoundError(
+        f"No {which} checkpoint under {str(root)!r} ({len(files)} .ckpt files in {len(by_folder)} folders): {kept_by}, "
+        f"and none did. Give a file, such as the newest, {str(newest)!r}, or add the checkpoint callbacks of "
+        "configs/quickstart.yaml to the config's `trainer: callbacks:`"
+    )
 
 
 def claim_version(folder: str | os.PathLike[str]) -> int:

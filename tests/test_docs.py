@@ -26,6 +26,7 @@ PRINTS = {
     'Predictor.from_checkpoint("customers.ckpt")': ["4 [4, 31]", "{'city': 1, 'plan': 0}"],
     "GridSearchCV(pipeline": ["['mlpclassifier__hidden', 'mlpclassifier__lr'] True"],
     "MLPRegressor(hidden=(32,)": ["['city'] 40 True"],
+    'table.to_csv("customers.csv"': ["{'customer_id': 0, 'age': 147, 'city': 45, 'plan': 0, 'zone': 0, 'bought': 0}"],
     'export("customers.ckpt", "customers.onnx", raw_rows=True)': [
         "[('age', 'tensor(float)'), ('city', 'tensor(string)'), ('plan', 'tensor(string)')]"
     ],

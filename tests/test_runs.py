@@ -129,3 +129,13 @@ def test_runs_started_together_claim_distinct_versions(tmp_path):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         claimed = list(pool.map(lambda _: claim_version(tmp_path), range(40)))
     assert sorted(claimed) == list(range(1, 41))
+
+
+def test_a_run_without_a_monitoring_checkpoint_names_the_file_to_give(tmp_path):
+    """A config of one's own without ModelCheckpoint callbacks: Lightning's default checkpoint is no `best`."""
+    written = touch(tmp_path / "lightning_logs/version_0/checkpoints/epoch=9-step=130.ckpt", age=5)
+    with pytest.raises(FileNotFoundError, match=r"a ModelCheckpoint with a `monitor` records the best one") as caught:
+        find_checkpoint(tmp_path, "best")
+    assert f"such as the newest, {str(written)!r}" in str(caught.value)
+    with pytest.raises(FileNotFoundError, match=r"`save_last: true` or `filename: last` writes last.ckpt"):
+        find_checkpoint(tmp_path, "last")
