@@ -57,7 +57,9 @@ def find_checkpoint(root: str | os.PathLike[str], which: str = "best") -> Path:
         if found is not None:
             return found
     if not files:
-        raise FileNotFoundError(f"No {which} checkpoint under {str(root)!r} (no .ckpt file): train first, or give a file")
+        raise FileNotFoundError(
+            f"No {which} checkpoint under {str(root)!r} (no .ckpt file): train first, or give a file"
+        )
     newest = max(files, key=_mtime)
     kept_by = (
         "a ModelCheckpoint with a `monitor` records the best one (or one is named best.ckpt)"
