@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
+from nnlit import safe_write
 from nnlit.checkpoint import load
 from nnlit.lightning_internals import jit_is_scripting
 from nnlit.models.base import MLPModule
@@ -89,12 +90,12 @@ def export(
         _check_onnx_installed()
     module = load(ckpt_path, map_location="cpu", trusted=trusted).float()
     path = Path(out) if out is not None else Path(ckpt_path).with_suffix(FORMATS[format])
-    path.parent.mkdir(parents=True, exist_ok=True)
     served = ServedModel(module).eval()
-    if format == "torchscript":
-        torch.jit.save(_to_torchscript(served), str(path))
-    else:
-        _to_onnx(served, path, opset_version)
+    with safe_write.replacing(path) as new:  # written beside, then renamed: a link at `path` is replaced, not followed
+        if format == "torchscript":
+            torch.jit.save(_to_torchscript(served), str(new))
+        else:
+            _to_onnx(served, new, opset_version)
     return path
 
 

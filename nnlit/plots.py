@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from nnlit import safe_write
 from nnlit.checkpoint_io import read_checkpoint
 
 #: where the plotting area sits in the figure, as (left, bottom, width, height) fractions: fixed, so that a pixel of
@@ -260,9 +261,9 @@ def _epoch_axis(ax: Any) -> None:
 def save_figure(fig: Any, out: str | Path) -> Path:
     """Writes a figure as a PNG (creating its folder), closes it, and returns the path."""
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.savefig(path, dpi=DPI)
+        with safe_write.replacing(path) as new:  # a link planted at `path` is replaced, not followed
+            fig.savefig(new, dpi=DPI)
     finally:
         _pyplot().close(fig)
     return path

@@ -27,6 +27,7 @@ import argparse
 import inspect
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -40,7 +41,7 @@ from typing import Any
 import lightning as L
 import yaml
 
-from nnlit import quiet
+from nnlit import quiet, safe_write
 
 #: how many epochs apart two folds' reports are, so that the pruner compares the same fold and epoch across trials
 FOLD_STEPS = 100_000
@@ -278,7 +279,8 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` between processes (where the system has ``fcntl``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as file:
+    # O_NOFOLLOW: a link planted at the lock's path is refused, not followed to create or open the file it names
+    with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666), "a") as file:
         try:
             import fcntl
         except ImportError:  # not on a POSIX system: no lock
@@ -353,14 +355,16 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
     written = []
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     frame = study.trials_dataframe()
-    frame.to_csv(out / "trials.csv", index=False)
+    with safe_write.opened(out / "trials.csv", "w", newline="") as file:  # a planted link is replaced, not followed
+        frame.to_csv(file, index=False)
     written.append(out / "trials.csv")
     if not complete:
         print(f"nnlit tune: no trial completed in {len(study.trials)}; see {out / 'trials.csv'}")
         return written
     best = study.best_trial
     tree = best_config(options.config, overrides, _decoded(best, options))
-    (out / "best.yaml").write_text(
+    safe_write.write_text(
+        out / "best.yaml",
         f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}\n"
         + yaml.safe_dump(tree, sort_keys=False)
     )
@@ -421,7 +425,8 @@ def _pictures(study: Any, out: Path) -> list[Path]:
         except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances of a single trial
             continue
         figure: Any = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-        figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+        with safe_write.replacing(out / f"{name}.png") as new:
+            figure.savefig(new, dpi=100, bbox_inches="tight")
         plt.close(figure)
         written.append(out / f"{name}.png")
     return written

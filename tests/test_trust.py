@@ -120,7 +120,7 @@ CORPUS: dict[str, tuple[Callable[[dict[str, Any], Path], None], str]] = {
         lambda c, m: next(v for k, v in c["callbacks"].items() if k.startswith("ModelCheckpoint")).update(
             best_k_models={f"{m.parent}/checkpoints/../../important": 0.5}
         ),
-        r"callbacks\[\"ModelCheckpoint.*\] names the file '.*\.\./\.\./important', outside its own folder",
+        r"callbacks\[\"ModelCheckpoint.*\]\.best_k_models names '.*\.\./\.\./important', outside its own folder",
     ),
     "class_path in the fitted preprocessing": (
         _set("TabularDataModule", "classes", value=lambda m: [_popen(m), 1, 2]),

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
-import secrets
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
+from nnlit import safe_write
 from nnlit.prediction_table import outputs_to_numpy, prediction_columns
 
 
@@ -95,20 +92,9 @@ class CSVPredictionWriter(BasePredictionWriter):
 
 
 def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    """Writes a temporary file beside ``path``, then renames it over ``path``: a reader sees the old file or the new
-    one. The file is made as a plain ``open()`` makes it (mode 0o666 less the umask), as AtomicCheckpointIO does;
-    a replaced file keeps its own mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(fd, stat.S_IMODE(path.stat().st_mode))
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Writes the table beside ``path``, then renames it over ``path`` (:mod:`nnlit.safe_write`): a reader sees the old
+    file or the new one, and a link planted at ``path`` is replaced, not followed."""
+    with safe_write.opened(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
