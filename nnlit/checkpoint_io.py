@@ -115,7 +115,12 @@ def describe_file(path: Path) -> str:
     except UnicodeDecodeError:
         kind = "an ONNX model (run it with onnxruntime)" if path.suffix == ".onnx" else "a binary file"
         return f"{kind}, not a file torch.load reads"
-    return f"a text file beginning {text.splitlines()[0][:60]!r}"
+    # what the text says is not repeated: the path may be a link to a file whose first line is a secret
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    looks_like = (
+        " (a YAML config, by its look: give it to --config)" if re.match(r"^(#|[A-Za-z_][\w.-]*:(\s|$))", first) else ""
+    )
+    return f"a text file{looks_like}"
 
 
 def describe_object(obj: Any) -> str:
@@ -221,8 +226,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.unlink(text)  # a link is removed, not the file it names
             return
         rank_zero_warn(
-            f"Kept {text!r}, which a callback asked to remove: nnlit removes only checkpoint files, not folders, in the "
-            "folders this run saves checkpoints to (a resumed checkpoint's callback state can name any path)"
+            f"Kept {text!r}, which a callback asked to remove: nnlit removes only checkpoint files, not folders, in "
+            "the folders this run saves checkpoints to (a resumed checkpoint's callback state can name any path)"
         )
 
     @override

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import logging
@@ -16,7 +15,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
-from nnlit import safe_write
+from nnlit import quiet, safe_write
 from nnlit.checkpoint import load
 from nnlit.lightning_internals import jit_is_scripting
 from nnlit.models.base import MLPModule
@@ -232,7 +231,7 @@ def _check_onnx_installed() -> None:
 def main(args: list[str]) -> None:
     """``nnlit export --ckpt_path X [--format onnx|torchscript] [--out Y] [--opset_version N]``: writes the file and
     prints its path. ``args`` are the arguments after ``nnlit export``; a bad one exits with status 2 and a message."""
-    parser = argparse.ArgumentParser(
+    parser = quiet.CommandParser(
         prog="nnlit export",
         description="Write a trained nnlit checkpoint as an ONNX or TorchScript file for serving.",
     )
@@ -249,9 +248,7 @@ def main(args: list[str]) -> None:
         "--trusted", action="store_true", help="for a checkpoint you made yourself: read it as Lightning does"
     )
     options = parser.parse_args(args)
-    try:
-        ckpt_path = resolve_checkpoint(options.ckpt_path)
-        path = export(ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        parser.exit(2, f"nnlit export: error: {err}\n")
+    # an error goes up to the command (nnlit.cli.main), which ends it with one line `nnlit: error: …`
+    ckpt_path = resolve_checkpoint(options.ckpt_path)
+    path = export(ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted)
     print(f"Wrote {path}")

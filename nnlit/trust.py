@@ -297,7 +297,7 @@ def check_callback_paths(callbacks: Any, source: str) -> None:
                     f"{where} names {path!r}, outside its own folder: a ModelCheckpoint would remove it"
                 )
             protocol = _protocol(path)
-            if protocol is None or key == "dirpath" and protocol not in _LOCAL_PROTOCOLS:
+            if protocol is None or (key == "dirpath" and protocol not in _LOCAL_PROTOCOLS):
                 continue
             inside = isinstance(dirpath, str) and _protocol(dirpath) == protocol and path.startswith(f"{dirpath}/")
             if protocol in _LOCAL_PROTOCOLS or not inside:
