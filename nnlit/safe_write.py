@@ -57,11 +57,11 @@ def replacing(path: str | os.PathLike[str], durable: bool = False) -> Iterator[P
     before and after the rename, as a checkpoint needs.
 
     Raises:
-        IsADirectoryError: naming ``path`` when a folder (or a link to one) is there.
+        IsADirectoryError: naming ``path`` when a folder is there.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():  # a link to a folder is replaced like any other
         raise IsADirectoryError(f"Cannot write {str(path)!r}: a folder is there")
     scratch = temporary_name(path)
     scratch.mkdir(mode=0o700)
@@ -88,7 +88,7 @@ def opened(path: str | os.PathLike[str], mode: str = "w", durable: bool = False,
         raise ValueError(f"`mode` must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():  # a link to a folder is replaced like any other
         raise IsADirectoryError(f"Cannot write {str(path)!r}: a folder is there")
     tmp = temporary_name(path)
     # O_EXCL: a new file, never an existing one nor a link's target; 0o666 less the umask, as open() makes files

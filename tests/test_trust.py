@@ -736,5 +736,29 @@ def test_a_column_with_no_value_is_not_filled_with_a_made_up_median(missing, tmp
     rows = "".join(f"{i},,{i % 2}\n" for i in range(40))
     (tmp_path / "t.csv").write_text("a,b,y\n" + rows)
     data = TabularDataModule(path=str(tmp_path / "t.csv"), target="y", missing=missing)
-    with pytest.raises(ValueError, match=rf"Feature column 'b' has no value in the \d+ training rows .* missing={missing!r}"):
+    with pytest.raises(
+        ValueError, match=rf"Feature column 'b' has no value in the \d+ training rows .* missing={missing!r}"
+    ):
         data.setup("fit")
+
+
+def test_safe_write_replaces_links_and_leaves_nothing_on_an_error(tmp_path):
+    from nnlit import safe_write
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_text("keep me")
+    os.symlink(target, tmp_path / "out.png")  # a link to a folder: replaced like any link
+    with safe_write.replacing(tmp_path / "out.png") as new:
+        new.write_bytes(b"png")
+        new.with_name("out.png.data").write_bytes(b"side file")  # ONNX's external data, say
+    assert (tmp_path / "out.png").read_bytes() == b"png" and (tmp_path / "out.png.data").is_file()
+    assert (target / "keep").read_text() == "keep me"
+    with pytest.raises(RuntimeError, match="half-way"), safe_write.opened(tmp_path / "out.png", "wb") as file:
+        file.write(b"half")
+        raise RuntimeError("half-way")
+    assert (tmp_path / "out.png").read_bytes() == b"png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "out.png", "out.png.data"]
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"Cannot write '.*folder': a folder is there"):
+        safe_write.write_text(tmp_path / "folder", "x")
