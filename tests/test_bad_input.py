@@ -128,7 +128,7 @@ def planted_study(folder: Path, params: dict, attrs: dict | None = None) -> list
         params={k: json.dumps(v) for k, v in params.items()}, distributions=distributions, value=0.9, user_attrs=attrs
     )
     study.add_trial(trial)
-    return ["tune", "--config", "quickstart", "--search", str(folder / "search.yaml"), "--out", str(folder / "sweep")]
+    return ["tune", "--config=quickstart", "--search", str(folder / "search.yaml"), "--out", str(folder / "sweep")]
 
 
 def text_link(folder: Path) -> list[str]:
