@@ -307,7 +307,8 @@ def check_callback_paths(callbacks: Any, source: str) -> None:
                 )
 
 
-#: fsspec protocols of the local file system: a plain path says the same, so a checkpoint never needs them
+#: protocols refused wherever they point: the local file system's (a plain path says the same, so a checkpoint never
+#: needs them) and chained URLs (``simplecache::s3://…``)
 _LOCAL_PROTOCOLS = ("file", "local", "chained")
 
 
