@@ -8,9 +8,6 @@ import io
 import os
 import pickle
 import re
-import secrets
-import socket
-import stat
 import time
 import zipfile
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from typing_extensions import override
 
+from nnlit import safe_write
 from nnlit.trust import UntrustedCheckpointError, check_checkpoint
 
 MapLocation = (
@@ -31,6 +29,9 @@ MapLocation = (
     | Callable[[torch.UntypedStorage, str], torch.UntypedStorage | None]
     | None
 )
+
+#: what a checkpoint whose tensors do not fit their stored data is (after its path, in messages)
+DAMAGED_TENSORS = "holds tensors that do not fit their stored data (the file was altered or damaged)"
 
 
 def read_checkpoint(
@@ -62,7 +63,13 @@ def read_checkpoint(
                 "nnlit reads checkpoints as plain data. If you made this file yourself, load it with trusted=True"
             ) from err
         raise ValueError(f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}") from err
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, AssertionError) as err:  # torch asserts on storage records out of order
+        if isinstance(err, AssertionError) or "storage" in str(err):
+            raise ValueError(f"{str(path)!r} {DAMAGED_TENSORS} ({str(err) or type(err).__name__})") from None
+        raise ValueError(
+            f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}{newest_good_hint(path)}"
+        ) from err
+    except (EOFError, OSError) as err:
         raise ValueError(
             f"{str(path)!r} is not an nnlit checkpoint: it is {describe_file(path)}{newest_good_hint(path)}"
         ) from err
@@ -108,7 +115,12 @@ def describe_file(path: Path) -> str:
     except UnicodeDecodeError:
         kind = "an ONNX model (run it with onnxruntime)" if path.suffix == ".onnx" else "a binary file"
         return f"{kind}, not a file torch.load reads"
-    return f"a text file beginning {text.splitlines()[0][:60]!r}"
+    # what the text says is not repeated: the path may be a link to a file whose first line is a secret
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    looks_like = (
+        " (a YAML config, by its look: give it to --config)" if re.match(r"^(#|[A-Za-z_][\w.-]*:(\s|$))", first) else ""
+    )
+    return f"a text file{looks_like}"
 
 
 def describe_object(obj: Any) -> str:
@@ -162,6 +174,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     warns once per file, naming it: nothing is replaced without a word. The file a fit resumed from counts as this
     run's.
 
+    A removal (``ModelCheckpoint`` dropping a checkpoint that is no longer among the best) removes one file, never a
+    folder, and only in a folder this run saved a checkpoint to: a resumed checkpoint's callback state may name any
+    path (``local:///home``, ``s3://bucket``), and Lightning's own removal is recursive and, for a path with a
+    protocol, does not check the folder. Anything else is kept, with a warning naming it.
+
     The ``nnlit`` command installs it; from Python: ``Trainer(plugins=[AtomicCheckpointIO()])``.
     """
 
@@ -170,36 +187,48 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # path -> (inode, size, mtime) of the file as this run last wrote or read it
         self._known: dict[str, tuple[int, int, int]] = {}
         self._warned: set[str] = set()
+        # the folders this run saved checkpoints to (resolved local paths, or remote URLs): the only ones it removes in
+        self._folders: set[str] = set()
 
     @override
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None or _is_remote(path):
             super().save_checkpoint(checkpoint, path, storage_options)
+            self._folders.add(str(path).rstrip("/").rpartition("/")[0])
             return
         path = Path(path)
+        self._folders.add(str(path.parent.resolve()))
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(path.parent)
         self._warn_if_foreign(path)
-        tmp = path.parent / f".{path.name[:120]}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with contextlib.suppress(FileNotFoundError):  # a replaced file keeps its permissions
-                os.chmod(fd, stat.S_IMODE(path.stat().st_mode))
-            with os.fdopen(fd, "wb") as file:
+            with safe_write.opened(path, "wb", durable=True) as file:
                 torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
         except OSError as err:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise OSError(err.errno, f"Could not write the checkpoint {str(path)!r}: {err.strerror or err}") from err
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _fsync_folder(path.parent)
         self._remember(path)
+
+    @override
+    def remove_checkpoint(self, path: Any) -> None:
+        text = str(path)
+        if "::" in text or text.startswith(("file://", "local://")):  # chained URLs; a plain path names a local file
+            folder, is_file = "", False
+        elif _is_remote(text):
+            folder, is_file = text.rstrip("/").rpartition("/")[0], _remote_is_file(text)
+        elif not os.path.lexists(text):
+            return  # nothing to remove, as Lightning's own
+        else:
+            folder, is_file = str(Path(text).parent.resolve()), not os.path.isdir(text)
+        if folder in self._folders and is_file:
+            if _is_remote(text):
+                super().remove_checkpoint(text)
+            else:
+                os.unlink(text)  # a link is removed, not the file it names
+            return
+        rank_zero_warn(
+            f"Kept {text!r}, which a callback asked to remove: nnlit removes only checkpoint files, not folders, in "
+            "the folders this run saves checkpoints to (a resumed checkpoint's callback state can name any path)"
+        )
 
     @override
     def load_checkpoint(
@@ -243,8 +272,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             )
 
 
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
-_TMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_HOST = safe_write.HOST
+_TMP_NAME = safe_write.TMP_NAME
 
 
 def remove_orphans(folder: Path) -> list[Path]:
@@ -278,18 +307,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Makes the rename durable (a no-op where folders cannot be opened, as on Windows)."""
+def _remote_is_file(url: str) -> bool:
+    from lightning.fabric.utilities.cloud_io import get_filesystem
+
+    fs = get_filesystem(url)
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return bool(fs.isfile(url))
+    except Exception:  # an unreachable store: nothing is removed
+        return False
 
 
 def _is_remote(path: Any) -> bool:

@@ -277,6 +277,9 @@ def explain(err: BaseException) -> tuple[str, bool]:
 def _parser_message(text: str) -> str:
     """``data.batch_size: expected int, got 'abc'`` from jsonargparse's many-line report of a refused value."""
     key = ".".join(re.findall(r'Parser key "([^"]+)"', text))
+    foreign = re.search(r"Import path (\S+) does not correspond to a subclass of (\w+)", text)
+    if foreign is not None:  # a class_path naming a function or another class
+        return f"{key}.class_path: {foreign.group(1)!r} is not a subclass of {foreign.group(2)}"
     nested = "Problem with given class_path" in text  # then a NoneType alternative is the whole class's, not the key's
     accepted = [
         t for t in re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", text) if not (nested and t == "NoneType")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import logging
@@ -16,6 +15,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
+from nnlit import quiet, safe_write
 from nnlit.checkpoint import load
 from nnlit.data.fitted_preprocessing import FittedPreprocessing, read_data_state
 from nnlit.lightning_internals import jit_is_scripting
@@ -98,16 +98,16 @@ def export(
         _check_onnx_installed()
     module = load(ckpt_path, map_location="cpu", trusted=trusted).float()
     path = Path(out) if out is not None else Path(ckpt_path).with_suffix(FORMATS[format])
-    path.parent.mkdir(parents=True, exist_ok=True)
     served = ServedModel(module).eval()
-    if format == "torchscript":
-        torch.jit.save(_to_torchscript(served), str(path))
-    elif raw_rows:
-        preprocessing = FittedPreprocessing.from_state_dict(read_data_state(ckpt_path))
-        write_raw_rows_onnx(module, preprocessing, served, path, opset_version)
-        _check_opset(path, opset_version)
-    else:
-        _to_onnx(served, path, opset_version)
+    with safe_write.replacing(path) as new:  # written beside, then renamed: a link at `path` is replaced, not followed
+        if format == "torchscript":
+            torch.jit.save(_to_torchscript(served), str(new))
+        elif raw_rows:
+            preprocessing = FittedPreprocessing.from_state_dict(read_data_state(ckpt_path))
+            write_raw_rows_onnx(module, preprocessing, served, new, opset_version)
+            _check_opset(new, opset_version)
+        else:
+            _to_onnx(served, new, opset_version)
     return path
 
 
@@ -252,7 +252,7 @@ def _check_onnx_installed() -> None:
 def main(args: list[str]) -> None:
     """``nnlit export --ckpt_path X [--format onnx|torchscript] [--out Y] [--opset_version N]``: writes the file and
     prints its path. ``args`` are the arguments after ``nnlit export``; a bad one exits with status 2 and a message."""
-    parser = argparse.ArgumentParser(
+    parser = quiet.CommandParser(
         prog="nnlit export",
         description="Write a trained nnlit checkpoint as an ONNX or TorchScript file for serving.",
     )
@@ -277,12 +277,10 @@ def main(args: list[str]) -> None:
         "decoded prediction and probabilities, the preprocessing of training inside",
     )
     options = parser.parse_args(args)
-    try:
-        ckpt_path = resolve_checkpoint(options.ckpt_path)
-        path = export(
-            ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted,
-            raw_rows=options.raw_rows,
-        )  # fmt: skip
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        parser.exit(2, f"nnlit export: error: {err}\n")
+    # an error goes up to the command (nnlit.cli.main), which ends it with one line `nnlit: error: …`
+    ckpt_path = resolve_checkpoint(options.ckpt_path)
+    path = export(
+        ckpt_path, options.out, options.format, options.opset_version, trusted=options.trusted,
+        raw_rows=options.raw_rows,
+    )  # fmt: skip
     print(f"Wrote {path}")

@@ -13,7 +13,6 @@ finished run.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from nnlit import quiet, safe_write
 from nnlit.checkpoint_io import read_checkpoint
 
 #: where the plotting area sits in the figure, as (left, bottom, width, height) fractions: fixed, so that a pixel of
@@ -46,18 +46,38 @@ def read_metrics_csv(metrics_csv: str | Path) -> dict[str, dict[int, float]]:
 
     Raises:
         FileNotFoundError: naming the file.
+        ValueError: naming the file, the line and the column of a value that is not a number (an epoch that is not a
+            whole number), or a file that is not UTF-8 text.
     """
     path = Path(metrics_csv)
     if not path.is_file():
         raise FileNotFoundError(f"No metrics file at {str(path)!r} (written by the CSVLogger of a run)")
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{str(path)!r} is not a CSV file a CSVLogger wrote: {err}") from None
     series: dict[str, dict[int, float]] = {}
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         for key, value in row.items():
-            if value and key not in ("epoch", "step") and not key.endswith("_step") and row.get("epoch"):
-                series.setdefault(key.removesuffix("_epoch"), {})[int(float(row["epoch"]))] = float(value)
+            if value and key not in ("epoch", "step") and row.get("epoch"):
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise ValueError(f"{str(path)!r}, line {line}: more values than columns")
+                if key.endswith("_step"):
+                    continue
+                epoch = _number(row["epoch"], path, line, "epoch")
+                if not epoch.is_integer() or epoch < 0:
+                    raise ValueError(f"{str(path)!r}, line {line}, column 'epoch': {row['epoch']!r} is not an epoch")
+                series.setdefault(key.removesuffix("_epoch"), {})[int(epoch)] = _number(value, path, line, key)
     return series
+
+
+def _number(text: str, path: Path, line: int, column: str) -> float:
+    """A metrics.csv value as a float, or a ValueError naming where it is."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{str(path)!r}, line {line}, column {column!r}: {text[:40]!r} is not a number") from None
 
 
 def plot_training_curves(metrics: str | Path | dict[str, dict[int, float]], out: str | Path) -> Path:
@@ -260,9 +280,9 @@ def _epoch_axis(ax: Any) -> None:
 def save_figure(fig: Any, out: str | Path) -> Path:
     """Writes a figure as a PNG (creating its folder), closes it, and returns the path."""
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.savefig(path, dpi=DPI)
+        with safe_write.replacing(path) as new:  # a link planted at `path` is replaced, not followed
+            fig.savefig(new, dpi=DPI)
     finally:
         _pyplot().close(fig)
     return path
@@ -425,7 +445,7 @@ def _find_checkpoint(log_dir: Path, config: Path) -> Path | None:
 
 def main(args: list[str] | None = None) -> None:
     """``nnlit plot RUN_DIR [--ckpt_path CKPT] [--out DIR]``: see :func:`plot_run`."""
-    parser = argparse.ArgumentParser(
+    parser = quiet.CommandParser(
         prog="nnlit plot",
         description="Draw the pictures of a finished nnlit fit as PNG files: training curves, and from its checkpoint "
         "the decision boundary (2-feature classification), dead units (DeadReLUCounter) and gradient norms "
@@ -435,17 +455,15 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--ckpt_path", default=None, help="default: last.ckpt (or the newest) of the run")
     parser.add_argument("--out", default=None, help="folder for the PNG files (default: RUN_DIR/plots)")
     options = parser.parse_args(args)
-    try:
-        log_dir = find_fit_run(options.run_dir)
-        if log_dir != Path(options.run_dir):
-            print(
-                f"nnlit plot: drawing {log_dir}, the newest run below {options.run_dir} with training metrics in a "
-                "metrics.csv",
-                file=sys.stderr,
-            )
-        written = plot_run(log_dir, options.ckpt_path, options.out)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        parser.exit(2, f"nnlit plot: error: {err}\n")
+    # an error goes up to the command (nnlit.cli.main), which ends it with one line `nnlit: error: …`
+    log_dir = find_fit_run(options.run_dir)
+    if log_dir != Path(options.run_dir):
+        print(
+            f"nnlit plot: drawing {log_dir}, the newest run below {options.run_dir} with training metrics in a "
+            "metrics.csv",
+            file=sys.stderr,
+        )
+    written = plot_run(log_dir, options.ckpt_path, options.out)
     for path in written:
         print(path)
 

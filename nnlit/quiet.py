@@ -14,6 +14,7 @@ makes (``L.Trainer(...)``, ``trainer.fit``, ``trainer.save_checkpoint``) and say
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import warnings
@@ -173,3 +174,12 @@ def inner_fit(*messages: str) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The argument parser of a subcommand (``nnlit plot``, ``export``, ``tune``): a refused argument ends with the
+    usage and one line, ``nnlit: error: <what>``, exit status 2, as every other error of the command."""
+
+    def error(self, message: str) -> Any:  # argparse's own says "<prog>: error:"
+        self.print_usage(sys.stderr)
+        self.exit(2, f"nnlit: error: {message} (see {self.prog} --help)\n")

@@ -19,6 +19,7 @@ import inspect
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -168,6 +169,7 @@ class _MLPEstimator(BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         _refuse_sparse(X)
         if is_frame(X):  # kept as a frame: its text and category columns are categorical features
+            _refuse_repeated_names(X)
             self._refuse_missing_numbers(X, fitted=False)
             X = _string_columns(X)
             validate_data(self, X, reset=True, skip_check_array=True)
@@ -188,6 +190,7 @@ class _MLPEstimator(BaseEstimator):
         check_is_fitted(self)
         _refuse_sparse(X)
         if is_frame(X):
+            _refuse_repeated_names(X)
             validate_data(self, X, reset=False, skip_check_array=True)
             self._refuse_missing_numbers(X, fitted=True)
             return _string_columns(X)
@@ -433,11 +436,12 @@ class MLPRegressor(RegressorMixin, _MLPEstimator):
         return tags
 
     def _check_targets(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float32)
+        exact = np.asarray(y, dtype=np.float64)  # before float32: a value beyond its range is not "infinity"
+        if not np.isfinite(exact).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        y = _float32_targets(exact)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
-        if not np.isfinite(y).all():
-            raise ValueError("Input y contains NaN or infinity.")
         self._single_target = y.ndim == 1
         return y
 
@@ -509,6 +513,23 @@ def _string_columns(frame: Any) -> Any:
     return frame.set_axis([str(name) for name in frame.columns], axis=1)
 
 
+def _refuse_repeated_names(frame: Any) -> None:
+    """Refuses a frame two of whose columns have the same name as text (``1`` and ``"1"``): nnlit matches columns by
+    that name.
+
+    Raises:
+        ValueError: naming the columns.
+    """
+    seen: dict[str, Any] = {}
+    for name in frame.columns:
+        if str(name) in seen:
+            raise ValueError(
+                f"X has two columns named {str(name)!r} as text ({seen[str(name)]!r} and {name!r}): nnlit matches "
+                "columns by their names as strings; rename one"
+            )
+        seen[str(name)] = name
+
+
 def _refuse_sparse(X: Any) -> None:
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(
@@ -518,3 +539,35 @@ def _refuse_sparse(X: Any) -> None:
 
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+
+#: the largest integer float32 holds exactly, with every integer below it
+FLOAT32_EXACT_INTEGERS = 2**24
+
+
+def _float32_targets(y: np.ndarray) -> np.ndarray:
+    """``y`` (float64) as float32, the network's precision: a value beyond float32's range is refused, and a rounding
+    that changes a value beyond 2**24 (where float32 no longer holds every integer) is said, once per fit.
+
+    Raises:
+        ValueError: naming the first value beyond float32's range and its row.
+    """
+    limit = float(np.finfo(np.float32).max)
+    beyond = np.flatnonzero((np.abs(y) > limit).reshape(len(y), -1).any(axis=1))
+    if beyond.size:
+        value = y.reshape(len(y), -1)[beyond[0]]
+        raise ValueError(
+            f"Input y holds {value.tolist() if value.size > 1 else value.item()!r} (row {beyond[0]}), beyond float32's "
+            f"range of ±{limit:.1e}, in which the network computes: rescale the target (divide it by a power of ten)"
+        )
+    rounded = y.astype(np.float32)
+    changed = (np.abs(y) > FLOAT32_EXACT_INTEGERS) & (rounded.astype(np.float64) != y)
+    if changed.any():
+        warnings.warn(
+            f"{int(changed.sum())} target value(s) beyond 2**24 = {FLOAT32_EXACT_INTEGERS}, where float32 no longer "
+            f"holds every integer, change when the network reads them as float32 (the largest change: "
+            f"{float(np.abs(rounded.astype(np.float64) - y).max()):g}): subtract an offset or rescale y to keep them",
+            UserWarning,
+            stacklevel=4,
+        )
+    return rounded

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
@@ -263,11 +264,13 @@ def check_checkpoint(checkpoint: Any, source: str) -> None:
 
 
 def check_callback_paths(callbacks: Any, source: str) -> None:
-    """The file paths a callback's state names (``ModelCheckpoint``'s best, last and top-k models, which it deletes when
-    a better one comes) stay inside its folder: no ``..`` part. Tensors elsewhere in a callback's state are fine.
+    """The file paths a callback's state names (``ModelCheckpoint``'s best, last and top-k models, which it removes when
+    a better one comes, recursively and, for a path with a protocol, wherever it is) stay in its folder: no ``..``
+    part, and no protocol (``local:///home``, ``s3://bucket/…``) except inside the state's own ``dirpath`` when that
+    is remote storage of the same protocol (a run that saved there). Tensors elsewhere in a callback's state are fine.
 
     Raises:
-        UntrustedCheckpointError: naming the callback's key and the path.
+        UntrustedCheckpointError: naming the callback's key, the state's key and the path.
     """
     if callbacks is None:
         return
@@ -276,15 +279,91 @@ def check_callback_paths(callbacks: Any, source: str) -> None:
     for name, state in callbacks.items():
         if not isinstance(name, str) or not isinstance(state, Mapping):
             raise UntrustedCheckpointError(f"{_at(source)}callbacks[{name!r}] must be a dict under a string key")
-        paths = [state.get(key) for key in _CALLBACK_PATH_KEYS] + list(state.get("best_k_models") or {})
-        for path in paths:
+        best_k = state.get("best_k_models") or {}
+        if not isinstance(best_k, Mapping):
+            raise UntrustedCheckpointError(
+                f"{_at(source)}callbacks[{name!r}].best_k_models must be a dict, got {type(best_k).__name__}"
+            )
+        dirpath = state.get("dirpath")
+        named = [(key, state.get(key)) for key in _CALLBACK_PATH_KEYS] + [("best_k_models", p) for p in best_k]
+        for key, path in named:
             if path is None or path == "":
                 continue
-            if not isinstance(path, str) or ".." in PurePath(path).parts:
+            where = f"{_at(source)}callbacks[{name!r}].{key}"
+            if not isinstance(path, str):
+                raise UntrustedCheckpointError(f"{where} must be a string, got {type(path).__name__}")
+            if ".." in PurePath(path).parts or ".." in path.split("/"):
                 raise UntrustedCheckpointError(
-                    f"{_at(source)}callbacks[{name!r}] names the file {path!r}, outside its own folder: a "
-                    "ModelCheckpoint would delete it"
+                    f"{where} names {path!r}, outside its own folder: a ModelCheckpoint would remove it"
                 )
+            protocol = _protocol(path)
+            if protocol is None or (key == "dirpath" and protocol not in _LOCAL_PROTOCOLS):
+                continue
+            inside = isinstance(dirpath, str) and _protocol(dirpath) == protocol and path.startswith(f"{dirpath}/")
+            if protocol in _LOCAL_PROTOCOLS or not inside:
+                raise UntrustedCheckpointError(
+                    f"{where} names {path!r}, a path with a protocol ({protocol}) outside the checkpoint folder "
+                    f"({dirpath!r}): a ModelCheckpoint would remove it, recursively, wherever it is"
+                )
+
+
+#: protocols refused wherever they point: the local file system's (a plain path says the same, so a checkpoint never
+#: needs them) and chained URLs (``simplecache::s3://…``)
+_LOCAL_PROTOCOLS = ("file", "local", "chained")
+
+
+def _protocol(path: str) -> str | None:
+    """The protocol of an fsspec URL (``s3`` for ``s3://b/k``; ``chained`` for ``a::b``), else ``None``."""
+    if "::" in path:
+        return "chained"
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", path)
+    return match.group(1).lower() if match else None
+
+
+#: a module built from an untrusted checkpoint may hold at most this many times the bytes of the tensors the file
+#: stores (a checkpoint saved in half precision loads into a float32 module: 2x), plus :data:`ALLOCATION_SLACK_BYTES`
+ALLOCATION_FACTOR = 4
+#: what a module may hold beyond :data:`ALLOCATION_FACTOR` times the file's tensors (buffers the file does not store)
+ALLOCATION_SLACK_BYTES = 64 * 2**20
+
+
+def check_declared_sizes(build: Callable[[], torch.nn.Module], state_dict: Any, source: str) -> None:
+    """Checks the sizes a checkpoint's hyperparameters declare before the module is built: ``build`` runs on the meta
+    device (no memory), then each tensor it declares must have the shape the checkpoint's ``state_dict`` holds, and the
+    whole module at most :data:`ALLOCATION_FACTOR` times the bytes of the tensors the file stores, plus
+    :data:`ALLOCATION_SLACK_BYTES`. A small file declaring ``hidden: [60000, 60000]`` (14 GB), with no weights or with
+    weights that are views of one number, is refused here rather than allocated.
+
+    Raises:
+        UntrustedCheckpointError: naming the file and the first tensor whose shape differs, or the sizes.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise UntrustedCheckpointError(f"{_at(source)}state_dict must be a dict, got {type(state_dict).__name__}")
+    with torch.device("meta"):
+        module = build()
+    declared = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    for name, tensor in module.state_dict().items():
+        stored = state_dict.get(name)
+        if isinstance(stored, torch.Tensor) and tuple(stored.shape) != tuple(tensor.shape):
+            raise UntrustedCheckpointError(
+                f"{_at(source)}the hyperparameters declare {name} of shape {tuple(tensor.shape)}, but "
+                f"state_dict.{name} holds {tuple(stored.shape)}: the hyperparameters and the weights disagree"
+            )
+    needed = sum(t.numel() * t.element_size() for t in declared.values())
+    storages = {}
+    for tensor in state_dict.values():
+        if isinstance(tensor, torch.Tensor):
+            storage = tensor.untyped_storage()
+            storages[storage._cdata] = storage.nbytes()
+    stored_bytes = sum(storages.values())
+    allowed = ALLOCATION_FACTOR * stored_bytes + ALLOCATION_SLACK_BYTES
+    if needed > allowed:
+        raise UntrustedCheckpointError(
+            f"{_at(source)}the network its hyperparameters declare holds {needed / 2**20:,.0f} MiB, but the file "
+            f"stores {stored_bytes / 2**20:,.1f} MiB of weights: nnlit allocates at most {ALLOCATION_FACTOR}x a "
+            f"checkpoint's weights plus {ALLOCATION_SLACK_BYTES // 2**20} MiB for an untrusted file (trusted=True "
+            "for a file you made yourself)"
+        )
 
 
 def check_module_class(class_path: Any, key: str, source: str) -> None:
@@ -311,6 +390,7 @@ __all__ = [
     "CALLABLE_KINDS",
     "UntrustedCheckpointError",
     "check_checkpoint",
+    "check_declared_sizes",
     "check_plain_data",
     "find_class",
     "resolve_class",

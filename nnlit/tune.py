@@ -27,6 +27,8 @@ import argparse
 import inspect
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -40,7 +42,7 @@ from typing import Any
 import lightning as L
 import yaml
 
-from nnlit import quiet
+from nnlit import quiet, safe_write
 
 #: how many epochs apart two folds' reports are, so that the pruner compares the same fold and epoch across trials
 FOLD_STEPS = 100_000
@@ -238,7 +240,7 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
     optuna = _optuna()
     space = read_search(options.search)
     study = open_study(options)
-    check_space(study, space)
+    check_space(study, space, study_source(options))
     states = optuna.trial.TrialState
     started, failures = time.monotonic(), 0
     while options.timeout is None or time.monotonic() - started < options.timeout:
@@ -278,7 +280,8 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` between processes (where the system has ``fcntl``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as file:
+    # O_NOFOLLOW: a link planted at the lock's path is refused, not followed to create or open the file it names
+    with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666), "a") as file:
         try:
             import fcntl
         except ImportError:  # not on a POSIX system: no lock
@@ -350,31 +353,43 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
     """``best.yaml``, ``trials.csv`` and the pictures in ``--out``; prints the report."""
     optuna = _optuna()
     out = Path(options.out)
+    space = read_search(options.search)
+    check_space(study, space, study_source(options))  # before anything is written
     written = []
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     frame = study.trials_dataframe()
-    frame.to_csv(out / "trials.csv", index=False)
+    with safe_write.opened(out / "trials.csv", "w", newline="") as file:  # a planted link is replaced, not followed
+        frame.to_csv(file, index=False)
     written.append(out / "trials.csv")
     if not complete:
         print(f"nnlit tune: no trial completed in {len(study.trials)}; see {out / 'trials.csv'}")
         return written
     best = study.best_trial
-    tree = best_config(options.config, overrides, _decoded(best, options))
-    (out / "best.yaml").write_text(
+    params = {key: value for key, value in _decoded(best, options).items() if key in space}
+    tree = best_config(options.config, overrides, params)
+    safe_write.write_text(
+        out / "best.yaml",
         f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}\n"
-        + yaml.safe_dump(tree, sort_keys=False)
+        + yaml.safe_dump(tree, sort_keys=False),
     )
     written.append(out / "best.yaml")
     written += _pictures(study, out)
     counts = {state: sum(t.state.name == state for t in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     std = best.user_attrs.get("std")
-    spread = f" ± {std:.4g} over {options.folds} folds" if options.folds and std is not None else ""
+    spread = f" ± {std:.4g} over {options.folds} folds" if options.folds and isinstance(std, int | float) else ""
     print(f"nnlit tune report: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed")
     print(f"  best: trial {best.number}, {options.metric} {best.value:.4g}{spread}")
-    for key, value in _decoded(best, options).items():
+    for key, value in params.items():
         print(f"    {key}: {json.dumps(value)}")
     print(f"  nnlit fit --config {out / 'best.yaml'}")
     return written
+
+
+def study_source(options: argparse.Namespace) -> str:
+    """The study's file (``--out``'s ``study.db``), or ``--storage`` without the password a URL may hold."""
+    if options.storage is None:
+        return repr(str(Path(options.out) / "study.db"))
+    return repr(re.sub(r"//[^/@]*@", "//", options.storage))
 
 
 def _decoded(trial: Any, options: argparse.Namespace) -> dict[str, Any]:
@@ -386,9 +401,11 @@ def _decoded(trial: Any, options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def check_space(study: Any, space: dict[str, dict[str, Any]]) -> None:
+def check_space(study: Any, space: dict[str, dict[str, Any]], source: str = "the storage") -> None:
     """Refuses a search space whose key changed kind (choices ↔ range) from the study's earlier trials: Optuna cannot
-    compare them."""
+    compare them. Refuses a study whose trials hold a key outside the search space, or ``folds`` / ``std`` attributes
+    that are not numbers: a study file is data another person may have written, and a trial's values become
+    ``best.yaml``, a config (which is code). ``source``: the study's file or storage, for the message."""
     categorical = _optuna().distributions.CategoricalDistribution
     for trial in study.get_trials(deepcopy=False):
         for key, distribution in trial.distributions.items():
@@ -398,6 +415,22 @@ def check_space(study: Any, space: dict[str, dict[str, Any]]) -> None:
                     f"Search key {key!r} was {was} in the earlier trials of study {study.study_name!r}: a study "
                     "keeps each key's kind; give a new --study or --out for the new space"
                 )
+    for trial in study.get_trials(deepcopy=False):
+        foreign = sorted(set(trial.params) - set(space))
+        if foreign:
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} in {source} holds {foreign[0]!r}, which is not a "
+                "key of the search space: nnlit tune sets only the search space's keys (a key removed from the space, "
+                "or a trial written by something else); give a new --study or --out"
+            )
+        attrs = trial.user_attrs
+        folds = attrs.get("folds", [])
+        numbers = [attrs.get("std", 0.0), *(folds if isinstance(folds, list) else [folds])]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} in {source} holds a `folds` or `std` attribute "
+                f"that is not a number ({attrs.get('std', attrs.get('folds'))!r}): something else wrote the study"
+            )
 
 
 def _pictures(study: Any, out: Path) -> list[Path]:
@@ -421,7 +454,8 @@ def _pictures(study: Any, out: Path) -> list[Path]:
         except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances of a single trial
             continue
         figure: Any = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-        figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+        with safe_write.replacing(out / f"{name}.png") as new:
+            figure.savefig(new, dpi=100, bbox_inches="tight")
         plt.close(figure)
         written.append(out / f"{name}.png")
     return written
@@ -436,7 +470,7 @@ def _no_experimental_warning() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------------- the command
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = quiet.CommandParser(
         prog="nnlit tune",
         description="Search hyperparameters of a config with Optuna; any other --key=value applies to every trial.",
     )

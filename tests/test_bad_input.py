@@ -76,6 +76,67 @@ def state_dict_file(folder: Path) -> Path:
     return folder / "weights.ckpt"
 
 
+def changed_checkpoint(folder: Path, change: Callable[[dict], None], name: str = "evil.ckpt") -> Path:
+    """A quick-start checkpoint (its last.ckpt) changed by ``change``, saved as ``folder / name``."""
+    a_checkpoint(folder)
+    checkpoint = torch.load(folder / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, folder / name)
+    return folder / name
+
+
+def removing_a_folder(folder: Path) -> list[str]:
+    def plant(checkpoint: dict) -> None:
+        state = next(v for k, v in checkpoint["callbacks"].items() if "'monitor': None" in k)
+        state["best_model_path"] = f"local://{folder}/important"
+
+    evil = changed_checkpoint(folder, plant)
+    return [
+        "fit",
+        *QUICK,
+        "--data.init_args.n_samples=100",
+        f"--trainer.default_root_dir={folder}",
+        f"--ckpt_path={evil}",
+    ]
+
+
+def declaring_more(checkpoint: dict) -> None:
+    checkpoint["hyper_parameters"]["hidden"] = [60000, 60000]
+
+
+def tampering(checkpoint: dict) -> None:
+    weight = checkpoint["state_dict"]["network.linear1.weight"].clone()
+    weight.untyped_storage().resize_(16)
+    checkpoint["state_dict"]["network.linear1.weight"] = weight
+
+
+def bad_metrics(folder: Path) -> list[str]:
+    (folder / "metrics.csv").write_text("epoch,step,train/loss\n0,1,abc\n")
+    return ["plot", str(folder)]
+
+
+def planted_study(folder: Path, params: dict, attrs: dict | None = None) -> list[str]:
+    import json
+
+    import optuna
+
+    (folder / "search.yaml").write_text("model.init_args.hidden: {choices: [[8], [16]]}\n")
+    (folder / "sweep").mkdir()
+    study = optuna.create_study(storage=f"sqlite:///{folder}/sweep/study.db", study_name="nnlit", direction="maximize")
+    distributions = {key: optuna.distributions.CategoricalDistribution([json.dumps(v)]) for key, v in params.items()}
+    trial = optuna.trial.create_trial(
+        params={k: json.dumps(v) for k, v in params.items()}, distributions=distributions, value=0.9, user_attrs=attrs
+    )
+    study.add_trial(trial)
+    return ["tune", "--config=quickstart", "--search", str(folder / "search.yaml"), "--out", str(folder / "sweep")]
+
+
+def text_link(folder: Path) -> list[str]:
+    (folder / "notes.txt").write_text("password=hunter2\n")
+    (folder / "model.ckpt").symlink_to(folder / "notes.txt")
+    return ["export", f"--ckpt_path={folder / 'model.ckpt'}"]
+
+
 #: case -> (how the command line is made from a scratch folder, what the message must say)
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "batch_size 0": (lambda f: ["fit", *QUICK, "--data.init_args.batch_size=0"], r"`batch_size` must be a positive"),
@@ -164,6 +225,48 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda f: ["fit", *QUICK, "--threads=many"],
         r"threads: expected int or 'auto', got 'many'",
     ),
+    "a resumed checkpoint naming a folder to remove": (
+        removing_a_folder,
+        r"'.*evil.ckpt': callbacks\[.*\]\.best_model_path names 'local://.*important', a path with a protocol",
+    ),
+    "hyperparameters declaring more than the weights": (
+        lambda f: ["export", f"--ckpt_path={changed_checkpoint(f, declaring_more)}"],
+        r"'.*evil.ckpt': the hyperparameters declare network\.linear1\.weight of shape \(60000, 2\), but state_dict",
+    ),
+    "a tensor larger than its stored data": (
+        lambda f: ["export", f"--ckpt_path={changed_checkpoint(f, tampering)}"],
+        r"'.*evil.ckpt' holds tensors that do not fit their stored data \(the file was altered or damaged\)",
+    ),
+    "a metrics.csv value that is not a number": (
+        bad_metrics,
+        r"'.*metrics.csv', line 2, column 'train/loss': 'abc' is not a number",
+    ),
+    "a class_path naming a function": (
+        lambda f: ["fit", *QUICK, "--model.class_path=os.system"],
+        r"model\.class_path: 'os\.system' is not a subclass of MLPModule",
+    ),
+    "a subcommand without its required argument": (
+        lambda f: ["export", "--format", "onnx"],
+        r"the following arguments are required: --ckpt_path \(see nnlit export --help\)",
+    ),
+    "a study trial with a key outside the search space": (
+        lambda f: planted_study(f, {"model.init_args.hidden": [8], "trainer.default_root_dir": "/elsewhere"}),
+        r"Trial 0 of study 'nnlit' in '.*study.db' holds 'trainer.default_root_dir', which is not a key of the search",
+    ),
+    "a study trial whose std is not a number": (
+        lambda f: [*planted_study(f, {"model.init_args.hidden": [8]}, {"std": "abc"}), "--folds", "2"],
+        r"Trial 0 of study 'nnlit' in '.*study.db' holds a `folds` or `std` attribute that is not a number",
+    ),
+    "a feature column with no value to fill": (
+        lambda f: file_args(
+            write_csv("a,b,y\n" + "".join(f"{i},,{i % 2}\n" for i in range(40)))(f), "--data.init_args.missing=median"
+        ),
+        r"Feature column 'b' has no value in the \d+ training rows \(every one is missing\)",
+    ),
+    "a link to a text file given as a checkpoint": (
+        text_link,
+        r"'.*model.ckpt' is not an nnlit checkpoint: it is a text file$",
+    ),
     "an ONNX opset the exporter cannot write": (
         lambda f: ["export", f"--ckpt_path={a_checkpoint(f)}", "--opset_version=1"],
         r"The ONNX exporter cannot write opset 1: it wrote opset \d+ instead \(the file is removed\)",
@@ -216,9 +319,7 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
 
 
 def test_a_yaml_config_given_to_load_says_what_it_is():
-    with pytest.raises(
-        ValueError, match=r"is not an nnlit checkpoint: it is a text file beginning '# nnlit quick start"
-    ):
+    with pytest.raises(ValueError, match=r"is not an nnlit checkpoint: it is a text file \(a YAML config, by its look"):
         nnlit.load(ROOT / "configs/quickstart.yaml")
 
 

@@ -141,7 +141,10 @@ def test_missing_file_names_the_path(tmp_path):
 @pytest.mark.parametrize(
     ("write", "match"),
     [
-        (lambda p: p.write_text("model:\n  class_path: nnlit.BinaryMLP\n"), r"a text file beginning 'model:'"),
+        (
+            lambda p: p.write_text("model:\n  class_path: nnlit.BinaryMLP\n"),
+            r"a text file \(a YAML config, by its look",
+        ),
         (lambda p: p.write_bytes(b""), r"an empty file"),
         (lambda p: p.write_bytes(bytes(range(256))), r"a binary file, not a file torch.load reads"),
         (

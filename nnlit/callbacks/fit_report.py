@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from typing_extensions import override
 
+from nnlit import safe_write
 from nnlit.callbacks.dead_relu import DeadReLUCounter
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
 
@@ -55,8 +56,7 @@ class FitReport(Callback):
         self.text = render_plain(sections)
         if trainer.loggers and trainer.log_dir:
             path = Path(trainer.log_dir) / "report.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.text)
+            safe_write.write_text(path, self.text)
         if self.print_report:
             if importlib.util.find_spec("rich") is not None:
                 print_rich(sections)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
-import secrets
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
+from nnlit import safe_write
 from nnlit.prediction_table import outputs_to_numpy, prediction_columns
 
 
@@ -34,13 +31,28 @@ class CSVPredictionWriter(BasePredictionWriter):
     several processes each rank writes its own ``<stem>.rank<r>.csv`` (the ``row`` column tells where each row
     belongs).
 
+    A spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula
+    (CSV injection): the class labels come from the training data, which another person may have written. With
+    ``escape_formulas`` (the default) such a label, in a cell or in a ``prob_<label>`` header, is written with a
+    leading ``'``, which spreadsheets show as text; a plain number (``-1``, ``+2.5``) is left alone. Give
+    ``escape_formulas=False`` (``--prediction_writer.escape_formulas=false``) for a file only programs read.
+
     Args:
         output_path: the CSV file; default ``predictions.csv`` in the trainer's log directory.
+        escape_formulas: write text that a spreadsheet would run as a formula with a leading ``'``.
+
+    Example::
+
+        >>> escape_formula("=1+1"), escape_formula("@SUM(A1)"), escape_formula("-1"), escape_formula("yes")
+        ("'=1+1", "'@SUM(A1)", '-1', 'yes')
     """
 
-    def __init__(self, output_path: str | None = None) -> None:
+    def __init__(self, output_path: str | None = None, escape_formulas: bool = True) -> None:
         super().__init__(write_interval="batch")
+        if not isinstance(escape_formulas, bool):
+            raise TypeError(f"`escape_formulas` must be True or False, got {escape_formulas!r}")
         self.output_path = output_path
+        self.escape_formulas = escape_formulas
         self._batches: list[dict[str, Tensor]] = []
 
     @override
@@ -68,6 +80,9 @@ class CSVPredictionWriter(BasePredictionWriter):
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         path = self.resolve_path(trainer)
         header, rows = self._table(getattr(getattr(trainer, "datamodule", None), "decode", None))
+        if self.escape_formulas:
+            header = [escape_formula(name) for name in header]
+            rows = [[escape_formula(value) if isinstance(value, str) else value for value in row] for row in rows]
         _write_csv_atomically(path, header, rows)
         rank_zero_info(f"Wrote {len(rows)} predictions to {path}")
         self._batches = []
@@ -94,21 +109,25 @@ class CSVPredictionWriter(BasePredictionWriter):
         return list(columns), [list(row) for row in zip(*columns.values())]
 
 
-def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    """Writes a temporary file beside ``path``, then renames it over ``path``: a reader sees the old file or the new
-    one. The file is made as a plain ``open()`` makes it (mode 0o666 less the umask), as AtomicCheckpointIO does;
-    a replaced file keeps its own mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+#: the first characters that make a spreadsheet read a cell as a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula; a plain number is left alone."""
+    if not text.startswith(FORMULA_STARTS):
+        return text
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(fd, stat.S_IMODE(path.stat().st_mode))
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        float(text)
+    except ValueError:
+        return f"'{text}"
+    return text
+
+
+def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Writes the table beside ``path``, then renames it over ``path`` (:mod:`nnlit.safe_write`): a reader sees the old
+    file or the new one, and a link planted at ``path`` is replaced, not followed."""
+    with safe_write.opened(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -123,13 +123,20 @@ class FittedPreprocessing:
         of each model input (a column whose values are all equal gets 1).
 
         Raises:
-            ValueError: for a categorical column that nnlit inferred (not ``listed`` in the data module's
+            ValueError: for a numeric column with no value in the training rows when filling missing numbers; for a
+                categorical column that nnlit inferred (not ``listed`` in the data module's
                 ``categorical``) with more distinct training values than max(50, half the rows): an identifier, whose
                 embedding would learn nothing that carries to new rows. A listed one is kept, with a warning.
         """
         numeric = table.numeric
         median, indicators = None, []
         if missing != "error":
+            empty = [name for j, name in enumerate(numeric) if bool(torch.isnan(table.x[train, j]).all())]
+            if empty:  # its median would be made up (0), and the column a constant
+                raise ValueError(
+                    f"Feature column {empty[0]!r} has no value in the {len(train)} training rows (every one is "
+                    f"missing), so missing={missing!r} has no median to fill it with: drop the column"
+                )
             median = column_medians(table.x, train)
             if missing == "median_indicator":
                 indicators = [n for j, n in enumerate(numeric) if bool(torch.isnan(table.x[train, j]).any())]

@@ -19,14 +19,14 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from nnlit.callbacks.threads import Threads
-from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
+from nnlit.checkpoint_io import DAMAGED_TENSORS, checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
 from nnlit.models.batch_groups import lightning_loop_reason, train_group
 from nnlit.models.epoch_metrics import EpochMetrics
 from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
-from nnlit.trust import CALLABLE_KINDS, resolve_spec
+from nnlit.trust import CALLABLE_KINDS, check_declared_sizes, resolve_spec
 
 #: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
 #: ends): a CSV logger writes its file and TensorBoard's flushes to disk (``fsync``) at each save
@@ -376,9 +376,17 @@ class MLPModule(L.LightningModule):
         # read once: Lightning builds from exactly the bytes that were checked
         data = read_bytes(checkpoint_path)
         hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
-        return super().load_from_checkpoint(
-            io.BytesIO(data), map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
-        )
+        arguments = {**hparams, **kwargs}
+        state_dict = read_checkpoint(checkpoint_path, data=data).get("state_dict")
+        check_declared_sizes(lambda: cls(**arguments), state_dict, str(checkpoint_path))  # before any allocation
+        try:
+            return super().load_from_checkpoint(
+                io.BytesIO(data), map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
+            )
+        except RuntimeError as err:
+            if "storage" not in str(err):
+                raise
+            raise ValueError(f"{str(checkpoint_path)!r} {DAMAGED_TENSORS} ({err})") from None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Records the class that saves the checkpoint (``checkpoint["nnlit"]["class_path"]``) and nnlit's version,
