@@ -504,6 +504,8 @@ WRITER_NAMES = {"torch.save", "torch.jit.save", "torch.onnx.export", "yaml.dump"
 #: writers that write a path handed to them by a safe_write block in their caller: (file, call)
 WRITES_A_SAFE_PATH = {
     ("nnlit/export.py", "torch.onnx.export"),  # the path export() takes from safe_write.replacing
+    ("nnlit/raw_rows_onnx.py", "torch.onnx.export"),  # no file: the program is returned in memory
+    ("nnlit/raw_rows_onnx.py", "onnx.save"),  # the path export() takes from safe_write.replacing
     ("nnlit/tune.py", "os.open"),  # the study's lock file, opened with O_NOFOLLOW; nothing is written in it
     ("nnlit/tune.py", "os.fdopen"),
 }
