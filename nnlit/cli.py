@@ -117,9 +117,10 @@ class NNLitCLI(LightningCLI):
         ``default_root_dir`` (see :func:`nnlit.runs.resolve_checkpoint`); ``fit --ckpt_path last`` with no run yet
         trains from scratch, saying so. When the run's folder is named (a logger ``version`` in the config, or the
         SLURM job id of the default logger), ``fit --ckpt_path last`` means that run's last checkpoint only, resolved
-        in ``before_fit``: a new job trains from scratch beside older runs instead of resuming one of them. For ``predict`` with a checkpoint and a data module given no ``dataset`` nor
-        ``path``, hands the checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler,
-        vocabularies and classes come from it, and no training data is read."""
+        in ``before_fit``: a new job trains from scratch beside older runs instead of resuming one of them. For
+        ``predict`` with a checkpoint and a data module given no ``dataset`` nor ``path``, hands the checkpoint to the
+        data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and classes come from it,
+        and no training data is read."""
         if self.subcommand is None:  # build(): nothing runs
             return
         config = self.config[self.subcommand]
@@ -173,9 +174,8 @@ class NNLitCLI(LightningCLI):
             quiet.hide_log_interval_warning()  # until _make returns: it runs the command within catch_warnings
 
     def _resume_own_run(self) -> None:
-        logger = self.trainer.loggers[0]
-        run_dir, root = logger.log_dir, self.trainer.default_root_dir  # type: ignore[attr-defined]
-        path = run_checkpoint(run_dir, root)
+        run_dir = str(self.trainer.loggers[0].log_dir)  # named in advance: no version is looked for
+        path = run_checkpoint(run_dir, self.trainer.default_root_dir)
         if path is not None:
             check_resumable(self.model, path, run_dir)
         self.config_init[self.subcommand]["ckpt_path"] = None if path is None else str(path)

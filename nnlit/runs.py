@@ -125,7 +125,8 @@ def check_resumable(model: Any, path: str | os.PathLike[str], run_dir: str | os.
         if name not in own or name not in saved:
             problems.append(f"{name}: {'only in the checkpoint' if name in saved else 'only in the config'}")
         elif tuple(saved[name].shape) != tuple(own[name].shape):
-            problems.append(f"{name}: {tuple(saved[name].shape)} in the checkpoint, {tuple(own[name].shape)} in the config")
+            shapes = f"{tuple(saved[name].shape)} in the checkpoint, {tuple(own[name].shape)} in the config"
+            problems.append(f"{name}: {shapes}")
     if problems:
         raise ValueError(
             f"--ckpt_path last: the run in {str(run_dir)!r} trained another model than this config, so it cannot be "

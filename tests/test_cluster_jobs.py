@@ -29,8 +29,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def job(tmp_path: Path, job_id: int, epochs: int, *extra: str, restarts: int = 0, tasks: int = 1, **env: str):
-    """``bash train.sbatch`` as job ``job_id`` (its ``restarts``-th requeue) started in ``tmp_path``, not waited for."""
+def job(
+    tmp_path: Path,
+    job_id: int,
+    epochs: int,
+    *extra: str,
+    restarts: int = 0,
+    tasks: int = 1,
+    rows: int = 3000,
+    **env: str,
+):
+    """``bash train.sbatch`` as job ``job_id`` (its ``restarts``-th requeue) started in ``tmp_path``, not waited for:
+    ``rows`` per task, 64 per step."""
     variables = {
         **os.environ,
         "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
@@ -45,12 +55,16 @@ def job(tmp_path: Path, job_id: int, epochs: int, *extra: str, restarts: int = 0
         **env,
     }
     args = ["--trainer.accelerator=cpu", f"--trainer.devices={tasks}", "--trainer.num_nodes=1"]
-    args += [f"--trainer.max_epochs={epochs}", f"--data.init_args.n_samples={60000 * tasks}"]
+    args += [f"--trainer.max_epochs={epochs}", f"--data.init_args.n_samples={rows * tasks}"]
     args += ["--trainer.enable_progress_bar=false", "--report=false", "--threads=1", *extra]
     log = (tmp_path / f"job{job_id}_{restarts}.out").open("w")
     return subprocess.Popen(
         ["bash", str(SBATCH), *args], cwd=tmp_path, env=variables, stdout=log, stderr=subprocess.STDOUT, text=True
     )
+
+
+#: rows per task for a fit to be signalled: epochs of a few seconds, so that the signal lands mid-epoch
+LONG = 60000
 
 
 def run(tmp_path: Path, job_id: int, epochs: int, *extra: str, **kwargs) -> tuple[int, str]:
@@ -119,13 +133,13 @@ def test_a_requeued_job_keeps_every_epochs_metrics_once(tmp_path):
     code, text = run(tmp_path, 1001, 4, restarts=1)
     assert code == 0 and "Restoring states" in text
     assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2, 3]
-    code, text = run(tmp_path, 1001, 5, restarts=2)
+    assert run(tmp_path, 1001, 5, restarts=2)[0] == 0
     assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("tasks", [1, 2])
 def test_sigusr1_mid_epoch_saves_requeues_and_the_requeued_job_resumes_there(tmp_path, tasks):
-    process = job(tmp_path, 1001, 3, tasks=tasks)
+    process = job(tmp_path, 1001, 3, tasks=tasks, rows=LONG)
     steps = signal_mid_epoch(tmp_path, process, 1001, signal.SIGUSR1)
     assert process.wait(timeout=240) == 0, output(tmp_path, 1001)[-3000:]
     folder = run_dir(tmp_path, 1001) / "checkpoints"
@@ -134,7 +148,7 @@ def test_sigusr1_mid_epoch_saves_requeues_and_the_requeued_job_resumes_there(tmp
     assert (tmp_path / "scontrol.log").read_text().split("\n")[0] == "requeue 1001"
     assert epochs_logged(run_dir(tmp_path, 1001)) == [0]
 
-    code, text = run(tmp_path, 1001, 3, restarts=1, tasks=tasks)  # what SLURM starts after the requeue
+    code, text = run(tmp_path, 1001, 3, restarts=1, tasks=tasks, rows=LONG)  # what SLURM starts after the requeue
     assert code == 0, text[-3000:]
     assert "hpc_ckpt_1.ckpt" in text.split("Restoring states")[1].split("\n")[0]
     assert "by another run" not in text  # its own last.ckpt, replaced without a warning
@@ -144,18 +158,19 @@ def test_sigusr1_mid_epoch_saves_requeues_and_the_requeued_job_resumes_there(tmp
 
 
 def test_sigterm_mid_epoch_saves_and_stops_without_requeueing(tmp_path):
-    process = job(tmp_path, 1001, 3)
+    process = job(tmp_path, 1001, 3, rows=LONG)
     steps = signal_mid_epoch(tmp_path, process, 1001, signal.SIGTERM)
     assert process.wait(timeout=240) == 128 + signal.SIGTERM, output(tmp_path, 1001)[-3000:]
     saved = torch.load(run_dir(tmp_path, 1001) / "checkpoints" / "hpc_ckpt_1.ckpt", weights_only=False)
     assert steps < saved["global_step"] < 2 * steps
     assert not (tmp_path / "scontrol.log").exists()  # SLURM requeues a preempted job itself
-    code, text = run(tmp_path, 1001, 3, restarts=1)
-    assert code == 0 and epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2]
+    code, text = run(tmp_path, 1001, 3, restarts=1, rows=LONG)
+    assert code == 0 and "hpc_ckpt_1.ckpt" in text.split("Restoring states")[1].split("\n")[0]
+    assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2]
 
 
 def test_the_requeue_cap_saves_and_ends_without_requeueing(tmp_path):
-    process = job(tmp_path, 1001, 3, restarts=10)
+    process = job(tmp_path, 1001, 3, restarts=10, rows=LONG)
     signal_mid_epoch(tmp_path, process, 1001, signal.SIGUSR1)
     assert process.wait(timeout=240) == 1
     assert "requeued 10 times (max_requeues=10)" in output(tmp_path, 1001, 10)
