@@ -197,12 +197,13 @@ def open_study(options: argparse.Namespace) -> Any:
     """The study in ``--storage`` (default: ``study.db`` in ``--out``; see :func:`nnlit.tune_storage.open_storage`),
     created or continued; workers creating it at once on a fresh storage all get the one study."""
     optuna = _optuna()
-    storage = tune_storage.open_storage(options.storage, options.out)
     # constant_liar: a worker's sampler treats the other workers' running trials as poor results, so parallel
     # workers do not all propose values next to the same best trial
     sampler = optuna.samplers.TPESampler(seed=options.seed, constant_liar=True)
     pruner = optuna.pruners.MedianPruner(n_warmup_steps=2)
-    return tune_storage.create_or_load_study(storage, options.study, options.direction, sampler, pruner)
+    return tune_storage.create_or_load_study(
+        options.storage, options.out, options.study, options.direction, sampler, pruner
+    )
 
 
 def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any = None) -> Any:

@@ -57,12 +57,17 @@ def open_storage(spec: str | None, out: str | Path) -> Any:
     raise ValueError(f"--storage {spec!r} is not a storage nnlit opens: give {STORAGE_FORMS}")
 
 
-def create_or_load_study(storage: Any, name: str, direction: str, sampler: Any, pruner: Any, tries: int = 5) -> Any:
-    """The study ``name`` in ``storage``, created when it does not exist yet. Workers that start together on a fresh
-    storage race to create it (Optuna #1092): the losers load the winner's study."""
+def create_or_load_study(
+    spec: str | None, out: str | Path, name: str, direction: str, sampler: Any, pruner: Any, tries: int = 5
+) -> Any:
+    """The study ``name`` in the storage ``spec`` names (see :func:`open_storage`), created when it does not exist
+    yet. Workers that start together on a fresh storage race to create its tables and the study (Optuna #1092: one of
+    ten SQLite workers failed with "UNIQUE constraint failed: alembic_version"): a worker that loses opens the storage
+    again and loads what the winner made."""
     optuna = _optuna()
     for attempt in range(tries):
         try:
+            storage = open_storage(spec, out)
             return optuna.create_study(
                 storage=storage,
                 study_name=name,
@@ -71,13 +76,12 @@ def create_or_load_study(storage: Any, name: str, direction: str, sampler: Any, 
                 pruner=pruner,
                 load_if_exists=True,
             )
-        except Exception as err:  # a duplicate study or table created by another worker meanwhile
-            try:
-                return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-            except KeyError:
-                if attempt == tries - 1:
-                    raise err from None
-                time.sleep(0.2 * (attempt + 1))
+        except ValueError:  # a storage nnlit does not open: no race to wait for
+            raise
+        except Exception:  # tables, version rows or the study created by another worker meanwhile
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
@@ -93,7 +97,9 @@ def reserve(study: Any, trials: int) -> Any | None:
     The storage numbers trials in the order they are asked, so a trial is within the budget when fewer than ``trials``
     of those before it use the budget; one asked beyond it by a worker that raced another is told failed at once and
     marked, so that workers on several machines run exactly ``trials`` between them."""
-    if len(counted(study)) >= trials:
+    taken = counted(study)
+    waiting = any(t.state == _optuna().trial.TrialState.WAITING for t in taken)
+    if len(taken) >= trials and not waiting:  # a queued trial (a rerun) is within the budget: it is run
         return None
     trial = study.ask()
     before = sum(1 for t in counted(study) if t.number < trial.number)
