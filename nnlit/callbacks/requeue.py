@@ -20,6 +20,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from typing_extensions import override
@@ -47,8 +48,9 @@ class SLURMRequeue(Callback):
     The signal handlers only record the signal; the save happens at the end of the training step under way (a signal
     during validation waits for the next training step). With several processes, the ranks agree at each step
     (a one-number all-reduce) so that all of them save and stop at the same one. When the fit ends normally, the
-    ``hpc_ckpt_*`` files older than the run's ``last.ckpt`` are removed. Lightning's SIGUSR1 handler is not installed
-    while this callback's is; its SIGTERM handler is replaced during the fit.
+    ``hpc_ckpt_*`` files older than the run's ``last.ckpt`` are removed. Under several processes Lightning's SIGUSR1
+    handler is turned off (``SLURMEnvironment.auto_requeue``); from the first training step on, these handlers replace
+    Lightning's, and Lightning gives back the earlier ones when the fit ends.
 
     The ``nnlit`` command adds it to ``fit`` under SLURM; name it in the config to set ``max_requeues``.
 
@@ -91,20 +93,27 @@ class SLURMRequeue(Callback):
             self._previous.setdefault(signum, previous)
 
     def _restore(self) -> None:
+        """Gives back the handlers found at the start, where this callback's are still installed: on an exception
+        this runs before Lightning gives back its own originals; at the end of a fit, after."""
         if threading.current_thread() is threading.main_thread():
             for signum, handler in self._previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+                if signal.getsignal(signum) == self._record:
+                    signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self.requested = NOTHING
-            self._install()  # before Lightning registers its own: it then leaves the requeue signal alone
+        if stage != "fit":
+            return
+        self.requested = NOTHING
+        environment = getattr(trainer.strategy, "cluster_environment", None)
+        if isinstance(environment, SLURMEnvironment):  # Lightning's own requeue handler is not installed at all
+            environment.auto_requeue = False
 
     @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._install()  # Lightning's SIGTERM handler, registered after setup, is replaced by this one
+        # after Lightning registered its handlers (which it gives back itself when the fit ends): replaced by these
+        self._install()
 
     @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
