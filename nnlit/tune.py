@@ -234,9 +234,9 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any
             try:
                 value = fit_trial(trial, options.config, space, overrides, options)
             except optuna.TrialPruned:
-                frozen = study.tell(trial, state=states.PRUNED)
+                frozen = study.tell(trial, state=states.PRUNED, skip_if_finished=True)
             except Exception as err:  # a bad value, a fit that diverged: recorded, and the sweep goes on
-                frozen = study.tell(trial, state=states.FAIL)
+                frozen = study.tell(trial, state=states.FAIL, skip_if_finished=True)
                 failures += 1
                 message = explain(err)[0]  # the command line's one-line wording
                 print(f"nnlit tune: trial {frozen.number} failed: {message}", file=sys.stderr, flush=True)
@@ -247,7 +247,9 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any
                 tune_storage.fail_and_rerun(study, trial)
                 raise
             else:
-                frozen = study.tell(trial, value)
+                # skip_if_finished: a worker that took this one for dead (no heartbeat for a while) failed it and
+                # queued it again; the value is kept in the log, and the rerun counts
+                frozen = study.tell(trial, value, skip_if_finished=True)
             failures = 0
         values = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in _decoded(frozen, options).items())
         score = "" if frozen.value is None else f"{options.metric} {frozen.value:.4g} "
@@ -290,7 +292,10 @@ def _heartbeats(study: Any, trial: Any, seconds: int) -> Iterator[None]:
 
     def beat() -> None:
         while not done.is_set():
-            tune_storage.record_heartbeat(study, trial._trial_id)
+            try:
+                tune_storage.record_heartbeat(study, trial._trial_id)
+            except Exception as err:  # a busy storage: the next beat may pass; two missed ones make the trial stale
+                print(f"nnlit tune: trial {trial.number}: heartbeat not recorded ({err})", file=sys.stderr)
             done.wait(seconds)
 
     thread = threading.Thread(target=beat, daemon=True)

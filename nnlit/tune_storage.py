@@ -43,8 +43,9 @@ def open_storage(spec: str | None, out: str | Path) -> Any:
         Path(out).mkdir(parents=True, exist_ok=True)
         spec = f"sqlite:///{Path(out).resolve() / 'study.db'}"
     if spec.startswith("journal:"):
-        path = Path(spec[len("journal:") :]).expanduser()
-        if not path.name:
+        # absolute: Optuna's file lock links names relative to the working directory it finds at each write
+        path = Path(spec[len("journal:") :]).expanduser().absolute()
+        if spec == "journal:" or spec.endswith("/"):
             raise ValueError(f"--storage {spec!r}: give the journal file's path, as journal:runs/tune/study.journal")
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend

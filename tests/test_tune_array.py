@@ -41,7 +41,7 @@ def task(tmp_path: Path, index: int, *args: str, epochs: int = 2) -> subprocess.
         "SLURM_ARRAY_TASK_ID": str(index),
     }
     log = (tmp_path / f"task{index}.out").open("a")
-    command = ["bash", str(SBATCH), *SMALL, f"--trainer.max_epochs={epochs}", "--heartbeat", "1", *args]
+    command = ["bash", str(SBATCH), *SMALL, f"--trainer.max_epochs={epochs}", "--heartbeat", "2", *args]
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -118,15 +118,24 @@ def test_workers_creating_a_fresh_sqlite_study_at_once_all_open_it(tmp_path):
     with "UNIQUE constraint failed: alembic_version" in 2 of 3 tries before nnlit retried."""
     code = (
         "import sys, time\n"
+        "from pathlib import Path\n"
         "from nnlit import tune_storage\n"
-        "start = float(sys.argv[1])\n"
-        "while time.time() < start: pass\n"
-        f"tune_storage.create_or_load_study('sqlite:///{tmp_path}/s.db', '.', 's', 'minimize', None, None)\n"
+        "folder = Path(sys.argv[1])\n"
+        "(folder / f'ready{sys.argv[2]}').touch()\n"
+        "while not (folder / 'go').exists(): time.sleep(0.001)\n"
+        "tune_storage.create_or_load_study(f'sqlite:///{folder}/s.db', folder, 's', 'minimize', None, None)\n"
     )
-    start = time.time() + 12  # every process imported and waiting
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", code, str(start)]
-    workers = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(10)]
-    errors = [w.communicate(timeout=120)[1] for w in workers]
-    assert [w.returncode for w in workers] == [0] * 10, [e[-500:] for e in errors if e]
-    assert len(optuna.get_all_study_names(f"sqlite:///{tmp_path}/s.db")) == 1
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path), str(i)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(8)
+    ]
+    deadline = time.monotonic() + 600
+    while len(list(tmp_path.glob("ready*"))) < len(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)  # every process imported and waiting
+    (tmp_path / "go").touch()
+    errors = [w.communicate(timeout=600)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0] * len(workers), [e[-500:] for e in errors if e]
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path}/s.db") == ["s"]
