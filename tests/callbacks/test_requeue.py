@@ -3,6 +3,7 @@ requeue through a stand-in ``scontrol``, exit), the cap on requeues, SIGTERM, an
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 from pathlib import Path
@@ -113,3 +114,52 @@ def test_an_array_task_is_requeued_by_its_array_id(monkeypatch):
 def test_bad_arguments_are_named(options, match):
     with pytest.raises(ValueError, match=match):
         SLURMRequeue(**options)
+
+
+def tensorboard_scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every ``tag`` scalar in the event files of ``folder``, read record by record."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    found = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4  # length, its crc, the record, its crc
+            found += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
+    return found
+
+
+def test_a_requeued_fit_logs_every_epoch_once_in_the_csv_file_and_in_tensorboard(slurm_job, make_trainer):
+    pytest.importorskip("tensorboardX")
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from nnlit.loggers import ResumableCSVLogger
+
+    def trainer(signaller=None):
+        loggers = [ResumableCSVLogger(slurm_job, version="job"), TensorBoardLogger(slurm_job, version="job")]
+        checkpoints = ModelCheckpoint(filename="last", enable_version_counter=False)
+        callbacks = [c for c in (signaller, SLURMRequeue(), checkpoints) if c is not None]
+        return make_trainer(max_epochs=3, logger=loggers, callbacks=callbacks, enable_checkpointing=True)
+
+    data = dict(dataset="xor", batch_size=64, batches_per_step=1)
+    with pytest.raises(SystemExit):
+        trainer(SignalAt(signal.SIGUSR1, 5)).fit(
+            MulticlassMLP(in_features=2, num_classes=2, hidden=[8]), datamodule=TabularDataModule(**data)
+        )
+    folder = slurm_job / "lightning_logs" / "job"
+    resumed = trainer()  # the requeued job: the same run's folder, resumed from the requeue's checkpoint
+    resumed.fit(
+        MulticlassMLP(in_features=2, num_classes=2, hidden=[8]),
+        datamodule=TabularDataModule(**data),
+        ckpt_path=folder / "checkpoints" / "hpc_ckpt_1.ckpt",
+    )
+    with (folder / "metrics.csv").open() as file:
+        assert [row["epoch"] for row in csv.DictReader(file) if row["val/loss"]] == ["0", "1", "2"]
+    steps = [step for step, _ in tensorboard_scalars(folder, "val/loss")]
+    assert len(steps) == 3 and len(set(steps)) == 3, steps
+    assert not list((folder / "checkpoints").glob("hpc_ckpt_*"))
