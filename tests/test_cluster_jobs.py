@@ -157,14 +157,15 @@ def test_sigusr1_mid_epoch_saves_requeues_and_the_requeued_job_resumes_there(tmp
     assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 3 * steps
 
 
-def test_sigterm_mid_epoch_saves_and_stops_without_requeueing(tmp_path):
-    process = job(tmp_path, 1001, 3, rows=LONG)
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_sigterm_mid_epoch_saves_and_stops_without_requeueing(tmp_path, tasks):
+    process = job(tmp_path, 1001, 3, rows=LONG, tasks=tasks)
     steps = signal_mid_epoch(tmp_path, process, 1001, signal.SIGTERM)
     assert process.wait(timeout=240) == 128 + signal.SIGTERM, output(tmp_path, 1001)[-3000:]
     saved = torch.load(run_dir(tmp_path, 1001) / "checkpoints" / "hpc_ckpt_1.ckpt", weights_only=False)
     assert steps < saved["global_step"] < 2 * steps
     assert not (tmp_path / "scontrol.log").exists()  # SLURM requeues a preempted job itself
-    code, text = run(tmp_path, 1001, 3, restarts=1, rows=LONG)
+    code, text = run(tmp_path, 1001, 3, restarts=1, rows=LONG, tasks=tasks)
     assert code == 0 and "hpc_ckpt_1.ckpt" in text.split("Restoring states")[1].split("\n")[0]
     assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2]
 

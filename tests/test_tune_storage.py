@@ -81,3 +81,32 @@ def test_a_stale_trial_is_failed_and_queued_again_with_its_values(study):
     rerun = study.ask()
     assert rerun.number == trials[2].number and rerun.suggest_float("x", 0.0, 1.0) == trials[0].params["x"]
     assert tune_storage.fail_stale_trials(study, grace=None) == [alive.number, rerun.number]  # every worker ended
+
+
+def test_a_worker_starts_no_trial_that_the_longest_so_far_says_would_not_end_in_time(study, capsys):
+    import datetime
+
+    from nnlit.tune import _out_of_time
+
+    assert not _out_of_time(study, left=1.0)  # no trial yet: nothing to go by
+    start = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    for minutes in (10, 30):  # two finished trials, of 10 and 30 minutes
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=0,
+                trial_id=0,
+                state=States.COMPLETE,
+                value=0.5,
+                values=None,
+                datetime_start=start,
+                datetime_complete=start + datetime.timedelta(minutes=minutes),
+                params={"x": 0.1},
+                distributions={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+            )
+        )
+    assert not _out_of_time(study, left=31 * 60)
+    assert _out_of_time(study, left=29 * 60)
+    assert "1740 s left of --timeout, the longest trial took 1800 s: stopping" in capsys.readouterr().out
