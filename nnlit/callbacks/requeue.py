@@ -47,7 +47,8 @@ class SLURMRequeue(Callback):
 
     The signal handlers only record the signal; the save happens at the end of the training step under way (a signal
     during validation waits for the next training step). With several processes, the ranks agree at each step
-    (a one-number all-reduce) so that all of them save and stop at the same one. When the fit ends normally, the
+    (a one-number all-reduce, read on the host: on GPUs, one wait for the device per step, beside the step's gradient
+    all-reduce) so that all of them save and stop at the same one. When the fit ends normally, the
     ``hpc_ckpt_*`` files older than the run's ``last.ckpt`` are removed. Under several processes Lightning's SIGUSR1
     handler is turned off (``SLURMEnvironment.auto_requeue``); from the first training step on, these handlers replace
     Lightning's, and Lightning gives back the earlier ones when the fit ends.
