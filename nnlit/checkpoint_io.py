@@ -171,8 +171,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     to it.
 
     A save that would replace a checkpoint this run did not write (another run's, in a folder several runs share)
-    warns once per file, naming it: nothing is replaced without a word. The file a fit resumed from counts as this
-    run's.
+    warns once per file, naming it: nothing is replaced without a word. The file a fit resumed from, and the checkpoints
+    beside it, count as this run's.
 
     A removal (``ModelCheckpoint`` dropping a checkpoint that is no longer among the best) removes one file, never a
     folder, and only in a folder this run saved a checkpoint to: a resumed checkpoint's callback state may name any
@@ -250,7 +250,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 "'pytorch-lightning_version' (a Trainer did not save it); pass it as the model's `pretrained` argument "
                 "to start from its weights"
             )
-        self._remember(Path(path))
+        # the checkpoints beside the one resumed from are the same run's (a requeued job's last.ckpt beside its
+        # hpc_ckpt_N.ckpt): replacing them is no surprise
+        for sibling in [Path(path), *Path(path).parent.glob("*.ckpt")]:
+            self._remember(sibling)
         return checkpoint
 
     def _remember(self, path: Path) -> None:

@@ -21,7 +21,6 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
@@ -30,13 +29,15 @@ from nnlit import example_configs, quiet
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
+from nnlit.callbacks.requeue import SLURMRequeue
 from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import AtomicCheckpointIO
 from nnlit.data.tabular import TabularDataModule
+from nnlit.loggers import ResumableCSVLogger
 from nnlit.models.base import MLPModule
 from nnlit.precision import StepHooksPrecision
 from nnlit.profiler import NullProfiler
-from nnlit.runs import WHICH, claim_version, resolve_checkpoint
+from nnlit.runs import WHICH, check_resumable, claim_version, resolve_checkpoint, run_checkpoint
 
 DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config quickstart` trains the quick start "
@@ -67,7 +68,8 @@ class NNLitCLI(LightningCLI):
         :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
         none); a :class:`~nnlit.precision.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
         precisions and strategies keep their own); an :class:`~nnlit.checkpoint_io.AtomicCheckpointIO` in place of
-        Lightning's default checkpoint IO: atomic saves, checked plain-data loads."""
+        Lightning's default checkpoint IO: atomic saves, checked plain-data loads; under SLURM, for ``fit``, a
+        :class:`~nnlit.callbacks.SLURMRequeue` unless the config names one."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -88,7 +90,11 @@ class NNLitCLI(LightningCLI):
             if version is None and _is_first_process() and self.subcommand is not None:  # build() runs nothing
                 # two runs started together in one folder would both pick the next free version_N
                 version = claim_version(os.path.join(root, "lightning_logs"))
-            kwargs["logger"] = CSVLogger(root, version=version)
+            kwargs["logger"] = ResumableCSVLogger(root, version=version)  # a requeued job adds to its metrics.csv
+        chosen = kwargs.get("callbacks", callbacks)
+        on_slurm = self.subcommand == "fit" and SLURMEnvironment.detect()
+        if on_slurm and not any(isinstance(c, SLURMRequeue) for c in chosen):
+            kwargs["callbacks"] = [*chosen, SLURMRequeue()]  # saves and requeues at a step, every rank together
         if config.get("profiler") is None and not config.get("barebones") and "profiler" not in kwargs:
             kwargs["profiler"] = NullProfiler()  # Lightning's default, at a lower cost per hook call
         trainer = super().instantiate_trainer(**kwargs)
@@ -109,13 +115,20 @@ class NNLitCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Resolves ``--ckpt_path best`` / ``last`` / a run folder to the newest run's file under the trainer's
         ``default_root_dir`` (see :func:`nnlit.runs.resolve_checkpoint`); ``fit --ckpt_path last`` with no run yet
-        trains from scratch, saying so. For ``predict`` with a checkpoint and a data module given no ``dataset`` nor
-        ``path``, hands the checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler,
-        vocabularies and classes come from it, and no training data is read."""
+        trains from scratch, saying so. When the run's folder is named (a logger ``version`` in the config, or the
+        SLURM job id of the default logger), ``fit --ckpt_path last`` means that run's last checkpoint only, resolved
+        in ``before_fit``: a new job trains from scratch beside older runs instead of resuming one of them. For
+        ``predict`` with a checkpoint and a data module given no ``dataset`` nor ``path``, hands the checkpoint to the
+        data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and classes come from it,
+        and no training data is read."""
         if self.subcommand is None:  # build(): nothing runs
             return
         config = self.config[self.subcommand]
         ckpt_path = config.get("ckpt_path")
+        self._own_run_last = self.subcommand == "fit" and ckpt_path == "last" and _names_its_run(config)
+        if self._own_run_last:  # the run's folder is known once the logger is built: before_fit resolves it
+            config["ckpt_path"] = None
+            return
         if ckpt_path is not None and (ckpt_path in WHICH or os.path.isdir(ckpt_path)):
             root = (config.get("trainer") or {}).get("default_root_dir") or os.getcwd()
             try:
@@ -148,7 +161,10 @@ class NNLitCLI(LightningCLI):
     def before_fit(self) -> None:
         """Refuses a fit that would train nothing (``max_epochs: 0`` or ``max_steps: 0``), which Lightning ends at once
         with exit status 0. For a module that logs once per epoch (an nnlit head whose ``training_step`` is nnlit's),
-        hides Lightning's warning that an epoch has fewer batches than ``log_every_n_steps``."""
+        hides Lightning's warning that an epoch has fewer batches than ``log_every_n_steps``. Resolves ``--ckpt_path
+        last`` in the run's own folder (see ``before_instantiate_classes``), refusing a checkpoint of another model."""
+        if getattr(self, "_own_run_last", False):
+            self._resume_own_run()
         for key in ("max_epochs", "max_steps"):
             if getattr(self.trainer, key) == 0:
                 raise ValueError(
@@ -156,6 +172,13 @@ class NNLitCLI(LightningCLI):
                 )
         if isinstance(self.model, MLPModule) and type(self.model).training_step is MLPModule.training_step:
             quiet.hide_log_interval_warning()  # until _make returns: it runs the command within catch_warnings
+
+    def _resume_own_run(self) -> None:
+        run_dir = str(self.trainer.loggers[0].log_dir)  # named in advance: no version is looked for
+        path = run_checkpoint(run_dir, self.trainer.default_root_dir)
+        if path is not None:
+            check_resumable(self.model, path, run_dir)
+        self.config_init[self.subcommand]["ckpt_path"] = None if path is None else str(path)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
@@ -180,6 +203,17 @@ class NNLitCLI(LightningCLI):
             help="CPU threads for `fit` on the CPU: a number, or auto (one for a small training step, else the CPUs "
             "this process may use that others leave idle): nnlit.callbacks.Threads",
         )
+
+
+def _names_its_run(config: Any) -> bool:
+    """Whether the fit's log folder is named in advance: a logger given a ``version``, or the default logger under
+    SLURM (its version is the job id)."""
+    logger = (config.get("trainer") or {}).get("logger")
+    if logger in (None, True):
+        return SLURMEnvironment.job_id() is not None
+    first = logger[0] if isinstance(logger, list) and logger else logger
+    init_args = first.get("init_args") if hasattr(first, "get") else None
+    return init_args is not None and init_args.get("version") is not None
 
 
 def _is_first_process() -> bool:

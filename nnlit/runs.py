@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnlit.checkpoint_io import read_checkpoint
 
@@ -96,6 +99,56 @@ def claim_version(folder: str | os.PathLike[str]) -> int:
             version += 1
 
 
+def run_checkpoint(run_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path | None:
+    """The last checkpoint of the run whose folder is ``run_dir`` (its ``last.ckpt``, or the newer ``hpc_ckpt_N.ckpt``
+    a requeue saved), or ``None``, saying so: the run then trains from scratch, and the message names the other runs
+    under ``root`` that could be continued on purpose.
+    """
+    try:
+        return find_checkpoint(run_dir, "last")
+    except FileNotFoundError:
+        pass
+    others = []
+    if root is not None and Path(root).is_dir():
+        for path in sorted(Path(root).glob("**/*.ckpt")):
+            folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+            if folder.resolve() != Path(run_dir).resolve() and folder.name not in others:
+                others.append(folder.name)
+    note = f"; runs with checkpoints beside it: {', '.join(others)} (give one's name to continue it)" if others else ""
+    rank_zero_info(f"No checkpoint in this run's folder {str(run_dir)!r}: training from scratch{note}")
+    return None
+
+
+def check_resumable(model: Any, path: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> None:
+    """Refuses to resume ``model`` from the checkpoint ``path`` of the run in ``run_dir`` when the checkpoint holds
+    another model: another class, or tensors of other names or shapes.
+
+    Raises:
+        ValueError: naming the run, the checkpoint, each difference, and how to train this config instead.
+    """
+    checkpoint = read_checkpoint(path)
+    problems = []
+    saved_class = (checkpoint.get("nnlit") or {}).get("class_path") if isinstance(checkpoint, dict) else None
+    own_class = f"{type(model).__module__}.{type(model).__qualname__}"
+    if saved_class is not None and saved_class != own_class:
+        problems.append(f"the class: {saved_class} in the checkpoint, {own_class} in the config")
+    saved = checkpoint.get("state_dict") or {} if isinstance(checkpoint, dict) else {}
+    own = model.state_dict()
+    for name in sorted(set(saved) | set(own)):
+        if name not in own or name not in saved:
+            problems.append(f"{name}: {'only in the checkpoint' if name in saved else 'only in the config'}")
+        elif tuple(saved[name].shape) != tuple(own[name].shape):
+            shapes = f"{tuple(saved[name].shape)} in the checkpoint, {tuple(own[name].shape)} in the config"
+            problems.append(f"{name}: {shapes}")
+    if problems:
+        raise ValueError(
+            f"--ckpt_path last: the run in {str(run_dir)!r} trained another model than this config, so it cannot be "
+            f"continued ({path}):\n  " + "\n  ".join(problems[:10]) + "\nTo train this config, start a new run (a new "
+            "job, or another logger version); to continue that run, give the config it was started with (its "
+            "config.yaml)."
+        )
+
+
 def _last(paths: list[Path]) -> Path | None:
     candidates = [p for p in paths if p.name == "last.ckpt" or p.name.startswith("hpc_ckpt_")]
     return max(candidates, key=_mtime) if candidates else None
@@ -123,4 +176,4 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-__all__ = ["WHICH", "claim_version", "find_checkpoint", "resolve_checkpoint"]
+__all__ = ["WHICH", "check_resumable", "claim_version", "find_checkpoint", "resolve_checkpoint", "run_checkpoint"]

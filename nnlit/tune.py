@@ -13,10 +13,12 @@ process, reports the metric each epoch to Optuna's pruner (``MedianPruner``: an 
 scores the best epoch's value; with ``--folds K`` it fits each of the K folds (``TabularDataModule(folds, fold)``) and
 scores their mean (the standard deviation is kept with the trial). The study lives in the sweep's folder (``--out``,
 default ``<default_root_dir>/tune``): a SQLite file, so rerunning the command continues it, and ``--workers N``
-processes (or a SLURM array, ``configs/cluster/tune.sbatch``) share it, running ``--trials`` between them. A worker
-killed mid-trial stops sending heartbeats; its trial is marked failed and run again. ``--storage URL`` takes any
-storage Optuna takes (a database URL for workers on several machines). At the end: ``best.yaml`` (a complete config
-for ``nnlit fit --config best.yaml``), ``trials.csv``, pictures (with matplotlib) and a report.
+processes share it, running ``--trials`` between them. ``--storage journal:PATH`` keeps it in a journal file on a
+shared filesystem (a SLURM array, ``configs/cluster/tune.sbatch``, needs no database server), ``--storage URL`` in a
+database (see :mod:`nnlit.tune_storage`). A worker killed mid-trial stops sending heartbeats, and a trial stopped by a
+signal is given up: either is marked failed and run again with its values. At the end (or in a ``--finish`` step after
+an array): ``best.yaml`` (a complete config for ``nnlit fit --config best.yaml``), ``trials.csv``, pictures (with
+matplotlib) and a report.
 
 Needs the ``tune`` extra (optuna).
 """
@@ -24,10 +26,8 @@ Needs the ``tune`` extra (optuna).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -42,7 +42,7 @@ from typing import Any
 import lightning as L
 import yaml
 
-from nnlit import quiet, safe_write
+from nnlit import quiet, safe_write, tune_storage
 
 #: how many epochs apart two folds' reports are, so that the pruner compares the same fold and epoch across trials
 FOLD_STEPS = 100_000
@@ -195,80 +195,62 @@ def metric_direction(metric: str) -> str:
 
 
 def open_study(options: argparse.Namespace) -> Any:
-    """The study in ``--storage`` (default: ``study.db`` in ``--out``), created or continued."""
+    """The study in ``--storage`` (default: ``study.db`` in ``--out``; see :func:`nnlit.tune_storage.open_storage`),
+    created or continued; workers creating it at once on a fresh storage all get the one study."""
     optuna = _optuna()
-    storage: Any = options.storage
-    if storage is None:
-        Path(options.out).mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{Path(options.out).resolve() / 'study.db'}"
-    if storage.startswith(("sqlite:", "postgresql", "mysql")):
-        retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna 4.9's name
-        retry = (retry_class or optuna.storages.RetryFailedTrialCallback)(max_retry=3)
-        # Optuna 4.9 renamed the argument
-        stale = "heartbeat_stale_trial_callback"
-        if stale not in inspect.signature(optuna.storages.RDBStorage).parameters:
-            stale = "failed_trial_callback"
-        # SQLite: a writer waits up to a minute for another worker's lock instead of failing after 5 s
-        engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite:") else None
-        storage = optuna.storages.RDBStorage(
-            storage,
-            engine_kwargs=engine,
-            heartbeat_interval=options.heartbeat,
-            grace_period=2 * options.heartbeat,
-            **{stale: retry},
-        )
-    sampler = optuna.samplers.TPESampler(seed=options.seed)
-    return optuna.create_study(
-        storage=storage,
-        study_name=options.study,
-        direction=options.direction,
-        sampler=sampler,
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=2),
-        load_if_exists=True,
+    # constant_liar: a worker's sampler treats the other workers' running trials as poor results, so parallel
+    # workers do not all propose values next to the same best trial
+    sampler = optuna.samplers.TPESampler(seed=options.seed, constant_liar=True)
+    pruner = optuna.pruners.MedianPruner(n_warmup_steps=2)
+    return tune_storage.create_or_load_study(
+        options.storage, options.out, options.study, options.direction, sampler, pruner
     )
 
 
-def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
-    """Runs trials of the study until it holds ``--trials`` finished or running ones, or ``--timeout`` has passed.
+def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any = None) -> Any:
+    """Runs trials of the study until it holds ``--trials`` finished, running or queued ones, or until the time left
+    of ``--timeout`` is shorter than the longest trial so far.
 
-    The count and the next trial are taken under a lock file in ``--out``, so workers sharing that folder run exactly
-    ``--trials`` between them (workers on several machines, each with its own ``--out``, may run a few more). A
-    running trial sends a heartbeat every ``--heartbeat`` seconds; a worker's first step is to fail the trials whose
-    heartbeats stopped (a killed worker's), which queues each to run again."""
+    Each trial is reserved in the storage (:func:`nnlit.tune_storage.reserve`), so workers on any number of machines
+    run exactly ``--trials`` between them. A running trial records a heartbeat every ``--heartbeat`` seconds; before
+    each trial a worker fails the trials whose heartbeats stopped (a killed worker's) and queues each to run again with
+    its values; a trial interrupted by a signal (SIGTERM at a time limit, Ctrl-C) is queued again the same way."""
     from nnlit.cli import explain
 
     optuna = _optuna()
     space = read_search(options.search)
-    study = open_study(options)
+    study = open_study(options) if study is None else study
     check_space(study, space, study_source(options))
     states = optuna.trial.TrialState
     started, failures = time.monotonic(), 0
-    while options.timeout is None or time.monotonic() - started < options.timeout:
-        with _locked(Path(options.out) / "study.lock"):
-            optuna.storages.fail_stale_trials(study)  # nothing without heartbeats (a journal storage)
-            taken = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.RUNNING))
-            if len(taken) >= options.trials:
-                break
-            trial = study.ask()
+    while True:
+        tune_storage.fail_stale_trials(study, grace=2 * options.heartbeat)
+        if options.timeout is not None and _out_of_time(study, options.timeout - (time.monotonic() - started)):
+            break
+        trial = tune_storage.reserve(study, options.trials)
+        if trial is None:
+            break
         in_process = r"LightningCLI's args parameter is intended"  # the trials' fits are built in this process
         with _heartbeats(study, trial, options.heartbeat), quiet.inner_fit(in_process):
             try:
                 value = fit_trial(trial, options.config, space, overrides, options)
             except optuna.TrialPruned:
-                frozen = study.tell(trial, state=states.PRUNED)
+                frozen = study.tell(trial, state=states.PRUNED, skip_if_finished=True)
             except Exception as err:  # a bad value, a fit that diverged: recorded, and the sweep goes on
-                frozen = study.tell(trial, state=states.FAIL)
+                frozen = study.tell(trial, state=states.FAIL, skip_if_finished=True)
                 failures += 1
                 message = explain(err)[0]  # the command line's one-line wording
                 print(f"nnlit tune: trial {frozen.number} failed: {message}", file=sys.stderr, flush=True)
                 if failures >= MAX_FAILURES_IN_A_ROW:
                     raise RuntimeError(f"{failures} trials in a row failed; the last: {message}") from err
                 continue
-            except BaseException:  # Ctrl-C
-                study.tell(trial, state=states.FAIL)
+            except BaseException:  # Ctrl-C, SIGTERM at a time limit: run again with its values by another worker
+                tune_storage.fail_and_rerun(study, trial)
                 raise
             else:
-                frozen = study.tell(trial, value)
+                # skip_if_finished: a worker that took this one for dead (no heartbeat for a while) failed it and
+                # queued it again; the value is kept in the log, and the rerun counts
+                frozen = study.tell(trial, value, skip_if_finished=True)
             failures = 0
         values = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in _decoded(frozen, options).items())
         score = "" if frozen.value is None else f"{options.metric} {frozen.value:.4g} "
@@ -276,36 +258,45 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str]) -> Any:
     return study
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` between processes (where the system has ``fcntl``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_NOFOLLOW: a link planted at the lock's path is refused, not followed to create or open the file it names
-    with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666), "a") as file:
-        try:
-            import fcntl
-        except ImportError:  # not on a POSIX system: no lock
-            yield
-            return
-        fcntl.flock(file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+def _out_of_time(study: Any, left: float) -> bool:
+    """Whether ``left`` seconds are too few for a trial as long as the study's longest so far (then says so)."""
+    states = _optuna().trial.TrialState
+    finished = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
+    longest = max(
+        ((t.datetime_complete - t.datetime_start).total_seconds() for t in finished if t.datetime_start), default=0.0
+    )
+    if left > longest:
+        return False
+    print(f"nnlit tune: {max(left, 0):.0f} s left of --timeout, the longest trial took {longest:.0f} s: stopping")
+    return True
+
+
+def finish(options: argparse.Namespace, overrides: Sequence[str], ended: bool) -> Any:
+    """The sweep's last step: fails the trials of workers that died (every running trial when all workers have
+    ``ended``, else those whose heartbeat stopped, waiting for the live ones), runs the trials missing from
+    ``--trials`` (the failed ones again first, with their values) and returns the study for the outputs."""
+    optuna = _optuna()
+    study = open_study(options)
+    running = (optuna.trial.TrialState.RUNNING,)
+    while True:
+        tune_storage.fail_stale_trials(study, grace=None if ended else 2 * options.heartbeat)
+        if not study.get_trials(deepcopy=False, states=running):
+            break
+        time.sleep(min(options.heartbeat, 10))  # a live worker's trial: wait for it to end or to stop beating
+    return run_worker(options, overrides, study)
 
 
 @contextmanager
 def _heartbeats(study: Any, trial: Any, seconds: int) -> Iterator[None]:
-    """Records the trial's heartbeat every ``seconds`` while the block runs (with a storage that keeps them)."""
-    storage = study._storage  # the storage open_study made
-    if not hasattr(storage, "record_heartbeat"):
-        yield
-        return
+    """Records the trial's heartbeat every ``seconds`` while the block runs."""
     done = threading.Event()
 
     def beat() -> None:
         while not done.is_set():
-            storage.record_heartbeat(trial._trial_id)  # the trial's id in that storage
+            try:
+                tune_storage.record_heartbeat(study, trial._trial_id)
+            except Exception as err:  # a busy storage: the next beat may pass; two missed ones make the trial stale
+                print(f"nnlit tune: trial {trial.number}: heartbeat not recorded ({err})", file=sys.stderr)
             done.wait(seconds)
 
     thread = threading.Thread(target=beat, daemon=True)
@@ -374,7 +365,8 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
     )
     written.append(out / "best.yaml")
     written += _pictures(study, out)
-    counts = {state: sum(t.state.name == state for t in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    results = [t for t in study.trials if not tune_storage.surplus(t)]
+    counts = {state: sum(t.state.name == state for t in results) for state in ("COMPLETE", "PRUNED", "FAIL")}
     std = best.user_attrs.get("std")
     spread = f" ± {std:.4g} over {options.folds} folds" if options.folds and isinstance(std, int | float) else ""
     print(f"nnlit tune report: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed")
@@ -481,13 +473,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=None, help="default: val/acc (classifiers) or val/loss (regression)")
     p.add_argument("--direction", choices=["minimize", "maximize"], default=None)
     p.add_argument("--folds", type=int, default=None, help="K-fold cross-validation per trial (K >= 2)")
-    p.add_argument("--storage", default=None, help="an Optuna storage URL; default: study.db in --out")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="where the study lives: journal:PATH (a file on a shared filesystem, for a SLURM array), or a database "
+        "URL (sqlite:///..., postgresql://...); default: study.db in --out",
+    )
     p.add_argument("--study", default="nnlit", help="the study's name in the storage")
     p.add_argument("--out", default=None, help="the sweep's folder; default: <default_root_dir>/tune")
     p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study")
     p.add_argument("--seed", type=int, default=None, help="the sampler's seed")
     p.add_argument("--heartbeat", type=int, default=HEARTBEAT_SECONDS, help="seconds between a trial's heartbeats")
-    p.add_argument("--no-outputs", action="store_true", help=argparse.SUPPRESS)  # a worker --workers started
+    p.add_argument(
+        "--no-outputs", action="store_true", help="a worker of several (a SLURM array task): no best.yaml, no report"
+    )
+    p.add_argument(
+        "--finish",
+        action="store_true",
+        help="the last step of a sweep whose workers have ended: fail their stale trials, run the missing ones again, "
+        "write best.yaml",
+    )
     return p
 
 
@@ -512,7 +517,10 @@ def main(args: Sequence[str] | None = None) -> None:
         root = ((yaml.safe_load(Path(options.config).read_text()) or {}).get("trainer") or {}).get("default_root_dir")
         options.out = str(Path(root or "runs") / "tune")
     read_search(options.search)  # errors before any process starts
-    open_study(options)  # created once, before workers race to create it
+    if options.finish:
+        write_outputs(finish(options, overrides, ended=False), options, overrides)
+        return
+    open_study(options)  # created once, before the workers start
     workers = []
     for index in range(1, options.workers):
         command = [sys.executable, "-m", "nnlit.cli", "tune", *_without(argv, "--workers", "--seed")]
@@ -521,7 +529,7 @@ def main(args: Sequence[str] | None = None) -> None:
             command += ["--seed", str(options.seed + index)]
         workers.append(subprocess.Popen(command))
     try:
-        study = run_worker(options, overrides)
+        run_worker(options, overrides)
     except BaseException:
         for worker in workers:  # none is left running after the command ends
             worker.terminate()
@@ -530,8 +538,8 @@ def main(args: Sequence[str] | None = None) -> None:
         failed = [worker.wait() for worker in workers]
     if any(failed):
         print(f"nnlit tune: {sum(1 for code in failed if code)} worker(s) ended with an error", file=sys.stderr)
-    if not options.no_outputs:
-        write_outputs(study, options, overrides)
+    if not options.no_outputs:  # every worker has ended: their running trials are dead, and run again here
+        write_outputs(finish(options, overrides, ended=True), options, overrides)
 
 
 def _without(argv: list[str], *flags: str) -> list[str]:

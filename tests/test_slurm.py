@@ -52,11 +52,18 @@ def test_sbatch_matches_the_config():
     assert "--nodes=2" in text and "--ntasks-per-node=4" in text  # = num_nodes, devices in ddp.yaml
     assert "--signal=SIGUSR1@90" in text and "--requeue" in text
     assert "--ckpt_path last" in text and "hpc_ckpt_" in text
-    assert '--trainer.logger.init_args.version="${SLURM_JOB_ID}"' in text
+    # the run's folder: the job id, or the run named to continue it
+    assert 'RUN="${NNLIT_RUN:-${SLURM_JOB_ID}}"' in text and '--trainer.logger.init_args.version="${RUN}"' in text
 
 
-def test_sbatch_script_parses():
-    subprocess.run(["bash", "-n", str(SBATCH)], check=True)
+def test_the_cluster_config_names_its_folder_as_the_sbatch_script_makes_it():
+    text = (ROOT / "configs" / "cluster" / "ddp.yaml").read_text()
+    assert "lightning_logs/version_<job id>/checkpoints/" in text and "nnlit.callbacks.SLURMRequeue" in text
+
+
+@pytest.mark.parametrize("script", [SBATCH, ROOT / "configs" / "cluster" / "tune.sbatch"])
+def test_sbatch_script_parses(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed")
-    subprocess.run(["shellcheck", str(SBATCH)], check=True)
+    subprocess.run(["shellcheck", str(script)], check=True)

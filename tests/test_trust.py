@@ -506,8 +506,6 @@ WRITES_A_SAFE_PATH = {
     ("nnlit/export.py", "torch.onnx.export"),  # the path export() takes from safe_write.replacing
     ("nnlit/raw_rows_onnx.py", "torch.onnx.export"),  # no file: the program is returned in memory
     ("nnlit/raw_rows_onnx.py", "onnx.save"),  # the path export() takes from safe_write.replacing
-    ("nnlit/tune.py", "os.open"),  # the study's lock file, opened with O_NOFOLLOW; nothing is written in it
-    ("nnlit/tune.py", "os.fdopen"),
 }
 
 

@@ -6,6 +6,7 @@ from nnlit.callbacks.freeze_layers import FreezeLayers
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
+from nnlit.callbacks.requeue import SLURMRequeue
 from nnlit.callbacks.save_plots import SavePlots
 from nnlit.callbacks.threads import Threads
 from nnlit.callbacks.weight_init import ConstantInit, NegativeInit, UniformInit, WeightInit
@@ -18,6 +19,7 @@ __all__ = [
     "FreezeLayers",
     "GradientSaturationMonitor",
     "NegativeInit",
+    "SLURMRequeue",
     "SavePlots",
     "Threads",
     "TimedProgressBar",
