@@ -506,6 +506,7 @@ WRITES_A_SAFE_PATH = {
     ("nnlit/export.py", "torch.onnx.export"),  # the path export() takes from safe_write.replacing
     ("nnlit/raw_rows_onnx.py", "torch.onnx.export"),  # no file: the program is returned in memory
     ("nnlit/raw_rows_onnx.py", "onnx.save"),  # the path export() takes from safe_write.replacing
+    ("nnlit/loggers/resumable_csv.py", "self._fs.open"),  # a remote metrics.csv; a local one goes through safe_write
 }
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 from typing import Any
 
+from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter as _FabricExperimentWriter
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from typing_extensions import override
+
+from nnlit import safe_write
 
 
 class _KeepingExperimentWriter(ExperimentWriter):
@@ -47,7 +50,13 @@ class _KeepingExperimentWriter(ExperimentWriter):
     def _drop(self, signatures: set[tuple[str, frozenset[str]]]) -> None:
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
             rows = [row for row in csv.DictReader(file) if _signature(row) not in signatures]
-        with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+        local = isinstance(self._fs, LocalFileSystem)  # a local file is replaced, never written through a planted link
+        writing = (
+            safe_write.opened(self.metrics_file_path, "w", newline="")
+            if local
+            else self._fs.open(self.metrics_file_path, "w", newline="")
+        )
+        with writing as file:
             writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)
