@@ -441,7 +441,7 @@ def parser() -> argparse.ArgumentParser:
         description="Search hyperparameters of a config with Optuna; any other --key=value applies to every trial.",
     )
     p.add_argument("--config", required=True, help="the base config (a file or a shipped name)")
-    p.add_argument("--search", required=True, help="the search space: YAML of config keys to ranges")
+    p.add_argument("--search", required=True, help="the search space (a file or a shipped name)")
     p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker starts no trial")
     p.add_argument("--metric", default=None, help="default: val/acc (classifiers) or val/loss (regression)")
@@ -464,6 +464,7 @@ def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     options, overrides = parser().parse_known_args(argv)
     options.config = example_configs.resolve(options.config)
+    options.search = example_configs.resolve_search(options.search)
     if options.trials < 1 or options.workers < 1 or (options.folds is not None and options.folds < 2):
         raise ValueError(
             f"--trials and --workers must be >= 1 and --folds >= 2, got {options.trials}, {options.workers}, "
