@@ -58,6 +58,9 @@ def test_a_seeded_study_is_reproducible_and_its_best_config_trains(folder, capsy
         == a.best_trial.params["model.init_args.optimizer.init_args.lr"]
     )
     assert best["trainer"]["max_epochs"] == 2  # the command's overrides are part of it
+    for trial in a.trials:  # where each trial's runs are, and its score per fold (one fold here)
+        assert list(Path(trial.user_attrs["folder"]).glob("lightning_logs/version_0"))
+        assert trial.user_attrs["folds"] == [trial.value]
     main(["fit", "--config", str(folder / "a" / "best.yaml"), "--trainer.default_root_dir=refit"])
     assert list(folder.glob("refit/lightning_logs/version_0/checkpoints/last.ckpt"))
 
@@ -80,7 +83,8 @@ def test_folds_score_the_mean_of_each_fold(folder, capsys):
 def test_two_workers_share_the_study_and_run_exactly_the_trials(folder):
     command = [sys.executable, "-m", "nnlit.cli", "tune", "--config", "quickstart", "--search", "search.yaml"]
     command += ["--trials", "4", "--workers", "2", "--seed", "0", "--out", "w", *SMALL]
-    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    assert "\r" not in done.stdout + done.stderr  # no progress line off a terminal
     trials = study(folder / "w").trials
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     assert (
@@ -208,3 +212,100 @@ def test_an_unknown_metric_needs_a_direction():
 
     with pytest.raises(ValueError, match=r"--metric 'val/custom': say whether to maximize or minimize it"):
         metric_direction("val/custom")
+
+
+def test_a_rerun_with_other_fixed_settings_refuses_and_best_yaml_keeps_the_trained_ones(folder, capsys):
+    tune(folder, "--trials", "1", "--out", "s")  # trains 2 epochs (SMALL)
+    with pytest.raises(SystemExit):
+        tune(folder, "--trials", "2", "--out", "s", "--trainer.max_epochs=1", "--folds", "2")
+    err = capsys.readouterr().err
+    assert (
+        "Study 'nnlit' was started with other fixed settings than this command's: --trainer.max_epochs: 2 then, 1 now; "
+        "--folds: null then, 2 now. Rerun with the study's settings to continue it, or give a new --study"
+    ) in err
+    assert len(study(folder / "s").trials) == 1  # nothing ran
+    stored = study(folder / "s").user_attrs["settings"]
+    assert stored["config"]["trainer"]["max_epochs"] == 2 and stored["folds"] is None
+    assert stored["metric"] == "val/acc" and stored["direction"] == "maximize"
+    tune(folder, "--trials", "2", "--out", "s")  # the same settings continue it
+    assert yaml.safe_load((folder / "s" / "best.yaml").read_text())["trainer"]["max_epochs"] == 2
+    tune(folder, "--trials", "1", "--out", "s", "--study", "short", "--trainer.max_epochs=1")  # a new study, asked for
+    assert yaml.safe_load((folder / "s" / "best.yaml").read_text())["trainer"]["max_epochs"] == 1
+
+
+def test_other_settings_are_named(tmp_path):
+    import argparse
+
+    from nnlit.tune import check_settings
+
+    (tmp_path / "base.yaml").write_text("trainer: {max_epochs: 4}\nmodel: {init_args: {dropout: 0.1}}\n")
+    options = argparse.Namespace(config=str(tmp_path / "base.yaml"), folds=None, metric="val/acc", direction="maximize")
+    started = optuna.create_study(study_name="s", direction="maximize")
+    check_settings(started, options, ["--model.init_args.norm=batch"])
+    check_settings(started, options, ["--model.init_args.norm", "batch"])  # the same, written otherwise
+    match = (
+        r"Study 's' was started with other fixed settings than this command's: --model.init_args.dropout: 0.1 then, "
+        r"0.2 now; --model.init_args.norm: \"batch\" then, unset now; --trainer.max_epochs: 4 then, 1 now\. Rerun"
+    )
+    with pytest.raises(ValueError, match=match):
+        check_settings(started, options, ["--trainer.max_epochs=1", "--model.init_args.dropout=0.2"])
+
+
+class Terminal:
+    """A stream that says it is a terminal, and keeps what is written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def sweep_states():
+    """A study with 2 complete trials (values 0.8, 0.9), 1 pruned, 1 failed and 1 running."""
+    states = optuna.trial.TrialState
+    started = optuna.create_study(direction="maximize")
+    for value in (0.8, 0.9):
+        started.tell(started.ask(), value)
+    started.tell(started.ask(), state=states.PRUNED)
+    started.tell(started.ask(), state=states.FAIL)
+    started.ask()
+    return started
+
+
+def test_the_progress_line_on_a_terminal():
+    import argparse
+
+    from nnlit.tune import Progress
+
+    terminal = Terminal()
+    options = argparse.Namespace(trials=20, metric="val/acc")
+    with Progress(options, terminal, every=3600) as progress:
+        echo = progress.watch(sweep_states())
+        assert (
+            terminal.text
+            == "\r\033[Knnlit tune: 3/20 done (1 pruned), 1 running, 1 failed, best val/acc 0.9 (trial 1), 0:00"
+        )
+        echo("nnlit tune: trial 5 complete", sys.stdout)
+    # the line is cleared before another line is printed, drawn again after it, and cleared at the end
+    assert terminal.text.count("\r\033[K") == 4 and terminal.text.endswith("(trial 1), 0:00\r\033[K")
+
+
+def test_no_progress_line_off_a_terminal(capsys):
+    import argparse
+    import io
+
+    from nnlit.tune import Progress
+
+    stream = io.StringIO()
+    with Progress(argparse.Namespace(trials=20, metric="val/acc"), stream, every=0.01) as progress:
+        echo = progress.watch(sweep_states())
+        echo("nnlit tune: trial 5 complete", sys.stdout)
+        time.sleep(0.05)  # time for readings, were there a reader
+    assert stream.getvalue() == "" and capsys.readouterr().out == "nnlit tune: trial 5 complete\n"
