@@ -1,5 +1,7 @@
 """nnlit tune: a seeded study is reproducible, workers share one study and run exactly --trials, a killed worker's
-trial is run again, best.yaml trains, folds cross-validate, and a bad search space is named."""
+trial is run again, best.yaml trains, folds cross-validate, and a bad search space is named; a study keeps its fixed
+settings; the progress line. Across machines: workers with their own folders share a study in a real PostgreSQL
+server started for the tests (tests/postgres.py; the slow tests)."""
 
 from __future__ import annotations
 
@@ -93,35 +95,88 @@ def test_two_workers_share_the_study_and_run_exactly_the_trials(folder):
     )
 
 
-def test_a_killed_workers_trial_is_run_again(folder):
-    slow = [sys.executable, "-m", "nnlit.cli", "tune", "--config", "quickstart", "--search", "search.yaml"]
-    slow += ["--trials", "2", "--seed", "0", "--out", "k", "--heartbeat", "1", "--trainer.max_epochs=1000"]
+def kill_mid_trial(command: list[str], folder: Path, out: str) -> None:
+    """Starts ``command`` (a worker writing in ``out``) and SIGKILLs it once its first trial's fit is under way."""
     log = (folder / "worker.log").open("w")
-    worker = subprocess.Popen(slow, stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        # the trial's first checkpoint: its fit is under way (the study's database is not read meanwhile: a reader
-        # can hold SQLite's lock when the worker writes)
+        # the trial's first checkpoint: its fit is under way, its first heartbeat recorded (the study's database is
+        # not read meanwhile: a reader can hold SQLite's lock when the worker writes)
         while time.monotonic() < deadline and worker.poll() is None:
-            if list(folder.glob("k/trials/trial_0/lightning_logs/*/checkpoints/last.ckpt")):
+            if list(folder.glob(f"{out}/trials/trial_0/lightning_logs/*/checkpoints/last.ckpt")):
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         else:
             pytest.fail(f"the worker never started a trial: {(folder / 'worker.log').read_text()[-2000:]}")
-        time.sleep(1.5)  # a heartbeat or two recorded
-        os.kill(worker.pid, signal.SIGKILL)
+        os.kill(worker.pid, signal.SIGKILL)  # 38 of its 40 epochs left
     finally:
         worker.wait()
         log.close()
     time.sleep(2.5)  # past the grace period of two heartbeats
-    tune(folder, "--trials", "2", "--out", "k", "--heartbeat", "1")
-    trials = study(folder / "k").trials
+
+
+def check_run_again(trials) -> None:
+    """One trial failed (the killed worker's), run again once with its values; two complete."""
     failed = [t for t in trials if t.state.name == "FAIL"]
     assert len(failed) == 1
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
     assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
     assert retried[0].params == failed[0].params
     assert sum(t.state.name == "COMPLETE" for t in trials) == 2
+
+
+#: trials long enough to be killed in, with the same fixed settings in every worker of the study
+LONGER = ["--trials", "2", "--heartbeat", "1", *SMALL, "--trainer.max_epochs=40"]
+
+
+def test_a_killed_workers_trial_is_run_again(folder):
+    command = [sys.executable, "-m", "nnlit.cli", "tune", "--config", "quickstart", "--search", "search.yaml"]
+    kill_mid_trial([*command, "--seed", "0", "--out", "k", *LONGER], folder, "k")
+    tune(folder, "--out", "k", *LONGER)
+    check_run_again(study(folder / "k").trials)
+
+
+# ---------------------------------------------------------------------------------------------------- PostgreSQL
+@pytest.fixture(scope="module")
+def server():
+    """A PostgreSQL server of the tests' own (tests/postgres.py), for the tests of this file that need one."""
+    from postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+def worker(url: str, study_name: str, out: str, *extra: str) -> list[str]:
+    """The command of a worker on a machine of its own: its own --out, the study in the server."""
+    command = [sys.executable, "-m", "nnlit.cli", "tune", "--config", "quickstart", "--search", "search.yaml"]
+    return [*command, "--storage", url, "--study", study_name, "--out", out, *extra]
+
+
+@pytest.mark.slow
+def test_workers_with_their_own_folders_share_a_postgres_study(server, folder):
+    workers = [
+        subprocess.Popen(
+            worker(server, "shared", f"w{i}", "--trials", "6", "--seed", str(i), *SMALL), stderr=subprocess.PIPE
+        )
+        for i in range(3)
+    ]
+    errors = [w.communicate(timeout=600)[1].decode()[-2000:] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], errors
+    trials = optuna.load_study(study_name="shared", storage=server).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 6, states  # exactly --trials, none over
+    assert "RUNNING" not in states
+    best = [(folder / f"w{i}" / "best.yaml").read_text() for i in range(3)]
+    assert best[0] == best[1] == best[2]  # the study's best, whichever worker wrote it
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_run_again_by_another_machine(server, folder):
+    kill_mid_trial(worker(server, "killed", "a", "--seed", "0", *LONGER), folder, "a")
+    done = subprocess.run(worker(server, "killed", "b", "--seed", "1", *LONGER), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_run_again(optuna.load_study(study_name="killed", storage=server).trials)
 
 
 @pytest.mark.parametrize(
