@@ -364,3 +364,11 @@ def test_no_progress_line_off_a_terminal(capsys):
         echo("nnlit tune: trial 5 complete", sys.stdout)
         time.sleep(0.05)  # time for readings, were there a reader
     assert stream.getvalue() == "" and capsys.readouterr().out == "nnlit tune: trial 5 complete\n"
+
+
+def test_the_docs_show_the_shipped_iris_search_space():
+    from doc_blocks import ROOT, blocks
+
+    shown = [yaml.safe_load(text) for text in blocks(ROOT / "docs" / "sweeps.md", "yaml")]
+    assert yaml.safe_load((ROOT / "configs" / "search" / "real" / "iris.yaml").read_text()) in shown
+    assert "nnlit tune --config real/iris --search real/iris\n" in (ROOT / "docs" / "sweeps.md").read_text()
