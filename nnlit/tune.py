@@ -468,9 +468,11 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
         print(f"nnlit tune: no trial completed in {len(study.trials)}; see {out / 'trials.csv'}")
         return written
     best = study.best_trial
+    running = [str(t.number) for t in study.trials if t.state.name == "RUNNING"]  # other workers', still going
+    still = f"; trial(s) {', '.join(running)} still running, which may beat it" if running else ""
     tree = best_config(options.config, overrides, _decoded(best, options))
     (out / "best.yaml").write_text(
-        f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}\n"
+        f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}{still}\n"
         + yaml.safe_dump(tree, sort_keys=False)
     )
     written.append(out / "best.yaml")
@@ -478,7 +480,8 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
     counts = {state: sum(t.state.name == state for t in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     std = best.user_attrs.get("std")
     spread = f" ± {std:.4g} over {options.folds} folds" if options.folds and std is not None else ""
-    print(f"nnlit tune report: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed")
+    counted = f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed"
+    print(f"nnlit tune report: {counted}" + (f", {len(running)} running ({', '.join(running)})" if running else ""))
     print(f"  best: trial {best.number}, {options.metric} {best.value:.4g}{spread}")
     for key, value in _decoded(best, options).items():
         print(f"    {key}: {json.dumps(value)}")

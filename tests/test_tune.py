@@ -372,3 +372,22 @@ def test_the_docs_show_the_shipped_iris_search_space():
     shown = [yaml.safe_load(text) for text in blocks(ROOT / "docs" / "sweeps.md", "yaml")]
     assert yaml.safe_load((ROOT / "configs" / "search" / "real" / "iris.yaml").read_text()) in shown
     assert "nnlit tune --config real/iris --search real/iris\n" in (ROOT / "docs" / "sweeps.md").read_text()
+
+
+def test_the_report_and_best_yaml_name_the_trials_still_running(tmp_path, capsys):
+    import argparse
+
+    from nnlit.tune import write_outputs
+
+    (tmp_path / "base.yaml").write_text("model: {init_args: {dropout: 0.0}}\n")
+    options = argparse.Namespace(config=str(tmp_path / "base.yaml"), out=str(tmp_path), metric="val/acc", folds=None)
+    started = optuna.create_study(direction="maximize")
+    for value in (0.8, 0.9):
+        trial = started.ask()
+        trial.suggest_float("model.init_args.dropout", 0.0, 0.5)
+        started.tell(trial, value)
+    started.ask()  # another worker's, still running
+    write_outputs(started, options, [])
+    best = (tmp_path / "best.yaml").read_text()
+    assert best.startswith("# nnlit tune: trial 1, val/acc 0.9; trial(s) 2 still running, which may beat it\n")
+    assert "nnlit tune report: 2 complete, 0 pruned, 0 failed, 1 running (2)" in capsys.readouterr().out
