@@ -94,8 +94,8 @@ def cost(trials: int, epochs: int, work: Path) -> None:
     loop_seconds = timed(loop, work)
     fits = trained_epochs(out)
     print(f"cost: {len(fits)} fits of the quick start (1,000 rows), {sum(e for _, e in fits)} epochs in all")
-    print(f"  plain loop in one process   {loop_seconds:7.1f} s")
-    print(f"  nnlit tune, 1 worker        {tune_seconds:7.1f} s")
+    print(f"  plain loop in one process   {loop_seconds:7.2f} s")
+    print(f"  nnlit tune, 1 worker        {tune_seconds:7.2f} s")
     overhead = 100 * (tune_seconds / loop_seconds - 1)
     verdict = "meets" if overhead <= 10 else "MISSES"
     print(f"  machinery: {overhead:+.1f} % of the loop ({verdict} the 10 % target)\n")
@@ -110,7 +110,7 @@ def workers(trials: int, epochs: int, work: Path) -> None:
     print(f"workers: {trials} trials of the quick start (1,000 rows, at most {epochs} epochs each)")
     for count, seconds, trained in rows:
         print(
-            f"  {count} worker(s)   {seconds:7.1f} s   {trained:4d} epochs   {1000 * seconds / trained:6.1f} ms/epoch"
+            f"  {count} worker(s)   {seconds:7.2f} s   {trained:4d} epochs   {1000 * seconds / trained:6.1f} ms/epoch"
         )
     ratio, per_epoch = rows[1][1] / rows[0][1], (rows[1][1] / rows[1][2]) / (rows[0][1] / rows[0][2])
     verdict = "meets" if ratio <= 0.6 else "MISSES"
