@@ -29,15 +29,17 @@ import argparse
 import json
 import math
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning as L
 import yaml
@@ -145,6 +147,8 @@ def fit_trial(
     params = {key: suggest(trial, key, spec) for key, spec in space.items()}
     maximize = options.direction == "maximize"
     root = Path(options.out) / "trials" / f"trial_{trial.number}"
+    trial.set_user_attr("folder", str(root.resolve()))  # where its runs are, on the machine named with it
+    trial.set_user_attr("host", socket.gethostname())
     scores = []
     for fold in range(options.folds or 1):
         values = (f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in params.items())
@@ -207,20 +211,25 @@ def open_study(options: argparse.Namespace) -> Any:
     )
 
 
-def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any = None) -> Any:
+def run_worker(
+    options: argparse.Namespace, overrides: Sequence[str], study: Any = None, progress: Progress | None = None
+) -> Any:
     """Runs trials of the study until it holds ``--trials`` finished, running or queued ones, or until the time left
     of ``--timeout`` is shorter than the longest trial so far.
 
     Each trial is reserved in the storage (:func:`nnlit.tune_storage.reserve`), so workers on any number of machines
     run exactly ``--trials`` between them. A running trial records a heartbeat every ``--heartbeat`` seconds; before
     each trial a worker fails the trials whose heartbeats stopped (a killed worker's) and queues each to run again with
-    its values; a trial interrupted by a signal (SIGTERM at a time limit, Ctrl-C) is queued again the same way."""
+    its values; a trial interrupted by a signal (SIGTERM at a time limit, Ctrl-C) is queued again the same way.
+    ``progress`` shows the study on one line of a terminal and prints the worker's lines above it."""
     from nnlit.cli import explain
 
     optuna = _optuna()
     space = read_search(options.search)
     study = open_study(options) if study is None else study
     check_space(study, space, study_source(options))
+    check_settings(study, options, overrides)
+    echo = progress.watch(study) if progress is not None else Progress.plain
     states = optuna.trial.TrialState
     started, failures = time.monotonic(), 0
     while True:
@@ -240,7 +249,7 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any
                 frozen = study.tell(trial, state=states.FAIL, skip_if_finished=True)
                 failures += 1
                 message = explain(err)[0]  # the command line's one-line wording
-                print(f"nnlit tune: trial {frozen.number} failed: {message}", file=sys.stderr, flush=True)
+                echo(f"nnlit tune: trial {frozen.number} failed: {message}", sys.stderr)
                 if failures >= MAX_FAILURES_IN_A_ROW:
                     raise RuntimeError(f"{failures} trials in a row failed; the last: {message}") from err
                 continue
@@ -254,7 +263,7 @@ def run_worker(options: argparse.Namespace, overrides: Sequence[str], study: Any
             failures = 0
         values = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in _decoded(frozen, options).items())
         score = "" if frozen.value is None else f"{options.metric} {frozen.value:.4g} "
-        print(f"nnlit tune: trial {frozen.number} {frozen.state.name.lower()} {score}({values})", flush=True)
+        echo(f"nnlit tune: trial {frozen.number} {frozen.state.name.lower()} {score}({values})", sys.stdout)
     return study
 
 
@@ -284,6 +293,108 @@ def finish(options: argparse.Namespace, overrides: Sequence[str], ended: bool) -
             break
         time.sleep(min(options.heartbeat, 10))  # a live worker's trial: wait for it to end or to stop beating
     return run_worker(options, overrides, study)
+
+
+class Progress:
+    """The sweep on one line of a terminal, rewritten in place: trials done of ``--trials`` (the pruned among them),
+    running, failed, the best value so far and the time since this worker started.
+
+    Writes nothing when ``stream`` is not a terminal (a pipe, a log file, a SLURM job's output): the per-trial lines
+    say it all there. Use it as a context manager around the worker, and print the worker's lines with the function
+    :meth:`watch` returns, which clears the line, prints and draws it again.
+
+    Args:
+        options: the command's options (``--trials``, ``--metric``, ``--direction``).
+        stream: where the line goes (the command gives ``sys.stderr``); ``None`` for none.
+        every: seconds between two readings of the study, which other workers change.
+    """
+
+    def __init__(self, options: argparse.Namespace, stream: TextIO | None, every: float = 2.0) -> None:
+        self.options, self.stream, self.every = options, stream, every
+        self.live = stream is not None and stream.isatty()
+        self.study: Any = None
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._text = ""
+
+    def __repr__(self) -> str:
+        return f"Progress(live={self.live}, every={self.every})"
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            self._draw("")
+
+    def watch(self, study: Any) -> Callable[[str, TextIO], None]:
+        """Shows ``study`` from now on; returns the function printing a line above the progress line."""
+        self.study = study
+        self.refresh()
+        return self.echo
+
+    def line(self) -> str:
+        """The progress line: ``nnlit tune: 7/20 done (1 pruned), 2 running, 0 failed, best val/acc 0.9667 (trial 4),
+        1:23``."""
+        states = [trial.state.name for trial in self.study.get_trials(deepcopy=False)]
+        complete, pruned = states.count("COMPLETE"), states.count("PRUNED")
+        text = (
+            f"nnlit tune: {complete + pruned}/{self.options.trials} done ({pruned} pruned), "
+            f"{states.count('RUNNING')} running, {states.count('FAIL')} failed"
+        )
+        if complete:
+            best = self.study.best_trial  # the storage's own choice, by the study's direction
+            text += f", best {self.options.metric} {best.value:.4g} (trial {best.number})"
+        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
+        hours, minutes = divmod(minutes, 60)
+        return text + (f", {hours}:{minutes:02d}:{seconds:02d}" if hours else f", {minutes}:{seconds:02d}")
+
+    def refresh(self) -> None:
+        """Reads the study and draws the line again (nothing when not on a terminal)."""
+        if not self.live or self.study is None:
+            return
+        text = self.line()
+        with self._lock:
+            self._draw(text)
+
+    def echo(self, text: str, stream: TextIO) -> None:
+        """Prints ``text`` to ``stream`` on a line of its own, above the progress line."""
+        with self._lock:
+            shown = self._text
+            self._draw("")
+            print(text, file=stream, flush=True)
+            self._draw(shown)
+        self.refresh()
+
+    @staticmethod
+    def plain(text: str, stream: TextIO) -> None:
+        """Prints ``text`` to ``stream``, with no progress line to keep."""
+        print(text, file=stream, flush=True)
+
+    def _draw(self, text: str) -> None:
+        """Replaces the line on the terminal with ``text``, cut to the terminal's width (a wrapped line could not be
+        rewritten)."""
+        if not self.live or self.stream is None or text == self._text:
+            return
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        self.stream.write("\r\033[K" + text[:width])
+        self.stream.flush()
+        self._text = text
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.refresh()
+            except Exception:  # a storage busy or gone for a moment: the next reading will do
+                continue
 
 
 @contextmanager
@@ -357,10 +468,12 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
         return written
     best = study.best_trial
     params = {key: value for key, value in _decoded(best, options).items() if key in space}
+    running = [str(t.number) for t in study.trials if t.state.name == "RUNNING"]  # other workers', still going
+    still = f"; trial(s) {', '.join(running)} still running, which may beat it" if running else ""
     tree = best_config(options.config, overrides, params)
     safe_write.write_text(
         out / "best.yaml",
-        f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}\n"
+        f"# nnlit tune: trial {best.number}, {options.metric} {best.value:.6g}{still}\n"
         + yaml.safe_dump(tree, sort_keys=False),
     )
     written.append(out / "best.yaml")
@@ -369,7 +482,8 @@ def write_outputs(study: Any, options: argparse.Namespace, overrides: Sequence[s
     counts = {state: sum(t.state.name == state for t in results) for state in ("COMPLETE", "PRUNED", "FAIL")}
     std = best.user_attrs.get("std")
     spread = f" ± {std:.4g} over {options.folds} folds" if options.folds and isinstance(std, int | float) else ""
-    print(f"nnlit tune report: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed")
+    counted = f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed"
+    print(f"nnlit tune report: {counted}" + (f", {len(running)} running ({', '.join(running)})" if running else ""))
     print(f"  best: trial {best.number}, {options.metric} {best.value:.4g}{spread}")
     for key, value in params.items():
         print(f"    {key}: {json.dumps(value)}")
@@ -425,6 +539,62 @@ def check_space(study: Any, space: dict[str, dict[str, Any]], source: str = "the
             )
 
 
+def fixed_settings(options: argparse.Namespace, overrides: Sequence[str]) -> dict[str, Any]:
+    """What every trial of a study trains and is scored with besides its searched values: the base config with the
+    command's ``--key=value`` overrides set, ``--folds``, ``--metric`` and ``--direction`` (as JSON would give them
+    back from the storage)."""
+    settings = {
+        "config": best_config(options.config, overrides, {}),
+        "folds": options.folds,
+        "metric": options.metric,
+        "direction": options.direction,
+    }
+    return json.loads(json.dumps(settings))
+
+
+def check_settings(study: Any, options: argparse.Namespace, overrides: Sequence[str]) -> None:
+    """Stores the fixed settings with a new study (its user attribute ``settings``); refuses to continue a study
+    with other ones, naming each difference: its trials would not be comparable, and ``best.yaml`` would not say how
+    the best trial was trained.
+
+    Raises:
+        ValueError: the study was started with other settings; the message names each key, its value then and now.
+    """
+    settings = fixed_settings(options, overrides)
+    if "settings" not in study.user_attrs:
+        study.set_user_attr("settings", settings)
+    stored = study.user_attrs["settings"]  # read back: another worker may have stored its own first
+    then, now = _flat(stored), _flat(settings)
+    unset = object()
+    shown = {
+        key: [json.dumps(v) if v is not unset else "unset" for v in (then.get(key, unset), now.get(key, unset))]
+        for key in then.keys() | now.keys()
+    }
+    changed = [f"{_flag(key)}: {was} then, {is_} now" for key, (was, is_) in sorted(shown.items()) if was != is_]
+    if changed:
+        raise ValueError(
+            f"Study {study.study_name!r} was started with other fixed settings than this command's: "
+            f"{'; '.join(changed)}. Rerun with the study's settings to continue it, or give a new --study (or --out) "
+            "to start a new study with these"
+        )
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one mapping of dotted keys (lists are values)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _flag(key: str) -> str:
+    """A settings key as the command line writes it: ``config.trainer.max_epochs`` → ``--trainer.max_epochs``."""
+    return f"--{key.removeprefix('config.')}"
+
+
 def _pictures(study: Any, out: Path) -> list[Path]:
     try:
         import matplotlib
@@ -467,7 +637,7 @@ def parser() -> argparse.ArgumentParser:
         description="Search hyperparameters of a config with Optuna; any other --key=value applies to every trial.",
     )
     p.add_argument("--config", required=True, help="the base config (a file or a shipped name)")
-    p.add_argument("--search", required=True, help="the search space: YAML of config keys to ranges")
+    p.add_argument("--search", required=True, help="the search space (a file or a shipped name)")
     p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker starts no trial")
     p.add_argument("--metric", default=None, help="default: val/acc (classifiers) or val/loss (regression)")
@@ -503,6 +673,7 @@ def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     options, overrides = parser().parse_known_args(argv)
     options.config = example_configs.resolve(options.config)
+    options.search = example_configs.resolve_search(options.search)
     if options.trials < 1 or options.workers < 1 or (options.folds is not None and options.folds < 2):
         raise ValueError(
             f"--trials and --workers must be >= 1 and --folds >= 2, got {options.trials}, {options.workers}, "
@@ -520,7 +691,7 @@ def main(args: Sequence[str] | None = None) -> None:
     if options.finish:
         write_outputs(finish(options, overrides, ended=False), options, overrides)
         return
-    open_study(options)  # created once, before the workers start
+    check_settings(open_study(options), options, overrides)  # created once, before the workers start
     workers = []
     for index in range(1, options.workers):
         command = [sys.executable, "-m", "nnlit.cli", "tune", *_without(argv, "--workers", "--seed")]
@@ -529,7 +700,8 @@ def main(args: Sequence[str] | None = None) -> None:
             command += ["--seed", str(options.seed + index)]
         workers.append(subprocess.Popen(command))
     try:
-        run_worker(options, overrides)
+        with Progress(options, None if options.no_outputs else sys.stderr) as progress:  # a worker's own: none
+            run_worker(options, overrides, progress=progress)
     except BaseException:
         for worker in workers:  # none is left running after the command ends
             worker.terminate()

@@ -15,7 +15,8 @@ from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP, TabularDataModule
 from nnlit.cli import build, main
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(ROOT.glob("configs/**/*.yaml"))
+# configs/search/ holds nnlit tune's search spaces, not configs
+CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if "search" not in p.relative_to(ROOT / "configs").parts)
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
 
