@@ -9,7 +9,6 @@ the model, so nobody types them twice.
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 import re
 import sys
@@ -27,6 +26,7 @@ from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnlit import example_configs, quiet
+from nnlit.arguments import init_arguments
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
@@ -308,7 +308,7 @@ def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str
     if unknown is not None and owner is not None:
         module, _, name = owner.rpartition(".")
         cls = getattr(sys.modules.get(module), name, None)  # the parser has imported it: nothing new is imported
-        accepted = [name for name in _init_parameters(cls) if name not in skip] if isinstance(cls, type) else []
+        accepted = [name for name in init_arguments(cls) if name not in skip] if isinstance(cls, type) else []
         close = difflib.get_close_matches(unknown.group(1), accepted, n=1)
         listed = f" Accepted: {', '.join(accepted)}." if accepted else ""
         return (f". Did you mean {close[0]!r}?" if close else ".") + listed if accepted else ""
@@ -316,30 +316,12 @@ def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str
     if unrecognised is not None:
         section, _, option = unrecognised.group(1).rpartition(".")
         if section in ("", "trainer"):
-            close = difflib.get_close_matches(option, _init_parameters(Trainer), n=2)
+            close = difflib.get_close_matches(option, init_arguments(Trainer), n=2)
             ratio = [difflib.SequenceMatcher(None, option, name).ratio() for name in close]
             close = [name for name, r in zip(close, ratio, strict=True) if r == max(ratio)]  # both only when a tie
             if close:
                 return f". Did you mean {' or '.join(f'--trainer.{name}' for name in close)}?"
     return ""
-
-
-def _init_parameters(cls: type) -> list[str]:
-    """The keyword arguments of ``cls`` and of the classes it hands ``**kwargs`` to, in order."""
-    names: dict[str, None] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        parameters = inspect.signature(init).parameters.values()
-        names.update(
-            (p.name, None)
-            for p in parameters
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        )
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            break
-    return list(names)
 
 
 def build(args: list[str]) -> NNLitCLI:

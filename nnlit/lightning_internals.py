@@ -30,6 +30,16 @@ def jit_is_scripting() -> Iterator[None]:
         yield
 
 
+def given_hyperparameters() -> dict[str, Any] | None:
+    """The arguments LightningCLI is building a LightningModule with, read inside that module's ``__init__`` (its
+    config's ``init_args`` with the linked values, ``_class_path`` and ``_instantiator``); ``None`` outside.
+    ``save_hyperparameters()`` saves exactly these; nnlit's modules save them filtered to their own arguments."""
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+    given = _given_hyperparameters.get()
+    return None if given is None else dict(given)
+
+
 def hook_name(module: L.LightningModule) -> Any:
     """The name of the hook Lightning is running on ``module`` (which ``self.log`` checks)."""
     return module._current_fx_name
@@ -40,4 +50,4 @@ def set_hook_name(module: L.LightningModule, name: Any) -> None:
     module._current_fx_name = name
 
 
-__all__ = ["hook_name", "jit_is_scripting", "set_hook_name"]
+__all__ = ["given_hyperparameters", "hook_name", "jit_is_scripting", "set_hook_name"]

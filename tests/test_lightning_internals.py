@@ -66,3 +66,27 @@ def test_the_cli_still_parses_a_checkpoint_through_the_method_nnlit_overrides():
         MOVED % "LightningCLI._parse_ckpt_path"
     )
     assert NNLitCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path
+
+
+def test_the_arguments_lightningcli_builds_a_module_with_are_readable_in_its_init():
+    """An nnlit module saves the arguments LightningCLI built it with (its config, the linked values): read from the
+    context Lightning's ``save_hyperparameters`` reads them from."""
+    from nnlit.cli import build
+
+    seen = []
+
+    class Recording(BinaryMLP):
+        def __init__(self, **kwargs):
+            seen.append(lightning_internals.given_hyperparameters())
+            super().__init__(**kwargs)
+
+    assert lightning_internals.given_hyperparameters() is None
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setitem(globals(), "Recording", Recording)
+            build(["--config", "configs/heads/binary.yaml", f"--model={__name__}.Recording"])
+    except ImportError as err:
+        pytest.fail(MOVED % "lightning.pytorch.core.mixins.hparams_mixin._given_hyperparameters" + f" ({err})")
+    given = seen[0]
+    assert isinstance(given, dict), MOVED % "the hyperparameters LightningCLI gives the module it builds"
+    assert given["_class_path"] == f"{__name__}.Recording" and given["in_features"] == 2

@@ -6,7 +6,7 @@ import functools
 import inspect
 import io
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +14,23 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.mixins import HyperparametersMixin
+from lightning.pytorch.utilities.parsing import collect_init_args
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.arguments import init_arguments
 from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
+from nnlit.lightning_internals import given_hyperparameters
 from nnlit.models.batch_groups import lightning_loop_reason, train_group
 from nnlit.models.epoch_metrics import EpochMetrics
 from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
+from nnlit.nn.options import MLPOptions
 from nnlit.trust import CALLABLE_KINDS, resolve_spec
 
 #: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
@@ -51,12 +56,6 @@ class MLPModule(L.LightningModule):
     Args:
         in_features: number of input features.
         out_features: number of network outputs.
-        hidden: hidden layer widths.
-        activation: activation name (see :data:`nnlit.nn.ACTIVATIONS`).
-        activation_kwargs: keyword arguments of the activation, e.g. ``{"negative_slope": 0.1}``.
-        dropout: dropout probability after each hidden activation.
-        norm: ``None``, ``"batch"`` or ``"layer"``.
-        bias: whether the Linear layers have a bias.
         optimizer: builds the optimizer from the trainable parameters; default Adam with lr 1e-3. Also accepted:
             ``{"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}``, the form saved in checkpoints, for a
             class of ``torch.optim`` or of a module already imported (see :mod:`nnlit.trust`).
@@ -65,13 +64,8 @@ class MLPModule(L.LightningModule):
             whose network weights are loaded when the module is built; see :meth:`load_pretrained`. Saved as ``None``
             in the hyperparameters: the weights it gave are in this module's own checkpoints.
         scheduler_interval: step the scheduler every ``"epoch"`` or every optimizer ``"step"`` (e.g. OneCycleLR).
-        categories: the number of codes of each categorical input column (the last ``len(categories)`` of the
-            ``in_features``; the nnlit CLI links it from the data module): those columns are one-hot encoded or
-            embedded inside the network (see :class:`~nnlit.nn.categorical.CategoricalEncoder`). ``None``: every input
-            column is numeric.
-        max_one_hot: a categorical column of at most this many codes (unknown included) is one-hot encoded; a wider
-            one gets a learned embedding. ``0`` embeds every column.
-        embedding_dim: the width of every embedding; default ``min(600, round(1.6 · codes^0.56))`` per column.
+        **options: the options of the network's body, each declared once in :class:`~nnlit.nn.options.MLPOptions`
+            (its docs follow): ``hidden``, ``activation``, ``dropout``, ``norm``, …, kept as :attr:`options`.
     """
 
     #: the metric shown in the progress bar, next to the loss
@@ -85,83 +79,40 @@ class MLPModule(L.LightningModule):
         self,
         in_features: int,
         out_features: int,
-        hidden: Sequence[int] = (64, 64),
-        activation: str | None = "relu",
-        activation_kwargs: dict[str, Any] | None = None,
-        dropout: float = 0.0,
-        norm: str | None = None,
-        bias: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
         scheduler_interval: str = "epoch",
-        categories: Sequence[int] | None = None,
-        max_one_hot: int = 16,
-        embedding_dim: int | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"`scheduler_interval` must be 'epoch' or 'step', got {scheduler_interval!r}")
-        self.scheduler_interval = scheduler_interval
-        frame = _outermost_init_frame(self)
-        self.save_hyperparameters(frame=frame)  # what the class was built with (or LightningCLI gave it)
-        given = dict(self.hparams)
-        kept = _own_hparams(type(self), given)  # plain data; a second save replaces the values and drops the rest
-        self.save_hyperparameters(kept, ignore=[key for key in given if key not in kept], frame=frame)
+        MLPOptions.check_names(type(self).__name__, options)
+        #: the options of the network's body (widths, activation, norm, …): see :class:`~nnlit.nn.options.MLPOptions`
+        self.options = MLPOptions(**options)
         self.in_features = in_features
         self.out_features = out_features
-        self.hidden = list(hidden)
-        self.activation = activation
-        self.activation_kwargs = activation_kwargs
-        self.dropout = dropout
-        self.norm = norm
-        self.bias = bias
-        self.categories = None if categories is None else [int(n) for n in categories]
-        self.max_one_hot = max_one_hot
-        self.embedding_dim = embedding_dim
+        self.scheduler_interval = scheduler_interval
         self.optimizer = _as_callable(optimizer, "optimizer")
         self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler, "lr_scheduler")
+        self.save_hyperparameters(_hyperparameters(type(self)))
         self.network = self.build_network()
         #: the checkpoint the network weights came from (initialiser callbacks will not overwrite them unasked)
         self.pretrained_from = pretrained
         if pretrained is not None:
             self.load_pretrained(pretrained)
-        metrics = self.build_metrics()
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        # The epoch loss as a metric: a mean weighted by rows and reduced across DDP ranks like the others, so every
-        # rank sees the same exact value (a ReduceLROnPlateau or early stopping on val/loss decides the same
-        # everywhere).
-        self.train_loss = WeightedMean()
-        self.val_loss = WeightedMean()
-        self.test_loss = WeightedMean()
-        # Metric inputs are handed to torchmetrics every 32 steps, not every step (see StepBuffer)
-        self._step_buffers = {
-            "train": StepBuffer(self.train_metrics, self.train_loss),
-            "val": StepBuffer(self.val_metrics, self.val_loss),
-            "test": StepBuffer(self.test_metrics, self.test_loss),
-        }
+        # Each stage's metrics and loss behind a StepBuffer, which hands them their inputs every 32 steps: built on
+        # first use (in `setup` at the latest), after a subclass's __init__ has set what its build_metrics reads
+        self._step_buffers: dict[str, StepBuffer] | None = None
         self._checked_stages: set[str] = set()
         self._loggers_saved_at = float("-inf")  # time.monotonic() of the loggers' last save() in a fit
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
-        """The network: by default ``MLP(in_features, hidden, out_features, …)``, with its categorical encoder first
-        when the module has ``categories``."""
-        return MLP(
-            self.in_features,
-            self.hidden,
-            self.out_features,
-            activation=self.activation,
-            activation_kwargs=self.activation_kwargs,
-            dropout=self.dropout,
-            norm=self.norm,
-            bias=self.bias,
-            categories=self.categories,
-            max_one_hot=self.max_one_hot,
-            embedding_dim=self.embedding_dim,
-        )
+        """The network: by default ``MLP(in_features, hidden, out_features, …)`` built from :attr:`options`, with its
+        categorical encoder first when the module has ``categories``."""
+        return MLP(self.in_features, out_features=self.out_features, **self.options.as_kwargs())
 
     def load_pretrained(self, path: str) -> None:
         """Loads the network weights of a pretrained checkpoint (a ``.ckpt`` or ``state_dict`` file, read as checked
@@ -244,6 +195,7 @@ class MLPModule(L.LightningModule):
         return self.network(x)
 
     def setup(self, stage: str) -> None:
+        self._step_buffer("train")  # the metrics built before the Trainer places the module
         trainer = self._trainer
         datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         if datamodule is not None:
@@ -389,26 +341,51 @@ class MLPModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
 
+    def stage_metrics(self, stage: str) -> MetricCollection:
+        """The torchmetrics objects of ``stage`` (``"train"``, ``"val"`` or ``"test"``), built from
+        :meth:`build_metrics` on first use."""
+        return self._step_buffer(stage).metrics
+
     # ---------------------------------------------------------------- internals
+    def _step_buffer(self, stage: str) -> StepBuffer:
+        if self._step_buffers is None:
+            self._step_buffers = self._build_step_buffers()
+        return self._step_buffers[stage]
+
+    def _build_step_buffers(self) -> dict[str, StepBuffer]:
+        """Each stage's metrics (``train/…``, ``val/…``, ``test/…``) and loss, as submodules on the module's device,
+        behind a :class:`StepBuffer` that hands them their inputs every 32 steps.
+
+        The epoch loss is a metric too: a mean weighted by rows and reduced across DDP ranks like the others, so every
+        rank sees the same exact value (a ReduceLROnPlateau or early stopping on val/loss decides the same
+        everywhere)."""
+        metrics = self.build_metrics()
+        buffers = {}
+        for stage in ("train", "val", "test"):
+            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/").to(self.device))
+            setattr(self, f"{stage}_loss", WeightedMean().to(self.device))
+            buffers[stage] = StepBuffer(getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss"))
+        return buffers
+
     def _shared_step(self, batch: Any, stage: str) -> Tensor:
         x, target = batch[0], batch[1]
         self._check_width(x)
         if stage not in self._checked_stages:
             self.check_targets(target)
             self._checked_stages.add(stage)
-        if stage == "train" and len(x) == 1 and self.norm == "batch":
+        if stage == "train" and len(x) == 1 and self.options.norm == "batch":
             raise ValueError(
                 "A training batch has a single row, and BatchNorm cannot normalise one row: set the data module's "
                 "`drop_last: true`, or choose a batch_size that does not leave a last batch of 1 row"
             )
         outputs = self(x)
         loss = self.compute_loss(outputs, target)
-        self._step_buffers[stage].add(*self.metric_inputs(outputs, target), loss, len(x))
+        self._step_buffer(stage).add(*self.metric_inputs(outputs, target), loss, len(x))
         return loss
 
     def _start_epoch(self, stage: str) -> None:
         """Forgets what an interrupted epoch of the stage left behind."""
-        buffer = self._step_buffers[stage]
+        buffer = self._step_buffer(stage)
         buffer.clear()
         buffer.metrics.reset()
         buffer.loss_metric.reset()
@@ -423,7 +400,7 @@ class MLPModule(L.LightningModule):
         (optimizer steps: Lightning's own step counts batch groups under nnlit's loop); ``validate`` and ``test`` log
         as Lightning does, so that they return and print their metrics.
         """
-        buffer = self._step_buffers[stage]
+        buffer = self._step_buffer(stage)
         buffer.flush()
         metrics, loss_metric = buffer.metrics, buffer.loss_metric
         if loss_metric.update_count == 0:  # no batch this epoch (e.g. resumed at the end of an epoch)
@@ -488,43 +465,34 @@ def _keeping_epoch_metrics(configure: Callable[[Any], Any]) -> Callable[[Any], l
     return configure_callbacks
 
 
-def _outermost_init_frame(module: L.LightningModule) -> Any:
-    """The frame of the most-derived ``__init__`` running for ``module``.
+def _hyperparameters(cls: type) -> dict[str, Any]:
+    """What to save as the hyperparameters of the ``cls`` being built (call it from its ``__init__``): exactly the
+    arguments ``cls(**hparams)`` takes, as plain data.
 
-    Its arguments (``**kwargs`` expanded) are exactly what ``type(module)(**hparams)`` needs; the arguments a subclass
-    passes on to its parent (``hidden=[width]``) are derived, and saving them too would pass them twice on loading.
+    The values are those LightningCLI builds it with, else the arguments of the constructor calls being run, the
+    outermost last (Lightning's own collection, as ``save_hyperparameters()`` makes it), with the defaults of the
+    network's options not given. Kept are only the arguments ``cls`` accepts (:func:`nnlit.arguments.init_arguments`):
+    not one a subclass derives and passes on itself (``hidden=[width]``: loading would pass it twice), nor a value
+    LightningCLI links from the data module for a head without that argument (``num_classes`` for ``RegressionMLP``),
+    nor LightningCLI's ``_class_path`` (nnlit records the class itself). The injected optimizer and scheduler are
+    saved as ``{"class_path", "init_args"}`` data, so that checkpoints load with ``weights_only=True``; ``pretrained``
+    as ``None`` (the weights it gave are in the checkpoint).
     """
-    frame = inspect.currentframe()
-    outermost = None
-    while frame is not None:
-        if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
-            outermost = frame
-        frame = frame.f_back
-    return outermost
-
-
-def _own_hparams(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters to save: without those the class does not accept (LightningCLI adds linked values such as
-    ``num_classes`` even for a head without that argument, which would make ``load_from_checkpoint`` call the class
-    with an argument it rejects) nor LightningCLI's ``_class_path`` (nnlit records the class itself); the injected
-    optimizer and scheduler as ``{"class_path", "init_args"}`` data; ``pretrained`` as ``None`` (the weights it gave
-    are in the checkpoint)."""
-    accepted: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    accepted.discard("self")
-    kept = {k: v for k, v in hparams.items() if k in accepted or (k.startswith("_") and k != "_class_path")}
+    given = given_hyperparameters()
+    if given is None:
+        given = {}
+        frame = inspect.currentframe()
+        for arguments in collect_init_args(frame, [], classes=(HyperparametersMixin,)) if frame else []:
+            given.update(arguments)
+    defaults = {name: getattr(MLPOptions, name) for name in MLPOptions.names()}  # an option not given
+    hparams = {name: given.get(name, defaults.get(name)) for name in init_arguments(cls) if name in {*given, *defaults}}
+    hparams.update((k, v) for k, v in given.items() if k.startswith("_") and k != "_class_path")
     for key in ("optimizer", "lr_scheduler"):
-        if key in kept:
-            kept[key] = _describe_callable(kept[key])
-    if "pretrained" in kept:
-        kept["pretrained"] = None
-    return kept
+        if key in hparams:
+            hparams[key] = _describe_callable(hparams[key])
+    if "pretrained" in hparams:
+        hparams["pretrained"] = None
+    return hparams
 
 
 def _describe_callable(obj: Any) -> Any:
