@@ -10,9 +10,9 @@ from nnlit.models.multiclass import MulticlassMLP
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.maxout import Maxout
 from nnlit.nn.mlp import MLP
-from nnlit.precision import StepHooksPrecision
 from nnlit.predictor import Predictor
-from nnlit.profiler import NullProfiler
+from nnlit.speed.precision import StepHooksPrecision
+from nnlit.speed.profiler import NullProfiler
 
 __version__ = "0.1.0"
 

@@ -34,9 +34,9 @@ from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import AtomicCheckpointIO
 from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
-from nnlit.precision import StepHooksPrecision
-from nnlit.profiler import NullProfiler
 from nnlit.runs import WHICH, claim_version, resolve_checkpoint
+from nnlit.speed.precision import StepHooksPrecision
+from nnlit.speed.profiler import NullProfiler
 
 DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config quickstart` trains the quick start "
@@ -64,8 +64,8 @@ class NNLitCLI(LightningCLI):
         redraws after every batch) unless the config names a progress bar or disables it, and a ``CSVLogger`` as the
         default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
         config names one or sets ``report: false``; no CSV prediction writer for ``fit``, ``validate`` and ``test``; a
-        :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
-        none); a :class:`~nnlit.precision.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
+        :class:`~nnlit.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
+        none); a :class:`~nnlit.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
         precisions and strategies keep their own); an :class:`~nnlit.checkpoint_io.AtomicCheckpointIO` in place of
         Lightning's default checkpoint IO: atomic saves, checked plain-data loads."""
         config = self._get(self.config_init, "trainer", default={})

@@ -24,13 +24,13 @@ from nnlit.arguments import init_arguments
 from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
-from nnlit.lightning_internals import given_hyperparameters
-from nnlit.models.batch_groups import lightning_loop_reason, train_group
+from nnlit.lightning_internals import attached_trainer, given_hyperparameters
 from nnlit.models.epoch_metrics import EpochMetrics
-from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
 from nnlit.nn.options import MLPOptions
+from nnlit.speed.batch_groups import lightning_loop_reason, train_group
+from nnlit.speed.step_buffer import StepBuffer
 from nnlit.trust import CALLABLE_KINDS, resolve_spec
 
 #: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
@@ -72,8 +72,9 @@ class MLPModule(L.LightningModule):
     progress_bar_metric = ""
     #: the metric a ``ReduceLROnPlateau`` scheduler watches
     scheduler_monitor = "val/loss"
-    _automatic_choice: bool | None = None  # set through the `automatic_optimization` setter
-    _validated_epoch = -1  # the last epoch whose validation logged val/… (for ReduceLROnPlateau)
+    #: the last epoch whose validation logged ``val/…`` (a ``ReduceLROnPlateau`` steps only after one)
+    validated_epoch = -1
+    _loop_choice: bool | None = None  # what `automatic_optimization` was set to by hand
 
     def __init__(
         self,
@@ -86,6 +87,8 @@ class MLPModule(L.LightningModule):
         **options: Any,
     ) -> None:
         super().__init__()
+        # nnlit's loop or Lightning's, chosen again when a Trainer is attached (see the `trainer` setter)
+        self._lightning_loop = lightning_loop_reason(type(self), MLPModule.training_step, None, None)
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"`scheduler_interval` must be 'epoch' or 'step', got {scheduler_interval!r}")
         MLPOptions.check_names(type(self).__name__, options)
@@ -196,33 +199,46 @@ class MLPModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         self._step_buffer("train")  # the metrics built before the Trainer places the module
-        trainer = self._trainer
+        trainer = attached_trainer(self)
         datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         if datamodule is not None:
             self.check_data(datamodule)
-        if trainer is None:
-            return
-        reason = lightning_loop_reason(self, MLPModule.training_step)
-        if stage == "fit" and reason is not None:
+        if trainer is not None and stage == "fit" and self._lightning_loop is not None:
             rank_zero_info(
-                f"{type(self).__name__} trains one minibatch per Lightning step (Lightning's loop): {reason}"
+                f"{type(self).__name__} trains one minibatch per Lightning step (Lightning's loop): "
+                f"{self._lightning_loop}"
             )
+
+    @property
+    def trainer(self) -> L.Trainer:
+        return super().trainer
+
+    @trainer.setter
+    def trainer(self, trainer: L.Trainer | None) -> None:
+        """Attaches ``trainer`` (Lightning does, before it checks the loop's configuration) and chooses the training
+        loop for it, once: :func:`~nnlit.speed.batch_groups.lightning_loop_reason`."""
+        L.LightningModule.trainer.fset(self, trainer)  # type: ignore[attr-defined]
+        self._lightning_loop = lightning_loop_reason(type(self), MLPModule.training_step, trainer, self._loop_choice)
 
     @property
     def automatic_optimization(self) -> bool:
         """``False``: nnlit's :meth:`training_step` runs the optimizer itself, once per minibatch, so that one
-        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup` (see :mod:`nnlit.models.batch_groups`,
+        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup` (see :mod:`nnlit.speed.batch_groups`,
         the loop's contract).
 
         ``True`` (Lightning's usual loop, one minibatch per step) when set so explicitly, when a subclass overrides
         ``training_step``, or when the Trainer clips gradients or accumulates batches (Lightning does both only in its
-        own loop); the reason is logged once per fit.
+        own loop). Chosen when the module is built and again when a Trainer is attached; the reason is logged once
+        per fit.
         """
-        return lightning_loop_reason(self, MLPModule.training_step) is not None
+        return self._lightning_loop is not None
 
     @automatic_optimization.setter
     def automatic_optimization(self, value: bool) -> None:
-        self._automatic_choice = value
+        self._loop_choice = value
+        self._lightning_loop = lightning_loop_reason(
+            type(self), MLPModule.training_step, attached_trainer(self), self._loop_choice
+        )
 
     @property
     def takes_batch_groups(self) -> bool:
@@ -232,23 +248,23 @@ class MLPModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         """One minibatch, or each minibatch of a :class:`~nnlit.data.loader.BatchGroup`: forward, backward and an
-        optimizer step apiece (:func:`~nnlit.models.batch_groups.train_group`, whose module says what counts
+        optimizer step apiece (:func:`~nnlit.speed.batch_groups.train_group`, whose module says what counts
         minibatches and what counts groups)."""
-        if self.automatic_optimization or self._trainer is None:  # no Trainer: a direct call, as in a unit test
+        if self.automatic_optimization or attached_trainer(self) is None:  # no Trainer: a direct call (a unit test)
             if isinstance(batch, BatchGroup):
                 raise ValueError(
                     "A BatchGroup reached a training step outside nnlit's own optimization loop (automatic "
                     "optimization, or no Trainer), which trains one minibatch per step: set the data module's "
                     "`batches_per_step: 1`"
                 )
-            return self._shared_step(batch, "train")
+            return self.step_loss(batch, "train")
         return train_group(self, batch)
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
+        return self.step_loss(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test")
+        return self.step_loss(batch, "test")
 
     def configure_callbacks(self) -> list[Callback]:
         """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics (a subclass's epoch hooks
@@ -367,7 +383,9 @@ class MLPModule(L.LightningModule):
             buffers[stage] = StepBuffer(getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss"))
         return buffers
 
-    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+    def step_loss(self, batch: Any, stage: str) -> Tensor:
+        """The loss of one minibatch of ``stage`` (``"train"``, ``"val"``, ``"test"``); its metric inputs are kept for
+        the epoch's metrics (checked once per stage: :meth:`check_targets`)."""
         x, target = batch[0], batch[1]
         self._check_width(x)
         if stage not in self._checked_stages:
@@ -407,7 +425,7 @@ class MLPModule(L.LightningModule):
             return
         trainer = self.trainer
         if stage == "val" and not trainer.sanity_checking:
-            self._validated_epoch = trainer.current_epoch
+            self.validated_epoch = trainer.current_epoch
         values = {f"{stage}/loss": loss_metric.compute()}
         for name, value in metrics.compute().items():
             if value.numel() > 1:  # one value per output (a regression of several targets): each, and their mean
@@ -444,7 +462,7 @@ def _with_defaults(module: L.LightningModule, callbacks: list[Callback]) -> list
     """``callbacks`` with :class:`EpochMetrics` and :class:`Threads` added where neither they nor the Trainer's
     callbacks have one (Lightning lets a module's callback replace the Trainer's of the same type: a Trainer's
     ``Threads(2)`` must stay)."""
-    trainer = module._trainer
+    trainer = attached_trainer(module)
     present = [*callbacks, *getattr(trainer, "callbacks", [])]  # set by Lightning's callback connector
     if not any(isinstance(c, EpochMetrics) for c in callbacks):
         callbacks.append(EpochMetrics())

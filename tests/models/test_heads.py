@@ -158,7 +158,7 @@ def test_scheduler_is_returned_with_monitor_under_automatic_optimization():
     )
     config = model.configure_optimizers()
     assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
-    assert "monitor" not in config["lr_scheduler"]  # nnlit steps schedulers itself (see test_batch_groups.py)
+    assert "monitor" not in config["lr_scheduler"]  # nnlit steps schedulers itself (tests/speed/)
     model.automatic_optimization = True
     assert model.configure_optimizers()["lr_scheduler"]["monitor"] == "val/loss"
 
