@@ -110,8 +110,8 @@ class NNLitCLI(LightningCLI):
         """Resolves ``--ckpt_path best`` / ``last`` / a run folder to the newest run's file under the trainer's
         ``default_root_dir`` (see :func:`nnlit.runs.resolve_checkpoint`); ``fit --ckpt_path last`` with no run yet
         trains from scratch, saying so. For ``predict`` with a checkpoint and a data module given no ``dataset`` nor
-        ``path``, hands the checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler,
-        vocabularies and classes come from it, and no training data is read."""
+        ``path``, or a ``predict_path``, hands the checkpoint to the data module (its ``checkpoint`` argument): the
+        feature names, scaler, vocabularies and classes come from it, and no training data is read."""
         if self.subcommand is None:  # build(): nothing runs
             return
         config = self.config[self.subcommand]
@@ -131,8 +131,9 @@ class NNLitCLI(LightningCLI):
         init_args = data.get("init_args") if data is not None and "init_args" in data else data
         if ckpt_path is None or init_args is None or "checkpoint" not in init_args:
             return
-        if init_args.get("dataset") is None and init_args.get("path") is None and init_args.get("checkpoint") is None:
-            init_args["checkpoint"] = ckpt_path
+        no_source = init_args.get("dataset") is None and init_args.get("path") is None
+        if init_args.get("checkpoint") is None and (no_source or init_args.get("predict_path") is not None):
+            init_args["checkpoint"] = ckpt_path  # then only predict_path is read
 
     def before_predict(self) -> None:
         """Lightning's predict loop warns that it cannot infer the batch indices of a loader that is not a

@@ -151,15 +151,22 @@ class TabularDataModule(L.LightningDataModule):
         fold: int = 0,
     ) -> None:
         super().__init__()
-        self._arrays: tuple[Any, Any, list[str] | None] | None = None
+        # the arrays of from_arrays, set on the instance before it calls __init__ (no source argument to check then)
+        self._arrays: tuple[Any, Any, list[str] | None] | None = getattr(self, "_arrays", None)
         #: no training data: predictions on ``predict_path`` with the preprocessing of ``checkpoint``
         self.predict_only = dataset is None and path is None and checkpoint is not None and predict_path is not None
-        if (dataset is None) == (path is None) and not self.predict_only:
+        if dataset is not None and path is not None:  # a config that names a built-in set, and a file added to it
+            raise ValueError(
+                f"Give exactly one data source, got both dataset={dataset!r} and path={path!r}: to read the file, set "
+                "`dataset: null` in the YAML config (`--data.dataset=null` on the command line, dataset=None from "
+                "Python); to use the built-in set, leave `path` out"
+            )
+        if dataset is None and path is None and not self.predict_only and not self._arrays:
             raise ValueError(
                 "Give exactly one data source: `dataset` (a built-in name: "
-                f"{', '.join(BUILTIN)}) or `path` (a CSV / Parquet file); got dataset={dataset!r}, "
-                f"path={path!r}. For arrays use TabularDataModule.from_arrays(x, y). To predict without training data "
-                "give `checkpoint` and `predict_path` alone."
+                f"{', '.join(BUILTIN)}) or `path` (a CSV / Parquet file); got neither. For arrays use "
+                "TabularDataModule.from_arrays(x, y). To predict without training data give `checkpoint` and "
+                "`predict_path` alone."
             )
         if dataset is not None and dataset not in BUILTIN:
             raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(BUILTIN)}")
@@ -278,9 +285,12 @@ class TabularDataModule(L.LightningDataModule):
             >>> dm.num_features, dm.num_classes, dm.classes
             (4, 2, ['a', 'b'])
         """
-        self = cls(dataset="xor", **kwargs)  # a valid placeholder source, replaced by the arrays below
-        self.dataset = None
+        for source in ("dataset", "path"):
+            if kwargs.get(source) is not None:
+                raise ValueError(f"from_arrays takes its data from `x` and `y`: leave `{source}` out")
+        self = cls.__new__(cls)
         self._arrays = (x, y, feature_names)
+        self.__init__(**kwargs)  # type: ignore[misc]
         return self
 
     # ---------------------------------------------------------------- what the model needs to know (linked by the CLI)
@@ -299,14 +309,14 @@ class TabularDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int | None:
         """Number of classes (``None`` for regression)."""
-        classes = self.classes if self.predict_only else self.table.classes
+        classes = self.preprocessing.classes if self.preprocessing is not None else self.table.classes
         return None if classes is None else len(classes)
 
     @property
     def num_targets(self) -> int:
         """Number of regression targets (1 for classification)."""
-        if self.predict_only:
-            return self._fitted().num_targets
+        if self.preprocessing is not None:
+            return self.preprocessing.num_targets
         table = self.table
         return 1 if table.classes is not None else table.y.shape[1]
 
@@ -381,20 +391,33 @@ class TabularDataModule(L.LightningDataModule):
         return torch.where(std > 0, std, torch.ones_like(std)).tolist()
 
     def _train_targets(self) -> Tensor | None:
-        if self.predict_only:  # the model's own target scaling comes back with its weights
+        if self.predict_only or self._serves_a_checkpoint:  # the model's target scaling comes back with its weights
             return None
         table = self.table
         if table.classes is not None:
             return None
         return table.y[self.split_indices("train")]
 
+    @property
+    def _serves_a_checkpoint(self) -> bool:
+        """Given a checkpoint and a ``predict_path``: the data module predicts on that file with the checkpoint's
+        preprocessing, and reads its training source only for a stage that trains or evaluates."""
+        return self.checkpoint is not None and self.predict_path is not None
+
     def _fitted(self) -> FittedPreprocessing:
         """The fitted preprocessing, after splitting the rows and fitting it unless done (the model's sizes depend on
-        it)."""
-        if not self._splits and not self.predict_only:
+        it, and a training source is checked against a checkpoint's preprocessing at once); a data module that serves a
+        checkpoint reads no training rows for it."""
+        if not self._splits and not self.predict_only and not self._serves_a_checkpoint:
             self.setup()
         assert self.preprocessing is not None  # fitted by setup, or restored from the checkpoint of predict_only
         return self.preprocessing
+
+    def _split_rows(self) -> dict[str, Tensor]:
+        """The rows of each split, split (and the preprocessing fitted) at the first use."""
+        if not self._splits:
+            self.setup()
+        return self._splits
 
     @property
     def table(self) -> Table:
@@ -413,8 +436,7 @@ class TabularDataModule(L.LightningDataModule):
         """
         if stage not in ("train", "val", "test"):
             raise ValueError(f"`stage` must be 'train', 'val' or 'test', got {stage!r}")
-        self._fitted()
-        return self._splits[stage]
+        return self._split_rows()[stage]
 
     def setup(self, stage: str | None = None) -> None:
         if self.predict_only:
@@ -424,6 +446,8 @@ class TabularDataModule(L.LightningDataModule):
                     f"{stage}: give `dataset` or `path`"
                 )
             return
+        if stage == "predict" and self.predict_path is not None:
+            return  # the rows come from predict_path; the preprocessing from the checkpoint or, at the loader, training
         table = self._load()
         num_rows = len(table.x)
         # int32 row numbers: half the memory of int64, and index_select takes either
@@ -544,14 +568,14 @@ class TabularDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
-        self._fitted()
+        splits = self._split_rows()
         table = self.table
         if self.classes is not None and table.classes is not None and self.classes != table.classes:
             raise ValueError(
                 f"The checkpoint's classes {self.classes} differ from the classes of this data, {table.classes}: the "
                 "labels would be mapped to the wrong outputs. Use data with the classes the model was trained on."
             )
-        index = self._splits[split]
+        index = splits[split]
         rank, world_size = self._rank_and_world_size()
         sampler = ShardedIndexSampler(
             len(index), shuffle=shuffle, seed=self.seed, rank=rank, world_size=world_size, pad=pad
@@ -665,7 +689,8 @@ class TabularDataModule(L.LightningDataModule):
 
     def _read_predict_file(self, path: str) -> tuple[Tensor, ...]:
         frame = read_table(path)
-        names = self.feature_names or self._load().feature_names
+        prep = self._fitted()  # the checkpoint's, else fitted on the training split
+        names = prep.feature_names
         missing = [c for c in names if c not in frame.columns]
         if missing:
             raise ValueError(
@@ -678,10 +703,9 @@ class TabularDataModule(L.LightningDataModule):
                 f"{', '.join(map(repr, extra))}"
             )
         check_flat(frame, names, path)
-        numeric = names[: len(names) - len(self.categorical_features)]
+        numeric = prep.numeric
         x = numeric_matrix(frame, numeric, repr(path))
-        check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None, training=False)
-        prep = self._fitted()
+        check_finite(x, numeric, "feature column", repr(path), allow_nan=prep.median is not None, training=False)
         if not prep.categorical:
             return (x,)
         raw = {name: frame[name].to_numpy(dtype=object) for name in prep.categorical}

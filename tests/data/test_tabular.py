@@ -228,7 +228,11 @@ def test_arrays_with_a_categorical_column_give_a_row_major_table():
     ("kwargs", "match"),
     [
         ({}, "Give exactly one data source"),
-        ({"dataset": "xor", "path": "a.csv"}, "Give exactly one data source"),
+        (
+            {"dataset": "spiral", "path": "customers.csv"},
+            r"got both dataset='spiral' and path='customers.csv': to read the file, set `dataset: null` in the YAML "
+            r"config \(`--data.dataset=null` on the command line, dataset=None from Python\)",
+        ),
         (
             {"dataset": "moons"},
             "Unknown dataset 'moons'. Built-in sets: breast_cancer, circle, diabetes, gauss, iris, plane, sine, spiral",
@@ -436,3 +440,32 @@ def test_k_folds_validate_each_row_once_and_keep_the_test_rows():
         TabularDataModule(dataset="xor", folds=5, fold=5)
     with pytest.raises(ValueError, match="`folds` must be"):
         TabularDataModule(dataset="xor", folds=1)
+
+
+def test_from_arrays_has_no_other_source():
+    dm = TabularDataModule.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
+    assert dm.dataset is None and dm.path is None and dm.num_features == 2
+    with pytest.raises(ValueError, match="from_arrays takes its data from `x` and `y`: leave `dataset` out"):
+        TabularDataModule.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]), dataset="xor")
+
+
+def test_predicting_a_file_with_a_checkpoint_reads_only_that_file(tmp_path, frame, make_trainer):
+    """The training file is gone (or could be large): the checkpoint's preprocessing and the file to predict suffice."""
+    from nnlit import MulticlassMLP
+
+    train = write_csv(tmp_path / "train.csv", frame.assign(y=np.arange(50) % 3))
+    new = write_csv(tmp_path / "new.csv", frame.drop(columns="colour").assign(colour="red").head(7))
+    data = TabularDataModule(path=train, target="y")
+    model = MulticlassMLP(in_features=data.num_features, num_classes=3, hidden=[4], categories=data.categories)
+    trainer = make_trainer(max_steps=2)
+    trainer.fit(model, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    (tmp_path / "train.csv").unlink()
+
+    served = TabularDataModule(path=train, target="y", predict_path=new, checkpoint=str(tmp_path / "m.ckpt"))
+    assert (served.num_features, served.num_classes, served.num_targets) == (3, 3, 1)
+    assert served.categories == data.categories and served.target_mean is None
+    batches = make_trainer().predict(model, datamodule=served)
+    assert sum(len(batch["label"]) for batch in batches) == 7
+    with pytest.raises(FileNotFoundError):  # training asks for the training file
+        served.setup("fit")
