@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +11,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from nnlit.checkpoint_io import checked_hyperparameters, read_bytes
+from nnlit.checked_loading import checked_load_arguments
 from nnlit.data.files import check_flat, read_table
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state, read_data_state
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
@@ -249,15 +248,10 @@ class TabularDataModule(L.LightningDataModule):
         with ``cls(**hparams, **kwargs)``, never through an ``_instantiator`` the file names (see :mod:`nnlit.trust`).
         nnlit saves no data module hyperparameters: give the data source as ``kwargs``; the fitted preprocessing comes
         from the checkpoint. (``checkpoint=path`` does the same without the Lightning call.)"""
-        if weights_only is False:
-            raise ValueError("weights_only=False builds the pickled objects of a checkpoint, which runs their code")
         if "checkpoint" in kwargs:
             raise ValueError("`checkpoint` is the file load_from_checkpoint reads: give the data source alone")
-        data = read_bytes(checkpoint_path)
-        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
-        return super().load_from_checkpoint(
-            io.BytesIO(data), map_location, None, True, **{**hparams, "_instantiator": None, **kwargs}
-        )
+        data, arguments = checked_load_arguments(cls, checkpoint_path, hparams_file, weights_only, kwargs)
+        return super().load_from_checkpoint(data, map_location, None, True, **arguments)
 
     @classmethod
     def from_arrays(

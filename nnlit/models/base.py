@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import io
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +21,8 @@ from torchmetrics import MetricCollection
 
 from nnlit.arguments import init_arguments
 from nnlit.callbacks.threads import Threads
-from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
+from nnlit.checked_loading import checked_load_arguments
+from nnlit.checkpoint_io import read_checkpoint
 from nnlit.data.loader import BatchGroup
 from nnlit.lightning_internals import attached_trainer, given_hyperparameters
 from nnlit.models.epoch_metrics import EpochMetrics
@@ -333,17 +333,9 @@ class MLPModule(L.LightningModule):
                         kwargs[key] = resolve_spec(spec, key, str(checkpoint_path), (), trusted=True)
             only = False if weights_only is None else weights_only
             return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, only, **kwargs)
-        if weights_only is False:
-            raise ValueError(
-                "weights_only=False builds the pickled objects of a checkpoint, which runs their code: pass "
-                "trusted=True, for a file you made yourself"
-            )
-        # read once: Lightning builds from exactly the bytes that were checked
-        data = read_bytes(checkpoint_path)
-        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
-        return super().load_from_checkpoint(
-            io.BytesIO(data), map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
-        )
+        refusal = ": pass trusted=True, for a file you made yourself"
+        data, arguments = checked_load_arguments(cls, checkpoint_path, hparams_file, weights_only, kwargs, refusal)
+        return super().load_from_checkpoint(data, map_location, None, strict, True, **arguments)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Records the class that saves the checkpoint (``checkpoint["nnlit"]["class_path"]``) and nnlit's version,
