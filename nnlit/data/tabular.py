@@ -8,26 +8,19 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from nnlit.checked_loading import checked_load_arguments
-from nnlit.data.files import check_flat, read_table
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state, read_data_state
-from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
+from nnlit.data.loader import TensorBatchLoader
 from nnlit.data.placement import TablePlacement
-from nnlit.data.preprocessing import MISSING
-from nnlit.data.sklearn_sets import REAL
-from nnlit.data.synthetic import SYNTHETIC
-from nnlit.data.table import Table, builtin_table, check_finite, numeric_matrix, read_training_table, table_from_source
+from nnlit.data.predict_file import read_predict_file
+from nnlit.data.source import Missing, TableSource, Task
+from nnlit.data.split_loaders import predict_loader, split_loader
+from nnlit.data.splits import RowSplit
+from nnlit.data.table import Table
 from nnlit.validation import check_int
-
-BUILTIN = sorted([*SYNTHETIC, *REAL])
-
-
-Task = Literal["classification", "regression"]
-TASKS = ("classification", "regression")
-Missing = Literal["error", "median", "median_indicator"]
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -154,50 +147,15 @@ class TabularDataModule(L.LightningDataModule):
         self._arrays: tuple[Any, Any, list[str] | None] | None = getattr(self, "_arrays", None)
         #: no training data: predictions on ``predict_path`` with the preprocessing of ``checkpoint``
         self.predict_only = dataset is None and path is None and checkpoint is not None and predict_path is not None
-        if dataset is not None and path is not None:  # a config that names a built-in set, and a file added to it
-            raise ValueError(
-                f"Give exactly one data source, got both dataset={dataset!r} and path={path!r}: to read the file, set "
-                "`dataset: null` in the YAML config (`--data.dataset=null` on the command line, dataset=None from "
-                "Python); to use the built-in set, leave `path` out"
-            )
-        if dataset is None and path is None and not self.predict_only and not self._arrays:
-            raise ValueError(
-                "Give exactly one data source: `dataset` (a built-in name: "
-                f"{', '.join(BUILTIN)}) or `path` (a CSV / Parquet file); got neither. For arrays use "
-                "TabularDataModule.from_arrays(x, y). To predict without training data give `checkpoint` and "
-                "`predict_path` alone."
-            )
-        if dataset is not None and dataset not in BUILTIN:
-            raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(BUILTIN)}")
-        if path is not None and target is None:
-            raise ValueError(f"`target` must name the target column of {path!r}")
-        if missing not in MISSING:
-            raise ValueError(f"`missing` must be one of {', '.join(MISSING)}, got {missing!r}")
-        if isinstance(categorical, str) or not all(isinstance(c, str) for c in categorical or []):
-            raise ValueError(f"`categorical` must be a list of column names, got {categorical!r}")
-        if task is not None and task not in TASKS:
-            raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None, got {task!r}")
-        check_int("n_samples", n_samples)
+        TableSource(  # checks the source's arguments
+            dataset, path, target, features, categorical, missing, task, n_samples, noise, n_classes, n_features,
+            arrays=self._arrays, required=not self.predict_only,
+        )  # fmt: skip
         check_int("batch_size", batch_size)
         if eval_batch_size is not None:
             check_int("eval_batch_size", eval_batch_size)
         check_int("batches_per_step", batches_per_step)
-        if folds is not None:
-            check_int("folds", folds, minimum=2)
-            if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
-                raise ValueError(f"`fold` must be an integer in [0, {folds}) for folds={folds}, got {fold!r}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"`val_fraction` must be in [0, 1), got {val_fraction!r}")
-        if not 0.0 <= test_fraction < 1.0:
-            raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}")
-        if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
-                f"`val_fraction` + `test_fraction` must be < 1 to leave rows for training, got "
-                f"{val_fraction} + {test_fraction} = {val_fraction + test_fraction}"
-            )
-        check_int("n_features", n_features, minimum=2, where=" of a built-in set")
-        if noise < 0:
-            raise ValueError(f"`noise` must be >= 0, got {noise!r}")
+        RowSplit(val_fraction, test_fraction, 0, folds, fold)  # checks the split's arguments
         self.dataset = dataset
         self.path = path
         self.target = target
@@ -314,7 +272,7 @@ class TabularDataModule(L.LightningDataModule):
         table = self.table
         return 1 if table.classes is not None else table.y.shape[1]
 
-    # ---------------------------------------------------------------- the fitted preprocessing, by its parts
+    # ---------------------------------------------------------------- names of the data (fitted, else the table's)
     @property
     def feature_names(self) -> list[str] | None:
         """The feature columns as the model takes them: the numeric ones, then the categorical ones."""
@@ -333,26 +291,6 @@ class TabularDataModule(L.LightningDataModule):
     def categorical_features(self) -> list[str]:
         """The categorical features (fitted)."""
         return [] if self.preprocessing is None else self.preprocessing.categorical
-
-    @property
-    def vocabularies(self) -> list[list[Any]]:
-        """The training values of each categorical feature, in code order (code 0: unknown)."""
-        return [] if self.preprocessing is None else self.preprocessing.vocabularies
-
-    @property
-    def mean(self) -> Tensor | None:
-        """The training mean of each model input column (0 for was-missing and code columns)."""
-        return None if self.preprocessing is None else self.preprocessing.mean
-
-    @property
-    def std(self) -> Tensor | None:
-        """The training standard deviation of each model input column (1 for was-missing and code columns)."""
-        return None if self.preprocessing is None else self.preprocessing.std
-
-    @property
-    def median(self) -> Tensor | None:
-        """The training median of each numeric feature, when ``missing`` is not ``"error"``."""
-        return None if self.preprocessing is None else self.preprocessing.median
 
     @property
     def indicators(self) -> list[str]:
@@ -443,31 +381,8 @@ class TabularDataModule(L.LightningDataModule):
         if stage == "predict" and self.predict_path is not None:
             return  # the rows come from predict_path; the preprocessing from the checkpoint or, at the loader, training
         table = self._load()
-        num_rows = len(table.x)
-        # int32 row numbers: half the memory of int64, and index_select takes either
-        order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed), dtype=torch.int32)
-        n_val = max(1, round(num_rows * self.val_fraction)) if self.val_fraction > 0 else 0
-        n_test = round(num_rows * self.test_fraction) if self.test_fraction > 0 else 0
-        if self.test_fraction > 0:
-            n_test = max(1, n_test)
-        if self.folds is not None:  # the test rows first, then the rest in `folds` parts: part `fold` validates
-            rest = order[n_test:]
-            if len(rest) < self.folds:
-                raise ValueError(f"{len(rest)} rows cannot be cut into folds={self.folds}")
-            bounds = [len(rest) * k // self.folds for k in range(self.folds + 1)]
-            lo, hi = bounds[self.fold], bounds[self.fold + 1]
-            self._splits = {"val": rest[lo:hi], "test": order[:n_test], "train": torch.cat([rest[:lo], rest[hi:]])}
-        elif num_rows - n_val - n_test < 1:
-            raise ValueError(
-                f"{num_rows} rows cannot be split into val_fraction={self.val_fraction} and "
-                f"test_fraction={self.test_fraction} with at least one training row"
-            )
-        else:
-            self._splits = {
-                "val": order[:n_val],
-                "test": order[n_val : n_val + n_test],
-                "train": order[n_val + n_test :],
-            }
+        split = RowSplit(self.val_fraction, self.test_fraction, self.seed, self.folds, self.fold)
+        self._splits = split.split(len(table.x))
         if self.preprocessing is None:  # fitted once; a checkpoint's values, restored later, win
             self.preprocessing = FittedPreprocessing.fit(
                 table, self._splits["train"], self.missing, self.standardize, self.categorical
@@ -500,13 +415,10 @@ class TabularDataModule(L.LightningDataModule):
         if self.predict_path is None:
             tensors = self._feature_tensors("predict", None)
         else:
-            tensors = self._read_predict_file(self.predict_path)
-        rows = torch.arange(len(tensors[0]))
-        rank, world_size = self._rank_and_world_size()
-        sampler = ShardedIndexSampler(len(rows), shuffle=False, rank=rank, world_size=world_size, pad=False)
-        return TensorBatchLoader(
-            [*tensors, rows], self.evaluation_batch_size, sampler=sampler, transform=self._transform_batch
-        )
+            tensors, unknown = read_predict_file(self.predict_path, self._fitted(), self.target)
+            if unknown:
+                self._log_unknown("predict", [unknown[name] for name in self.categorical_features])
+        return predict_loader(tensors, self.evaluation_batch_size, self.trainer, self._transform_batch)
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted preprocessing (:meth:`FittedPreprocessing.state_dict`), saved in checkpoints."""
@@ -545,7 +457,7 @@ class TabularDataModule(L.LightningDataModule):
         """:meth:`transform`; with ``copied``, ``x`` is a copy of the table's rows that nothing else reads (a gathered
         batch) and is standardised in place: no second buffer of its size."""
         device = x.device
-        return self._fitted().transform(x, codes, copied, on=lambda t: self._device_copy(t, device))
+        return self._fitted().transform(x, codes, copied, on=lambda t: self.placement.copy(t, device))
 
     def decode(self, labels: Tensor) -> list[Any]:
         """Maps class indices back to the original labels.
@@ -570,31 +482,19 @@ class TabularDataModule(L.LightningDataModule):
                 "labels would be mapped to the wrong outputs. Use data with the classes the model was trained on."
             )
         index = splits[split]
-        rank, world_size = self._rank_and_world_size()
-        sampler = ShardedIndexSampler(
-            len(index), shuffle=shuffle, seed=self.seed, rank=rank, world_size=world_size, pad=pad
-        )
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
-        tensors = [*self._feature_tensors(split, index), table.y]
-        device = self._table_device(tensors)
-        loader = TensorBatchLoader(
-            tensors if device is None else [self._device_copy(t, device) for t in tensors],
+        return split_loader(
+            [*self._feature_tensors(split, index), table.y],
+            index,
             self.batch_size if split == "train" else self.evaluation_batch_size,
-            sampler=sampler,
+            shuffle=shuffle,
+            pad=pad,
             drop_last=drop_last,
-            rows=index,
+            seed=self.seed,
+            trainer=self.trainer,
+            placement=self.placement,
             transform=self._transform_gathered,
         )
-        if device is not None:
-            self.placement.register(loader)
-        return loader
-
-    def _table_device(self, tensors: list[Tensor]) -> torch.device | None:
-        """The device the split loaders copy ``tensors`` (the table) to; ``None``: the host (see ``placement``)."""
-        return self.placement.device_for(self.trainer, tensors)
-
-    def _device_copy(self, tensor: Tensor, device: torch.device) -> Tensor:
-        return self.placement.copy(tensor, device)
 
     def teardown(self, stage: str) -> None:
         """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``
@@ -652,60 +552,17 @@ class TabularDataModule(L.LightningDataModule):
                 f"split and take the unknown category ({shown})"
             )
 
-    def _rank_and_world_size(self) -> tuple[int, int]:
-        trainer = self.trainer
-        if trainer is None:
-            return 0, 1
-        return trainer.global_rank, trainer.world_size
+    def _source(self) -> TableSource:
+        """The source of the rows, as the attributes say now (loading a checkpoint's state sets ``missing``)."""
+        return TableSource(
+            self.dataset, self.path, self.target, self.features, self.categorical, self.missing, self.task,
+            self.n_samples, self.noise, self.n_classes, self.n_features, self.seed, self._arrays, not self.predict_only,
+        )  # fmt: skip
 
     def _load(self) -> Table:
         if self._table is None:
-            # a checkpoint's feature columns, in its order, where the source names its columns
-            features = self.features if self.features is not None or self.checkpoint is None else self.feature_names
-            if self._arrays is not None:
-                strict = self.features is not None  # the caller's features must be there; a checkpoint's may not be
-                table = table_from_source(self._arrays, features, self.task, self.categorical, self.missing, strict)
-            elif self.dataset is not None:
-                table = builtin_table(
-                    self.dataset, self.task, self.categorical, self.missing, self.n_samples, self.noise,
-                    self.n_classes, self.n_features, self.seed,
-                )  # fmt: skip
-            else:
-                assert self.path is not None and self.target is not None  # checked in __init__
-                table = read_training_table(self.path, self.target, features, self.task, self.categorical, self.missing)
-            categorical = f", {len(table.categorical)} of them categorical" if table.categorical else ""
-            rank_zero_info(
-                f"nnlit data: {len(table.x)} rows, {len(table.feature_names)} features{categorical}, {table.task}"
-                + (f", {len(table.classes)} classes" if table.classes is not None else "")
-            )
-            self._table = table
+            self._table = self._source().load(None if self.checkpoint is None else self.feature_names)
         return self._table
-
-    def _read_predict_file(self, path: str) -> tuple[Tensor, ...]:
-        frame = read_table(path)
-        prep = self._fitted()  # the checkpoint's, else fitted on the training split
-        names = prep.feature_names
-        missing = [c for c in names if c not in frame.columns]
-        if missing:
-            raise ValueError(
-                f"The prediction file {path!r} lacks feature columns {missing}. The model uses: {', '.join(names)}"
-            )
-        extra = [c for c in frame.columns if c not in names and c != self.target]
-        if extra:  # as Predictor warns: a misspelt feature name would otherwise go unnoticed
-            rank_zero_warn(
-                f"The prediction file {path!r} has columns that are not features of the model, ignored: "
-                f"{', '.join(map(repr, extra))}"
-            )
-        check_flat(frame, names, path)
-        numeric = prep.numeric
-        x = numeric_matrix(frame, numeric, repr(path))
-        check_finite(x, numeric, "feature column", repr(path), allow_nan=prep.median is not None, training=False)
-        if not prep.categorical:
-            return (x,)
-        raw = {name: frame[name].to_numpy(dtype=object) for name in prep.categorical}
-        codes, unknown = prep.encode_categories(raw, len(frame))
-        self._log_unknown("predict", [unknown[name] for name in prep.categorical])
-        return x, codes
 
 
 __all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]

@@ -38,7 +38,9 @@ def test_standardised_with_training_statistics_only():
     dm.setup("fit")
     train_x = torch.cat([b[0] for b in dm.train_dataloader()])
     raw_train = torch.as_tensor(x, dtype=torch.float32)[dm.split_indices("train")]
-    assert torch.allclose(dm.mean, raw_train.mean(0)) and torch.allclose(train_x.mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(dm.preprocessing.mean, raw_train.mean(0)) and torch.allclose(
+        train_x.mean(0), torch.zeros(2), atol=1e-5
+    )
     assert torch.allclose(train_x.std(0, unbiased=False), torch.ones(2), atol=1e-4)
 
 
@@ -159,7 +161,9 @@ def test_state_dict_round_trip():
     dm.setup("fit")
     other = TabularDataModule(dataset="xor", n_samples=40, seed=5)
     other.load_state_dict(dm.state_dict())
-    assert torch.equal(other.mean, dm.mean) and torch.equal(other.std, dm.std)
+    assert torch.equal(other.preprocessing.mean, dm.preprocessing.mean) and torch.equal(
+        other.preprocessing.std, dm.preprocessing.std
+    )
     assert other.classes == [0, 1, 2] and other.feature_names == ["x1", "x2"]
 
 
@@ -173,7 +177,9 @@ def test_csv_source_and_predict_file(tmp_path, frame):
     dm.setup("predict")
     x, rows = next(iter(dm.predict_dataloader()))
     assert rows.tolist() == list(range(7))
-    expected = (torch.tensor(frame[["age", "income"]].to_numpy()[:7], dtype=torch.float32) - dm.mean) / dm.std
+    expected = (
+        torch.tensor(frame[["age", "income"]].to_numpy()[:7], dtype=torch.float32) - dm.preprocessing.mean
+    ) / dm.preprocessing.std
     assert torch.allclose(x, expected)
 
 
@@ -310,7 +316,8 @@ def test_predict_file_missing_column(tmp_path, frame):
     new = write_csv(tmp_path / "n.csv", frame[["age"]])
     dm = TabularDataModule(path=train, target="y", predict_path=new)
     dm.setup("predict")
-    with pytest.raises(ValueError, match=r"lacks feature columns \['income'\]. The model uses: age, income"):
+    missing = r"The prediction file '.*n.csv' lacks feature columns \['income'\]. The model takes 2: age, income"
+    with pytest.raises(ValueError, match=missing):
         dm.predict_dataloader()
 
 
@@ -337,7 +344,7 @@ def test_predict_uses_the_checkpoint_scaler_not_the_new_data():
     other.load_state_dict(trained.state_dict())  # what Lightning does with --ckpt_path, after setup
     x, _ = next(iter(other.predict_dataloader()))
     raw = other.table.x[: len(x)]
-    assert torch.allclose(x, (raw - trained.mean) / trained.std)
+    assert torch.allclose(x, (raw - trained.preprocessing.mean) / trained.preprocessing.std)
 
 
 def test_checkpoint_classes_must_match_the_data():
