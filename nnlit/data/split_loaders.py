@@ -9,10 +9,26 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nnlit.data.fitted_preprocessing import FittedPreprocessing
 from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
 from nnlit.data.placement import TablePlacement
 
 Transform = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
+
+
+def batch_transform(prep: FittedPreprocessing, placement: TablePlacement, copied: bool) -> Transform:
+    """What turns a batch's tensors (numeric features, their codes with categorical features, then the rest) into the
+    model's input and the rest, by ``prep`` (fill, append the codes, standardise), its statistics on the batch's
+    device. ``copied``: the loader gathered the batch (through ``rows``: always a copy), so it is standardised in
+    place, without a second buffer of its size; rows read in order are views of the table."""
+    has_codes = bool(prep.categorical)
+
+    def transform(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        x, device = tensors[0], tensors[0].device
+        x = prep.transform(x, tensors[1] if has_codes else None, copied, on=lambda t: placement.copy(t, device))
+        return (x, *tensors[1 + has_codes :])
+
+    return transform
 
 
 def rank_and_world_size(trainer: Any) -> tuple[int, int]:
@@ -60,4 +76,4 @@ def predict_loader(tensors: Sequence[Tensor], batch_size: int, trainer: Any, tra
     return TensorBatchLoader([*tensors, rows], batch_size, sampler=sampler, transform=transform)
 
 
-__all__ = ["predict_loader", "rank_and_world_size", "split_loader"]
+__all__ = ["batch_transform", "predict_loader", "rank_and_world_size", "split_loader"]

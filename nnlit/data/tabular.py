@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from nnlit.checked_loading import checked_load_arguments
@@ -17,9 +16,10 @@ from nnlit.data.loader import TensorBatchLoader
 from nnlit.data.placement import TablePlacement
 from nnlit.data.predict_file import read_predict_file
 from nnlit.data.source import Missing, TableSource, Task
-from nnlit.data.split_loaders import predict_loader, split_loader
+from nnlit.data.split_loaders import batch_transform, predict_loader, split_loader
 from nnlit.data.splits import RowSplit
 from nnlit.data.table import Table
+from nnlit.data.table_inputs import TableInputs
 from nnlit.validation import check_int
 
 
@@ -185,13 +185,12 @@ class TabularDataModule(L.LightningDataModule):
         self._splits: dict[str, Tensor] = {}
         #: what training learnt (fitted at the first setup, or taken from ``checkpoint``), saved in checkpoints
         self.preprocessing: FittedPreprocessing | None = None
+        self._inputs = TableInputs()
         #: values that the training split did not have, per split, per categorical column (logged once per split)
-        self.unknown_categories: dict[str, dict[str, int]] = {}
+        self.unknown_categories = self._inputs.unknown_categories
         self.checkpoint = checkpoint
         if checkpoint is not None:
             self.load_state_dict(read_data_state(checkpoint))
-        self._train_codes: Tensor | None = None  # the table's category codes as the model takes them
-        self._unknown: Tensor | None = None  # where the table's categorical values were not in the training split
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -212,13 +211,7 @@ class TabularDataModule(L.LightningDataModule):
         return super().load_from_checkpoint(data, map_location, None, True, **arguments)
 
     @classmethod
-    def from_arrays(
-        cls,
-        x: Any,
-        y: Any,
-        feature_names: list[str] | None = None,
-        **kwargs: Any,
-    ) -> TabularDataModule:
+    def from_arrays(cls, x: Any, y: Any, feature_names: list[str] | None = None, **kwargs: Any) -> TabularDataModule:
         """Builds the data module from a feature matrix ``x`` (rows × features, numpy or torch) or a pandas
         ``DataFrame`` of features (categorical columns included), and targets ``y`` (numpy, torch or a pandas
         ``Series``).
@@ -245,7 +238,7 @@ class TabularDataModule(L.LightningDataModule):
         self.__init__(**kwargs)  # type: ignore[misc]
         return self
 
-    # ---------------------------------------------------------------- what the model needs to know (linked by the CLI)
+    # ---------------------------------------------------------------- what the model needs to know; names of the data
     @property
     def num_features(self) -> int:
         """Number of model input columns: the numeric features, their was-missing columns (with
@@ -272,7 +265,6 @@ class TabularDataModule(L.LightningDataModule):
         table = self.table
         return 1 if table.classes is not None else table.y.shape[1]
 
-    # ---------------------------------------------------------------- names of the data (fitted, else the table's)
     @property
     def feature_names(self) -> list[str] | None:
         """The feature columns as the model takes them: the numeric ones, then the categorical ones."""
@@ -297,7 +289,7 @@ class TabularDataModule(L.LightningDataModule):
         """The numeric features with a was-missing input column."""
         return [] if self.preprocessing is None else self.preprocessing.indicators
 
-    # ---------------------------------------------------------------- Lightning hooks
+    # ---------------------------------------------------------------- placement, target scale, rows, splits, loaders
     @property
     def table_on_device(self) -> bool | Literal["auto"]:
         """Where the loaders gather batches from (see the argument); set it to change it for the next run."""
@@ -317,30 +309,26 @@ class TabularDataModule(L.LightningDataModule):
     def target_std(self) -> list[float] | None:
         """Standard deviation of each regression target over the training split (1 where it is 0)."""
         train_y = self._train_targets()
-        if train_y is None:
-            return None
-        std = train_y.std(dim=0, unbiased=False)
-        return torch.where(std > 0, std, torch.ones_like(std)).tolist()
+        std = None if train_y is None else train_y.std(dim=0, unbiased=False)
+        return None if std is None else torch.where(std > 0, std, torch.ones_like(std)).tolist()
 
     def _train_targets(self) -> Tensor | None:
-        if self.predict_only or self._serves_a_checkpoint:  # the model's target scaling comes back with its weights
+        if self.predict_only or self._serves_checkpoint():  # the model's target scaling comes back with its weights
             return None
         table = self.table
         if table.classes is not None:
             return None
         return table.y[self.split_indices("train")]
 
-    @property
-    def _serves_a_checkpoint(self) -> bool:
-        """Given a checkpoint and a ``predict_path``: the data module predicts on that file with the checkpoint's
-        preprocessing, and reads its training source only for a stage that trains or evaluates."""
+    def _serves_checkpoint(self) -> bool:
+        """Predicting ``predict_path`` with a checkpoint's preprocessing: the training source is for other stages."""
         return self.checkpoint is not None and self.predict_path is not None
 
     def _fitted(self) -> FittedPreprocessing:
         """The fitted preprocessing, after splitting the rows and fitting it unless done (the model's sizes depend on
         it, and a training source is checked against a checkpoint's preprocessing at once); a data module that serves a
         checkpoint reads no training rows for it."""
-        if not self._splits and not self.predict_only and not self._serves_a_checkpoint:
+        if not self._splits and not self.predict_only and not self._serves_checkpoint():
             self.setup()
         assert self.preprocessing is not None  # fitted by setup, or restored from the checkpoint of predict_only
         return self.preprocessing
@@ -387,7 +375,7 @@ class TabularDataModule(L.LightningDataModule):
             self.preprocessing = FittedPreprocessing.fit(
                 table, self._splits["train"], self.missing, self.standardize, self.categorical
             )
-            self._train_codes = None
+            self._inputs.forget_codes()
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -413,12 +401,13 @@ class TabularDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> TensorBatchLoader:
         if self.predict_path is None:
-            tensors = self._feature_tensors("predict", None)
+            tensors = self._input_tensors("predict", None)
         else:
             tensors, unknown = read_predict_file(self.predict_path, self._fitted(), self.target)
             if unknown:
-                self._log_unknown("predict", [unknown[name] for name in self.categorical_features])
-        return predict_loader(tensors, self.evaluation_batch_size, self.trainer, self._transform_batch)
+                self._inputs.record_unknown("predict", list(unknown), list(unknown.values()))
+        transform = batch_transform(self._fitted(), self.placement, copied=False)  # rows in order: views of the table
+        return predict_loader(tensors, self.evaluation_batch_size, self.trainer, transform)
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted preprocessing (:meth:`FittedPreprocessing.state_dict`), saved in checkpoints."""
@@ -427,9 +416,8 @@ class TabularDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.preprocessing = FittedPreprocessing.from_state_dict(state_dict)
         self.missing = self.preprocessing.missing  # type: ignore[assignment]  # the table is read as training read it
-        self._train_codes = None
+        self._inputs.forget_codes()
 
-    # ---------------------------------------------------------------- transforms
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """The standardised features and the targets of the ``"train"``, ``"val"`` or ``"test"`` rows (a copy).
 
@@ -443,33 +431,19 @@ class TabularDataModule(L.LightningDataModule):
         if split not in ("train", "val", "test"):
             raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
         table, index = self.table, self.split_indices(split)
-        tensors = self._feature_tensors(split, index)
-        return self._transform_batch(tuple(t[index] for t in tensors), copied=True)[0], table.y[index]
+        tensors = self._input_tensors(split, index)
+        transform = batch_transform(self._fitted(), self.placement, copied=True)
+        return transform(tuple(t[index] for t in tensors))[0], table.y[index]
 
     def transform(self, x: Tensor, codes: Tensor | None = None) -> Tensor:
         """The model's input from numeric features in their own units (NaN where missing) and, for categorical
         features, their codes: missing numbers filled with the training median and was-missing columns added
         (per ``missing``), the codes appended, then everything standardised with the fitted training mean and
         standard deviation (was-missing and code columns keep their values)."""
-        return self._transform(x, codes, copied=False)
-
-    def _transform(self, x: Tensor, codes: Tensor | None, copied: bool) -> Tensor:
-        """:meth:`transform`; with ``copied``, ``x`` is a copy of the table's rows that nothing else reads (a gathered
-        batch) and is standardised in place: no second buffer of its size."""
-        device = x.device
-        return self._fitted().transform(x, codes, copied, on=lambda t: self.placement.copy(t, device))
+        return self._fitted().transform(x, codes, False, on=lambda t: self.placement.copy(t, x.device))
 
     def decode(self, labels: Tensor) -> list[Any]:
-        """Maps class indices back to the original labels.
-
-        Example::
-
-            >>> import numpy as np
-            >>> dm = TabularDataModule.from_arrays(np.eye(3), np.array(["cat", "dog", "cat"]))
-            >>> dm.setup("fit")
-            >>> dm.decode(torch.tensor([1, 0]))
-            ['dog', 'cat']
-        """
+        """Maps class indices back to the original labels (as :class:`~nnlit.callbacks.CSVPredictionWriter` does)."""
         return self._fitted().decode(labels)
 
     # ---------------------------------------------------------------- internals
@@ -484,7 +458,7 @@ class TabularDataModule(L.LightningDataModule):
         index = splits[split]
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
         return split_loader(
-            [*self._feature_tensors(split, index), table.y],
+            [*self._input_tensors(split, index), table.y],
             index,
             self.batch_size if split == "train" else self.evaluation_batch_size,
             shuffle=shuffle,
@@ -493,7 +467,7 @@ class TabularDataModule(L.LightningDataModule):
             seed=self.seed,
             trainer=self.trainer,
             placement=self.placement,
-            transform=self._transform_gathered,
+            transform=batch_transform(self._fitted(), self.placement, copied=True),
         )
 
     def teardown(self, stage: str) -> None:
@@ -506,51 +480,8 @@ class TabularDataModule(L.LightningDataModule):
         is released here instead."""
         self.teardown("exception")
 
-    def _transform_batch(self, tensors: tuple[Tensor, ...], copied: bool = False) -> tuple[Tensor, ...]:
-        """A batch's tensors with its features transformed. ``copied``: the loader gathered the batch (through
-        ``rows``: always a copy), so it is standardised in place; predict's loader reads rows in order, as views of
-        the table."""
-        has_codes = bool(self.categorical_features)
-        x = self._transform(tensors[0], tensors[1] if has_codes else None, copied)
-        return (x, *tensors[1 + has_codes :])
-
-    def _transform_gathered(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return self._transform_batch(tensors, copied=True)
-
-    def _feature_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
-        """The table's numeric features, and its category codes as the model takes them when it has categorical
-        features; logs, once per split, how many of the split's values (``rows``, default all) training did not see.
-        """
-        table = self._load()
-        if self.feature_names is not None and table.feature_names != self.feature_names:
-            raise ValueError(
-                f"The features of the checkpoint, {self.feature_names}, differ from those of this data, "
-                f"{table.feature_names}: the model would read each column as another. Use data with the columns the "
-                "model was trained on"
-            )
-        if not self.categorical_features:
-            return (table.x,)
-        if table.categorical != self.categorical_features:
-            raise ValueError(
-                f"The categorical features of the checkpoint, {self.categorical_features}, differ from those of this "
-                f"data, {table.categorical}: use data with the columns the model was trained on"
-            )
-        if self._train_codes is None:
-            self._train_codes, self._unknown = self._fitted().table_codes(table)
-        if split not in self.unknown_categories and self._unknown is not None:
-            unknown = self._unknown if rows is None else self._unknown[rows]
-            self._log_unknown(split, unknown.sum(dim=0).tolist())
-        return table.x, self._train_codes
-
-    def _log_unknown(self, split: str, counts: list[int]) -> None:
-        self.unknown_categories[split] = dict(zip(self.categorical_features, counts))
-        found = {name: n for name, n in self.unknown_categories[split].items() if n}
-        if found:
-            shown = ", ".join(f"{name!r}: {n}" for name, n in found.items())
-            rank_zero_info(
-                f"nnlit data: {sum(found.values())} categorical values of the {split} rows were not in the training "
-                f"split and take the unknown category ({shown})"
-            )
+    def _input_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
+        return self._inputs.tensors(self._load(), self._fitted(), split, rows)
 
     def _source(self) -> TableSource:
         """The source of the rows, as the attributes say now (loading a checkpoint's state sets ``missing``)."""
