@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,19 +12,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.core.mixins import HyperparametersMixin
-from lightning.pytorch.utilities.parsing import collect_init_args
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from nnlit.arguments import init_arguments
 from nnlit.callbacks.threads import Threads
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.checkpoint_io import read_checkpoint
 from nnlit.data.loader import BatchGroup
-from nnlit.lightning_internals import attached_trainer, given_hyperparameters
+from nnlit.lightning_internals import attached_trainer
 from nnlit.models.epoch_metrics import EpochMetrics
+from nnlit.models.hyperparameters import as_callable, saved_hyperparameters
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
 from nnlit.nn.options import MLPOptions
@@ -97,9 +94,9 @@ class MLPModule(L.LightningModule):
         self.in_features = in_features
         self.out_features = out_features
         self.scheduler_interval = scheduler_interval
-        self.optimizer = _as_callable(optimizer, "optimizer")
-        self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler, "lr_scheduler")
-        self.save_hyperparameters(_hyperparameters(type(self)))
+        self.optimizer = as_callable(optimizer, "optimizer")
+        self.lr_scheduler = None if lr_scheduler is None else as_callable(lr_scheduler, "lr_scheduler")
+        self.save_hyperparameters(saved_hyperparameters(type(self)))
         self.network = self.build_network()
         #: the checkpoint the network weights came from (initialiser callbacks will not overwrite them unasked)
         self.pretrained_from = pretrained
@@ -473,57 +470,6 @@ def _keeping_epoch_metrics(configure: Callable[[Any], Any]) -> Callable[[Any], l
 
     configure_callbacks.keeps_epoch_metrics = True  # type: ignore[attr-defined]
     return configure_callbacks
-
-
-def _hyperparameters(cls: type) -> dict[str, Any]:
-    """What to save as the hyperparameters of the ``cls`` being built (call it from its ``__init__``): exactly the
-    arguments ``cls(**hparams)`` takes, as plain data.
-
-    The values are those LightningCLI builds it with, else the arguments of the constructor calls being run, the
-    outermost last (Lightning's own collection, as ``save_hyperparameters()`` makes it), with the defaults of the
-    network's options not given. Kept are only the arguments ``cls`` accepts (:func:`nnlit.arguments.init_arguments`):
-    not one a subclass derives and passes on itself (``hidden=[width]``: loading would pass it twice), nor a value
-    LightningCLI links from the data module for a head without that argument (``num_classes`` for ``RegressionMLP``),
-    nor LightningCLI's ``_class_path`` (nnlit records the class itself). The injected optimizer and scheduler are
-    saved as ``{"class_path", "init_args"}`` data, so that checkpoints load with ``weights_only=True``; ``pretrained``
-    as ``None`` (the weights it gave are in the checkpoint).
-    """
-    given = given_hyperparameters()
-    if given is None:
-        given = {}
-        frame = inspect.currentframe()
-        for arguments in collect_init_args(frame, [], classes=(HyperparametersMixin,)) if frame else []:
-            given.update(arguments)
-    defaults = {name: getattr(MLPOptions, name) for name in MLPOptions.names()}  # an option not given
-    hparams = {name: given.get(name, defaults.get(name)) for name in init_arguments(cls) if name in {*given, *defaults}}
-    hparams.update((k, v) for k, v in given.items() if k.startswith("_") and k != "_class_path")
-    for key in ("optimizer", "lr_scheduler"):
-        if key in hparams:
-            hparams[key] = _describe_callable(hparams[key])
-    if "pretrained" in hparams:
-        hparams["pretrained"] = None
-    return hparams
-
-
-def _describe_callable(obj: Any) -> Any:
-    """A class or ``functools.partial`` of a class as ``{"class_path", "init_args"}``: plain data, so checkpoints load
-    with ``weights_only=True``. Anything else is kept as it is."""
-    func, kwargs = (obj.func, dict(obj.keywords)) if isinstance(obj, functools.partial) else (obj, {})
-    if isinstance(obj, functools.partial) and obj.args:
-        return obj
-    if isinstance(func, type):
-        return {"class_path": f"{func.__module__}.{func.__qualname__}", "init_args": kwargs}
-    return obj
-
-
-def _as_callable(spec: Any, key: str) -> Callable[..., Any]:
-    """The inverse of :func:`_describe_callable`: a ``{"class_path", "init_args"}`` dict becomes a partial of a class
-    of ``torch.optim`` or of an already-imported module, of the kind ``key`` takes (see :mod:`nnlit.trust`)."""
-    if not isinstance(spec, Mapping):
-        return spec
-    if "class_path" not in spec:
-        raise ValueError(f"An optimizer / scheduler given as a dict needs a 'class_path' key, got {sorted(spec)}")
-    return resolve_spec(spec, key, None, CALLABLE_KINDS[key])
 
 
 def _check_state_dict_shapes(model_state: dict[str, Tensor], ckpt_state: dict[str, Tensor]) -> None:
