@@ -13,11 +13,11 @@ with 1M training rows and batch 4096 by default. Rows of the table, each the fas
   ``DeadReLUCounter``.
 
 Then one more fit with the four callbacks (and no progress bar, which reads its values at every redraw) runs under
-``torch.cuda.set_sync_debug_mode("warn")`` (``nnlit/host_syncs.py``): every operation it flags as making the host wait
-for the device is put down to the innermost line of nnlit's code on the stack (else the innermost line outside torch),
-with the line that synchronised and the Trainer's stage. The script prints each place's count, whether that is once,
-per epoch or per step, and the syncs from nnlit's code per step, per epoch and once. Timings read the clock
-after ``torch.cuda.synchronize()``; validation passes are timed apart.
+``torch.cuda.set_sync_debug_mode("warn")`` (``nnlit.speed.host_syncs``): every operation it flags as making the
+host wait for the device is put down to the innermost line of nnlit's code on the stack (else the innermost line
+outside torch), with the line that synchronised and the Trainer's stage. The script prints each place's count,
+whether that is once, per epoch or per step, and the syncs from nnlit's code per step, per epoch and once. Timings read
+the clock after ``torch.cuda.synchronize()``; validation passes are timed apart.
 
 ``--device cpu`` runs the script on the CPU: a dry run on a machine without a GPU (its sync count is empty).
 """
@@ -47,7 +47,7 @@ from throughput import (
 )
 from torch import Tensor, nn
 
-from nnlit.host_syncs import HostSyncs
+from nnlit.speed.host_syncs import HostSyncs
 
 
 def hand_loop(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float, nn.Module]:

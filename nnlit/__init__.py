@@ -10,10 +10,10 @@ from nnlit.models.multiclass import MulticlassMLP
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.maxout import Maxout
 from nnlit.nn.mlp import MLP
-from nnlit.precision import StepHooksPrecision
 from nnlit.predictor import Predictor
-from nnlit.profiler import NullProfiler
 from nnlit.quiet import hide_lightning_noise
+from nnlit.speed.precision import StepHooksPrecision
+from nnlit.speed.profiler import NullProfiler
 
 __version__ = "0.1.0"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any
 
+from nnlit.arguments import init_arguments
 from nnlit.checkpoint_io import MapLocation, describe_object, read_checkpoint
 from nnlit.models.base import MLPModule
 from nnlit.trust import UntrustedCheckpointError, find_class
@@ -86,7 +86,7 @@ def _which_class(checkpoint: dict[str, Any], path: Path) -> str:
         from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP
 
         keys = {k for k in hparams if not k.startswith("_")}
-        fits = [c for c in (BinaryMLP, MulticlassMLP, RegressionMLP) if keys and keys <= _init_arguments(c)]
+        fits = [c for c in (BinaryMLP, MulticlassMLP, RegressionMLP) if keys and keys <= set(init_arguments(c))]
         class_path = f"nnlit.{fits[0].__name__}" if len(fits) == 1 else None
     if class_path is None:
         return (
@@ -95,10 +95,6 @@ def _which_class(checkpoint: dict[str, Any], path: Path) -> str:
         )
     module, _, name = class_path.rpartition(".")
     return f"it was saved by {class_path}: `from {module} import {name}; {name}.load_from_checkpoint({str(path)!r})`"
-
-
-def _init_arguments(cls: type) -> set[str]:
-    return set(inspect.signature(cls).parameters)
 
 
 def _recorded_class(class_path: str, version: Any, path: Path, trusted: bool) -> type[MLPModule]:

@@ -9,7 +9,6 @@ the model, so nobody types them twice.
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 import re
 import sys
@@ -26,6 +25,7 @@ from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnlit import example_configs, quiet
+from nnlit.arguments import init_arguments
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
@@ -35,9 +35,9 @@ from nnlit.checkpoint_io import AtomicCheckpointIO
 from nnlit.data.tabular import TabularDataModule
 from nnlit.loggers import ResumableCSVLogger
 from nnlit.models.base import MLPModule
-from nnlit.precision import StepHooksPrecision
-from nnlit.profiler import NullProfiler
 from nnlit.runs import WHICH, check_resumable, claim_version, resolve_checkpoint, run_checkpoint
+from nnlit.speed.precision import StepHooksPrecision
+from nnlit.speed.profiler import NullProfiler
 
 DESCRIPTION = (
     "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config quickstart` trains the quick start "
@@ -65,8 +65,8 @@ class NNLitCLI(LightningCLI):
         redraws after every batch) unless the config names a progress bar or disables it, and a ``CSVLogger`` as the
         default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
         config names one or sets ``report: false``; no CSV prediction writer for ``fit``, ``validate`` and ``test``; a
-        :class:`~nnlit.profiler.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
-        none); a :class:`~nnlit.precision.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
+        :class:`~nnlit.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
+        none); a :class:`~nnlit.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
         precisions and strategies keep their own); an :class:`~nnlit.checkpoint_io.AtomicCheckpointIO` in place of
         Lightning's default checkpoint IO: atomic saves, checked plain-data loads; under SLURM, for ``fit``, a
         :class:`~nnlit.callbacks.SLURMRequeue` unless the config names one."""
@@ -118,9 +118,9 @@ class NNLitCLI(LightningCLI):
         trains from scratch, saying so. When the run's folder is named (a logger ``version`` in the config, or the
         SLURM job id of the default logger), ``fit --ckpt_path last`` means that run's last checkpoint only, resolved
         in ``before_fit``: a new job trains from scratch beside older runs instead of resuming one of them. For
-        ``predict`` with a checkpoint and a data module given no ``dataset`` nor ``path``, hands the checkpoint to the
-        data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and classes come from it,
-        and no training data is read."""
+        ``predict`` with a checkpoint and a data module given no ``dataset`` nor ``path``, or a ``predict_path``, hands
+        the checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and
+        classes come from it, and no training data is read."""
         if self.subcommand is None:  # build(): nothing runs
             return
         config = self.config[self.subcommand]
@@ -144,8 +144,9 @@ class NNLitCLI(LightningCLI):
         init_args = data.get("init_args") if data is not None and "init_args" in data else data
         if ckpt_path is None or init_args is None or "checkpoint" not in init_args:
             return
-        if init_args.get("dataset") is None and init_args.get("path") is None and init_args.get("checkpoint") is None:
-            init_args["checkpoint"] = ckpt_path
+        no_source = init_args.get("dataset") is None and init_args.get("path") is None
+        if init_args.get("checkpoint") is None and (no_source or init_args.get("predict_path") is not None):
+            init_args["checkpoint"] = ckpt_path  # then only predict_path is read
 
     def before_predict(self) -> None:
         """Lightning's predict loop warns that it cannot infer the batch indices of a loader that is not a
@@ -345,7 +346,7 @@ def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str
     if unknown is not None and owner is not None:
         module, _, name = owner.rpartition(".")
         cls = getattr(sys.modules.get(module), name, None)  # the parser has imported it: nothing new is imported
-        accepted = [name for name in _init_parameters(cls) if name not in skip] if isinstance(cls, type) else []
+        accepted = [name for name in init_arguments(cls) if name not in skip] if isinstance(cls, type) else []
         close = difflib.get_close_matches(unknown.group(1), accepted, n=1)
         listed = f" Accepted: {', '.join(accepted)}." if accepted else ""
         return (f". Did you mean {close[0]!r}?" if close else ".") + listed if accepted else ""
@@ -353,30 +354,12 @@ def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str
     if unrecognised is not None:
         section, _, option = unrecognised.group(1).rpartition(".")
         if section in ("", "trainer"):
-            close = difflib.get_close_matches(option, _init_parameters(Trainer), n=2)
+            close = difflib.get_close_matches(option, init_arguments(Trainer), n=2)
             ratio = [difflib.SequenceMatcher(None, option, name).ratio() for name in close]
             close = [name for name, r in zip(close, ratio, strict=True) if r == max(ratio)]  # both only when a tie
             if close:
                 return f". Did you mean {' or '.join(f'--trainer.{name}' for name in close)}?"
     return ""
-
-
-def _init_parameters(cls: type) -> list[str]:
-    """The keyword arguments of ``cls`` and of the classes it hands ``**kwargs`` to, in order."""
-    names: dict[str, None] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        parameters = inspect.signature(init).parameters.values()
-        names.update(
-            (p.name, None)
-            for p in parameters
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        )
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            break
-    return list(names)
 
 
 def build(args: list[str]) -> NNLitCLI:

@@ -3,7 +3,7 @@
 Each has no public route in Lightning 2.6, says why nnlit needs it, and has a test in
 ``tests/test_lightning_internals.py`` that fails with a message naming the Lightning change when a release moves it.
 Two overrides of private methods live with their classes and are checked by the same tests:
-``Precision._after_closure`` / ``_clip_gradients`` (:class:`~nnlit.precision.StepHooksPrecision`, which runs only the
+``Precision._after_closure`` / ``_clip_gradients`` (:class:`~nnlit.StepHooksPrecision`, which runs only the
 step hooks someone overrides), and ``LightningCLI._parse_ckpt_path`` (made a no-op by :class:`~nnlit.cli.NNLitCLI`:
 LightningCLI would merge a checkpoint's hyperparameters into the config, class path included, so a file would choose
 the class the command builds). :class:`~nnlit.callbacks.TimedProgressBar` overrides ``TQDMProgressBar._should_update``
@@ -30,6 +30,22 @@ def jit_is_scripting() -> Iterator[None]:
         yield
 
 
+def attached_trainer(module: L.LightningModule) -> L.Trainer | None:
+    """The Trainer ``module`` is attached to, or ``None``: the module's ``trainer`` property raises instead of
+    answering ``None`` (a module is built, checked and called without a Trainer too)."""
+    return module._trainer
+
+
+def given_hyperparameters() -> dict[str, Any] | None:
+    """The arguments LightningCLI is building a LightningModule with, read inside that module's ``__init__`` (its
+    config's ``init_args`` with the linked values, ``_class_path`` and ``_instantiator``); ``None`` outside.
+    ``save_hyperparameters()`` saves exactly these; nnlit's modules save them filtered to their own arguments."""
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+    given = _given_hyperparameters.get()
+    return None if given is None else dict(given)
+
+
 def hook_name(module: L.LightningModule) -> Any:
     """The name of the hook Lightning is running on ``module`` (which ``self.log`` checks)."""
     return module._current_fx_name
@@ -40,4 +56,4 @@ def set_hook_name(module: L.LightningModule, name: Any) -> None:
     module._current_fx_name = name
 
 
-__all__ = ["hook_name", "jit_is_scripting", "set_hook_name"]
+__all__ = ["attached_trainer", "given_hyperparameters", "hook_name", "jit_is_scripting", "set_hook_name"]

@@ -361,7 +361,7 @@ def _check_fits(preprocessing: FittedPreprocessing, module: MLPModule) -> None:
             f"The preprocessing gives {preprocessing.num_inputs} input columns (features, was-missing columns), the "
             f"module takes in_features={module.in_features}"
         )
-    expected = list(getattr(module, "categories", None) or [])
+    expected = [int(n) for n in module.options.categories or []]
     given = preprocessing.categories or []
     if given != expected:
         if not given:

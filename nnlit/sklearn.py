@@ -39,6 +39,7 @@ from nnlit.data.tabular import TabularDataModule
 from nnlit.models.base import MLPModule
 from nnlit.models.multiclass import MulticlassMLP
 from nnlit.models.regression import RegressionMLP
+from nnlit.nn.options import MLPOptions
 from nnlit.predictor import Predictor
 
 
@@ -86,13 +87,18 @@ class _MLPEstimator(BaseEstimator):
 
     _head: type[MLPModule]
 
+    # the network's options are MLPOptions' (less `categories`, read from X), with its defaults; a test holds them
     @_parameter_names_checked
     def __init__(
         self,
-        hidden: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str | None = None,
+        hidden: Sequence[int] = MLPOptions.hidden,
+        activation: str | None = MLPOptions.activation,
+        activation_kwargs: dict[str, Any] | None = MLPOptions.activation_kwargs,
+        dropout: float = MLPOptions.dropout,
+        norm: str | None = MLPOptions.norm,
+        bias: bool = MLPOptions.bias,
+        max_one_hot: int = MLPOptions.max_one_hot,
+        embedding_dim: int | None = MLPOptions.embedding_dim,
         optimizer: Any = torch.optim.Adam,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -108,8 +114,12 @@ class _MLPEstimator(BaseEstimator):
     ) -> None:
         self.hidden = hidden
         self.activation = activation
+        self.activation_kwargs = activation_kwargs
         self.dropout = dropout
         self.norm = norm
+        self.bias = bias
+        self.max_one_hot = max_one_hot
+        self.embedding_dim = embedding_dim
         self.optimizer = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
@@ -240,15 +250,9 @@ class _MLPEstimator(BaseEstimator):
         optimizer = self.optimizer
         if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
             optimizer = functools.partial(optimizer, lr=self.lr, weight_decay=self.weight_decay)  # type: ignore[call-arg]
-        return {
-            "in_features": data.num_features,
-            "hidden": list(self.hidden),
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "norm": self.norm,
-            "optimizer": optimizer,
-            "categories": data.categories,
-        }
+        options = {name: getattr(self, name) for name in MLPOptions.names() if name != "categories"}
+        options["hidden"] = list(self.hidden)
+        return {"in_features": data.num_features, "optimizer": optimizer, "categories": data.categories, **options}
 
     def _trainer(self, history: _History, callbacks: list[Callback], scratch: str) -> L.Trainer:
         callbacks = [history, *callbacks]
@@ -337,8 +341,14 @@ class MLPClassifier(ClassifierMixin, _MLPEstimator):
     Args:
         hidden: hidden layer widths.
         activation: the hidden activation (any name :class:`~nnlit.MLP` takes: ``relu``, ``tanh``, ``gelu``, …).
+        activation_kwargs: keyword arguments of the activation, e.g. ``{"negative_slope": 0.1}``.
         dropout: dropout probability after each hidden activation.
         norm: ``None``, ``"batch"`` or ``"layer"`` normalisation after each hidden Linear.
+        bias: whether the Linear layers have a bias.
+        max_one_hot: a categorical column of ``X`` (a DataFrame's text or category column) of at most this many codes
+            is one-hot encoded, a wider one embedded; as the other network options, see
+            :class:`~nnlit.nn.options.MLPOptions`.
+        embedding_dim: the width of every embedding; default a width per column that grows with its codes.
         optimizer: a ``torch.optim`` optimizer class, built with ``lr`` and ``weight_decay``; or a callable taking the
             parameters (e.g. ``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``), then used as it is.
         lr: the optimizer's learning rate (with an optimizer class).

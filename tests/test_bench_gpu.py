@@ -1,5 +1,5 @@
 """``bench/gpu.py`` runs where a GPU is lent only now and then, so its dry run on the CPU is checked here: the same
-fits, the same table, and a sync count that is empty there. (``nnlit/host_syncs.py``, which places each sync, has its
+fits, the same table, and a sync count that is empty there. (``nnlit.speed.host_syncs``, which places each sync, has its
 own tests.)"""
 
 from __future__ import annotations

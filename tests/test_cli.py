@@ -257,3 +257,36 @@ def test_help_names_every_subcommand():
     text = " ".join(result.stdout.split())
     assert "{fit,validate,test,predict}" in text and "nnlit plot RUN_DIR" in text and "nnlit export" in text
     assert "args parameter is intended" not in result.stderr  # main(None) leaves sys.argv to LightningCLI
+
+
+def test_predict_with_a_predict_path_reads_only_that_file(tmp_path):
+    """A config for a CSV file, predicted on with ``--data.predict_path``: the checkpoint gives the preprocessing, and
+    the training file is not read (it is gone here)."""
+    rows = [{"a": i % 7 / 7, "b": (i * 3) % 5 / 5, "label": "yes" if i % 2 else "no"} for i in range(40)]
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["a", "b", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    new = tmp_path / "new.csv"
+    new.write_text("a,b\n0.1,0.2\n0.5,0.9\n0.3,0.3\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"class_path": "nnlit.BinaryMLP", "init_args": {"hidden": [4]}},
+                "data": {"class_path": "nnlit.TabularDataModule", "init_args": {"path": str(train), "target": "label"}},
+                "trainer": {"default_root_dir": str(tmp_path), "max_epochs": 1, "logger": False},
+            }
+        )
+    )
+    base = ["--config", str(config), *QUIET]
+    main(["fit", *base])
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    train.unlink()
+    out = tmp_path / "predictions.csv"
+    writer = f"--prediction_writer.output_path={out}"
+    main(["predict", *base, f"--ckpt_path={ckpt}", f"--data.predict_path={new}", writer])
+    with out.open() as f:
+        predictions = [row["prediction"] for row in csv.DictReader(f)]
+    assert len(predictions) == 3 and set(predictions) <= {"no", "yes"}

@@ -12,8 +12,8 @@ them.
 What this cannot see: a copy of a host tensor to the device (``.to(device)`` is a plain copy on a CPU) and an explicit
 ``torch.cuda.synchronize()``. On a GPU, the last test checks with ``torch.cuda.set_sync_debug_mode("warn")``, which
 flags blocking copies, value reads and stream synchronisations (not ``torch.cuda.synchronize()``);
-``nnlit/host_syncs.py`` puts each down to the line of nnlit's code that led to it. Both run with the progress bar off:
-the bar reads its values on the host at every redraw (twice a second by default).
+``nnlit.speed.host_syncs`` puts each down to the line of nnlit's code that led to it. Both run with the progress bar
+off: the bar reads its values on the host at every redraw (twice a second by default).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def test_training_reads_nothing_on_the_host_per_step(model, dataset, tmp_path, m
 
 
 class TrainingSteps(TrainingWindow):
-    """Lets ``nnlit.host_syncs``' recorder record in the training window, and notes where the training loader's table
+    """Lets ``speed.host_syncs``' recorder record in the training window, and notes where the training loader's table
     is."""
 
     def __init__(self, recorder: Any) -> None:
@@ -225,7 +225,7 @@ class TrainingSteps(TrainingWindow):
 
 @pytest.mark.gpu
 def test_a_gpu_fit_with_the_four_callbacks_makes_no_host_sync_from_nnlit(tmp_path, monkeypatch):
-    from nnlit.host_syncs import HostSyncs
+    from nnlit.speed.host_syncs import HostSyncs
 
     cli = build(
         [

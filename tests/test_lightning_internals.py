@@ -38,20 +38,29 @@ def test_lightning_saves_and_restores_a_stateful_loader_without_prefetching(make
     assert "self.length is not None" in source, MOVED % "the prefetching of loaders with a length"
 
 
-def test_the_hook_name_self_log_checks_is_an_attribute_of_the_module():
-    module = BinaryMLP(in_features=2, hidden=[4])
-    assert "_current_fx_name" in vars(module) or hasattr(module, "_current_fx_name"), MOVED % "_current_fx_name"
-    lightning_internals.set_hook_name(module, "on_after_backward")
-    assert lightning_internals.hook_name(module) == "on_after_backward"
+def test_the_hook_name_self_log_checks_is_the_one_lightning_sets_around_each_hook(make_trainer):
+    seen = {}
+
+    class Recording(BinaryMLP):
+        def on_train_start(self):
+            seen["on_train_start"] = lightning_internals.hook_name(self)
+
+        def on_after_backward(self):
+            seen["on_after_backward"] = lightning_internals.hook_name(self)
+
+    make_trainer(max_steps=1).fit(Recording(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="xor"))
+    assert seen == {"on_train_start": "on_train_start", "on_after_backward": "on_after_backward"}, (
+        MOVED % "the hook name Lightning sets on the module around each hook (_current_fx_name)"
+    )
     source = inspect.getsource(L.LightningModule.log)
     assert "_current_fx_name" in source, MOVED % "the hook name LightningModule.log reads (_current_fx_name)"
 
 
 @pytest.mark.parametrize("name", ["_after_closure", "_clip_gradients"])
 def test_the_precision_plugin_methods_step_hooks_precision_overrides(name):
-    assert callable(getattr(Precision, name, None)), MOVED % f"Precision.{name} (nnlit/precision.py overrides it)"
+    assert callable(getattr(Precision, name, None)), MOVED % f"Precision.{name} (nnlit/speed/precision.py overrides it)"
     calls = inspect.getsource(Precision._wrap_closure if name == "_after_closure" else Precision._after_closure)
-    assert f"self.{name}(" in calls, MOVED % f"the call of Precision.{name} (nnlit/precision.py relies on it)"
+    assert f"self.{name}(" in calls, MOVED % f"the call of Precision.{name} (nnlit/speed/precision.py relies on it)"
 
 
 def test_the_cli_still_parses_a_checkpoint_through_the_method_nnlit_overrides():
@@ -66,3 +75,37 @@ def test_the_cli_still_parses_a_checkpoint_through_the_method_nnlit_overrides():
         MOVED % "LightningCLI._parse_ckpt_path"
     )
     assert NNLitCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path
+
+
+def test_the_arguments_lightningcli_builds_a_module_with_are_readable_in_its_init():
+    """An nnlit module saves the arguments LightningCLI built it with (its config, the linked values): read from the
+    context Lightning's ``save_hyperparameters`` reads them from."""
+    from nnlit.cli import build
+
+    seen = []
+
+    class Recording(BinaryMLP):
+        def __init__(self, **kwargs):
+            seen.append(lightning_internals.given_hyperparameters())
+            super().__init__(**kwargs)
+
+    assert lightning_internals.given_hyperparameters() is None
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setitem(globals(), "Recording", Recording)
+            build(["--config", "configs/heads/binary.yaml", f"--model={__name__}.Recording"])
+    except ImportError as err:
+        pytest.fail(MOVED % "lightning.pytorch.core.mixins.hparams_mixin._given_hyperparameters" + f" ({err})")
+    given = seen[0]
+    assert isinstance(given, dict), MOVED % "the hyperparameters LightningCLI gives the module it builds"
+    assert given["_class_path"] == f"{__name__}.Recording" and given["in_features"] == 2
+
+
+def test_the_attached_trainer_is_read_without_the_property_that_raises(make_trainer):
+    module = BinaryMLP(in_features=2, hidden=[4])
+    with pytest.raises(RuntimeError, match="not attached to a `Trainer`"):
+        _ = module.trainer  # why nnlit reads the attribute behind it
+    assert lightning_internals.attached_trainer(module) is None, MOVED % "LightningModule._trainer"
+    trainer = make_trainer(max_steps=1)
+    trainer.fit(module, datamodule=TabularDataModule(dataset="xor", n_samples=40))  # Lightning attaches it
+    assert lightning_internals.attached_trainer(module) is trainer, MOVED % "LightningModule._trainer"

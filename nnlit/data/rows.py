@@ -40,6 +40,8 @@ class RowReader:
         numeric: the numeric features (all of them, for positional input).
         num_features: how many feature columns positional input has.
         allow_nan: missing numbers are allowed (training filled them with the median); inf never is.
+        source: what the rows are called in errors and the warning (``"the prediction file 'new.csv'"``); default
+            the form of the input (``the DataFrame``, ``the input``) and ``Predictor``.
 
     Example::
 
@@ -49,9 +51,15 @@ class RowReader:
     """
 
     def __init__(
-        self, feature_names: list[str] | None, numeric: list[str], num_features: int, allow_nan: bool = False
+        self,
+        feature_names: list[str] | None,
+        numeric: list[str],
+        num_features: int,
+        allow_nan: bool = False,
+        source: str | None = None,
     ) -> None:
         self.feature_names = feature_names
+        self.source = source
         self.num_features = num_features
         self.allow_nan = allow_nan
         self._numeric = numeric
@@ -88,14 +96,14 @@ class RowReader:
 
     def check_finite(self, x: Tensor | np.ndarray, labels: list[str] | None = None) -> None:
         """:func:`nnlit.data.table.check_finite` on input rows: named by column and row."""
-        check_finite(x, labels or self._labels, "feature column", "the input", self.allow_nan, training=False)
+        check_finite(x, labels or self._labels, "feature column", self.source or "the input", self.allow_nan, False)
 
     def named(self, rows: Any) -> tuple[dict[str, Any], int]:
         """Every feature column of a named input, as a sequence of values, and the number of rows."""
         names = self._require_names("named columns")
         if is_frame(rows):
-            _, extra = self._layout(rows.columns.tolist(), "the DataFrame")
-            refuse_dates(rows.dtypes, names, "the DataFrame", _DATES)
+            _, extra = self._layout(rows.columns.tolist(), self.source or "the DataFrame")
+            refuse_dates(rows.dtypes, names, self.source or "the DataFrame", _DATES)
             self._warn_extra_columns(extra)
             return {name: rows[name].to_numpy(dtype=object) for name in names}, len(rows)
         if isinstance(rows, Mapping):
@@ -131,10 +139,10 @@ class RowReader:
         # is read once into a local: another thread may replace the cached one at any moment.
         layout = self._frame_layout
         if layout is None or not frame.columns.equals(layout[0]):
-            layout = (frame.columns, *self._layout(frame.columns.tolist(), "the DataFrame"))
+            layout = (frame.columns, *self._layout(frame.columns.tolist(), self.source or "the DataFrame"))
             self._frame_layout = layout
         _, index, extra = layout
-        refuse_dates(frame.dtypes, names, "the DataFrame", _DATES)
+        refuse_dates(frame.dtypes, names, self.source or "the DataFrame", _DATES)
         self._warn_extra_columns(extra)
         try:
             if extra:  # the feature columns alone: the extra ones may not be numbers
@@ -236,12 +244,15 @@ class RowReader:
     def _warn_extra_columns(self, extra: list[Any]) -> None:
         if extra and not self._warned_extra_columns:
             self._warned_extra_columns = True
-            warnings.warn(
-                f"Predictor ignores columns the model was not trained on: {', '.join(map(repr, extra))} (this "
-                "warning is shown once per Predictor)",
-                UserWarning,
-                stacklevel=outside_stacklevel(),
+            shown = ", ".join(map(repr, extra))
+            message = (
+                f"Predictor ignores columns the model was not trained on: {shown} (this warning is shown once per "
+                "Predictor)"
+                if self.source is None
+                else f"{self.source[0].upper()}{self.source[1:]} has columns that are not features of the model, "
+                f"ignored: {shown}"
             )
+            warnings.warn(message, UserWarning, stacklevel=outside_stacklevel())
 
     def _check_width(self, x: np.ndarray | Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.num_features:
@@ -275,7 +286,7 @@ class RowReader:
     def _bad_value_error(self, label: str, values: Any, err: Exception) -> ValueError:
         for row, value in enumerate(values):
             if not _is_number(value) and not is_missing(np.array([value], dtype=object))[0]:
-                return not_a_number(label, "the input", row, value)
+                return not_a_number(label, self.source or "the input", row, value)
         return ValueError(f"Column {label!r} cannot be converted to float32: {err}")
 
 

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from nnlit.checkpoint_io import checked_hyperparameters, read_bytes
-from nnlit.data.files import check_flat, read_table
+from nnlit.checked_loading import checked_load_arguments
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state, read_data_state
-from nnlit.data.loader import ShardedIndexSampler, TensorBatchLoader
+from nnlit.data.loader import TensorBatchLoader
 from nnlit.data.placement import TablePlacement
-from nnlit.data.preprocessing import MISSING
-from nnlit.data.sklearn_sets import REAL
-from nnlit.data.synthetic import SYNTHETIC
-from nnlit.data.table import Table, builtin_table, check_finite, numeric_matrix, read_training_table, table_from_source
+from nnlit.data.predict_file import read_predict_file
+from nnlit.data.source import Missing, TableSource, Task
+from nnlit.data.split_loaders import batch_transform, predict_loader, split_loader
+from nnlit.data.splits import RowSplit
+from nnlit.data.table import Table
+from nnlit.data.table_inputs import TableInputs
 from nnlit.validation import check_int
-
-BUILTIN = sorted([*SYNTHETIC, *REAL])
-
-
-Task = Literal["classification", "regression"]
-TASKS = ("classification", "regression")
-Missing = Literal["error", "median", "median_indicator"]
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -151,47 +143,19 @@ class TabularDataModule(L.LightningDataModule):
         fold: int = 0,
     ) -> None:
         super().__init__()
-        self._arrays: tuple[Any, Any, list[str] | None] | None = None
+        # the arrays of from_arrays, set on the instance before it calls __init__ (no source argument to check then)
+        self._arrays: tuple[Any, Any, list[str] | None] | None = getattr(self, "_arrays", None)
         #: no training data: predictions on ``predict_path`` with the preprocessing of ``checkpoint``
         self.predict_only = dataset is None and path is None and checkpoint is not None and predict_path is not None
-        if (dataset is None) == (path is None) and not self.predict_only:
-            raise ValueError(
-                "Give exactly one data source: `dataset` (a built-in name: "
-                f"{', '.join(BUILTIN)}) or `path` (a CSV / Parquet file); got dataset={dataset!r}, "
-                f"path={path!r}. For arrays use TabularDataModule.from_arrays(x, y). To predict without training data "
-                "give `checkpoint` and `predict_path` alone."
-            )
-        if dataset is not None and dataset not in BUILTIN:
-            raise ValueError(f"Unknown dataset {dataset!r}. Built-in sets: {', '.join(BUILTIN)}")
-        if path is not None and target is None:
-            raise ValueError(f"`target` must name the target column of {path!r}")
-        if missing not in MISSING:
-            raise ValueError(f"`missing` must be one of {', '.join(MISSING)}, got {missing!r}")
-        if isinstance(categorical, str) or not all(isinstance(c, str) for c in categorical or []):
-            raise ValueError(f"`categorical` must be a list of column names, got {categorical!r}")
-        if task is not None and task not in TASKS:
-            raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None, got {task!r}")
-        check_int("n_samples", n_samples)
+        TableSource(  # checks the source's arguments
+            dataset, path, target, features, categorical, missing, task, n_samples, noise, n_classes, n_features,
+            arrays=self._arrays, required=not self.predict_only,
+        )  # fmt: skip
         check_int("batch_size", batch_size)
         if eval_batch_size is not None:
             check_int("eval_batch_size", eval_batch_size)
         check_int("batches_per_step", batches_per_step)
-        if folds is not None:
-            check_int("folds", folds, minimum=2)
-            if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
-                raise ValueError(f"`fold` must be an integer in [0, {folds}) for folds={folds}, got {fold!r}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"`val_fraction` must be in [0, 1), got {val_fraction!r}")
-        if not 0.0 <= test_fraction < 1.0:
-            raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}")
-        if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
-                f"`val_fraction` + `test_fraction` must be < 1 to leave rows for training, got "
-                f"{val_fraction} + {test_fraction} = {val_fraction + test_fraction}"
-            )
-        check_int("n_features", n_features, minimum=2, where=" of a built-in set")
-        if noise < 0:
-            raise ValueError(f"`noise` must be >= 0, got {noise!r}")
+        RowSplit(val_fraction, test_fraction, 0, folds, fold)  # checks the split's arguments
         self.dataset = dataset
         self.path = path
         self.target = target
@@ -221,13 +185,12 @@ class TabularDataModule(L.LightningDataModule):
         self._splits: dict[str, Tensor] = {}
         #: what training learnt (fitted at the first setup, or taken from ``checkpoint``), saved in checkpoints
         self.preprocessing: FittedPreprocessing | None = None
+        self._inputs = TableInputs()
         #: values that the training split did not have, per split, per categorical column (logged once per split)
-        self.unknown_categories: dict[str, dict[str, int]] = {}
+        self.unknown_categories = self._inputs.unknown_categories
         self.checkpoint = checkpoint
         if checkpoint is not None:
             self.load_state_dict(read_data_state(checkpoint))
-        self._train_codes: Tensor | None = None  # the table's category codes as the model takes them
-        self._unknown: Tensor | None = None  # where the table's categorical values were not in the training split
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -242,24 +205,13 @@ class TabularDataModule(L.LightningDataModule):
         with ``cls(**hparams, **kwargs)``, never through an ``_instantiator`` the file names (see :mod:`nnlit.trust`).
         nnlit saves no data module hyperparameters: give the data source as ``kwargs``; the fitted preprocessing comes
         from the checkpoint. (``checkpoint=path`` does the same without the Lightning call.)"""
-        if weights_only is False:
-            raise ValueError("weights_only=False builds the pickled objects of a checkpoint, which runs their code")
         if "checkpoint" in kwargs:
             raise ValueError("`checkpoint` is the file load_from_checkpoint reads: give the data source alone")
-        data = read_bytes(checkpoint_path)
-        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
-        return super().load_from_checkpoint(
-            io.BytesIO(data), map_location, None, True, **{**hparams, "_instantiator": None, **kwargs}
-        )
+        data, arguments = checked_load_arguments(cls, checkpoint_path, hparams_file, weights_only, kwargs)
+        return super().load_from_checkpoint(data, map_location, None, True, **arguments)
 
     @classmethod
-    def from_arrays(
-        cls,
-        x: Any,
-        y: Any,
-        feature_names: list[str] | None = None,
-        **kwargs: Any,
-    ) -> TabularDataModule:
+    def from_arrays(cls, x: Any, y: Any, feature_names: list[str] | None = None, **kwargs: Any) -> TabularDataModule:
         """Builds the data module from a feature matrix ``x`` (rows × features, numpy or torch) or a pandas
         ``DataFrame`` of features (categorical columns included), and targets ``y`` (numpy, torch or a pandas
         ``Series``).
@@ -278,12 +230,15 @@ class TabularDataModule(L.LightningDataModule):
             >>> dm.num_features, dm.num_classes, dm.classes
             (4, 2, ['a', 'b'])
         """
-        self = cls(dataset="xor", **kwargs)  # a valid placeholder source, replaced by the arrays below
-        self.dataset = None
+        for source in ("dataset", "path"):
+            if kwargs.get(source) is not None:
+                raise ValueError(f"from_arrays takes its data from `x` and `y`: leave `{source}` out")
+        self = cls.__new__(cls)
         self._arrays = (x, y, feature_names)
+        self.__init__(**kwargs)  # type: ignore[misc]
         return self
 
-    # ---------------------------------------------------------------- what the model needs to know (linked by the CLI)
+    # ---------------------------------------------------------------- what the model needs to know; names of the data
     @property
     def num_features(self) -> int:
         """Number of model input columns: the numeric features, their was-missing columns (with
@@ -299,18 +254,17 @@ class TabularDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int | None:
         """Number of classes (``None`` for regression)."""
-        classes = self.classes if self.predict_only else self.table.classes
+        classes = self.preprocessing.classes if self.preprocessing is not None else self.table.classes
         return None if classes is None else len(classes)
 
     @property
     def num_targets(self) -> int:
         """Number of regression targets (1 for classification)."""
-        if self.predict_only:
-            return self._fitted().num_targets
+        if self.preprocessing is not None:
+            return self.preprocessing.num_targets
         table = self.table
         return 1 if table.classes is not None else table.y.shape[1]
 
-    # ---------------------------------------------------------------- the fitted preprocessing, by its parts
     @property
     def feature_names(self) -> list[str] | None:
         """The feature columns as the model takes them: the numeric ones, then the categorical ones."""
@@ -331,31 +285,11 @@ class TabularDataModule(L.LightningDataModule):
         return [] if self.preprocessing is None else self.preprocessing.categorical
 
     @property
-    def vocabularies(self) -> list[list[Any]]:
-        """The training values of each categorical feature, in code order (code 0: unknown)."""
-        return [] if self.preprocessing is None else self.preprocessing.vocabularies
-
-    @property
-    def mean(self) -> Tensor | None:
-        """The training mean of each model input column (0 for was-missing and code columns)."""
-        return None if self.preprocessing is None else self.preprocessing.mean
-
-    @property
-    def std(self) -> Tensor | None:
-        """The training standard deviation of each model input column (1 for was-missing and code columns)."""
-        return None if self.preprocessing is None else self.preprocessing.std
-
-    @property
-    def median(self) -> Tensor | None:
-        """The training median of each numeric feature, when ``missing`` is not ``"error"``."""
-        return None if self.preprocessing is None else self.preprocessing.median
-
-    @property
     def indicators(self) -> list[str]:
         """The numeric features with a was-missing input column."""
         return [] if self.preprocessing is None else self.preprocessing.indicators
 
-    # ---------------------------------------------------------------- Lightning hooks
+    # ---------------------------------------------------------------- placement, target scale, rows, splits, loaders
     @property
     def table_on_device(self) -> bool | Literal["auto"]:
         """Where the loaders gather batches from (see the argument); set it to change it for the next run."""
@@ -375,26 +309,35 @@ class TabularDataModule(L.LightningDataModule):
     def target_std(self) -> list[float] | None:
         """Standard deviation of each regression target over the training split (1 where it is 0)."""
         train_y = self._train_targets()
-        if train_y is None:
-            return None
-        std = train_y.std(dim=0, unbiased=False)
-        return torch.where(std > 0, std, torch.ones_like(std)).tolist()
+        std = None if train_y is None else train_y.std(dim=0, unbiased=False)
+        return None if std is None else torch.where(std > 0, std, torch.ones_like(std)).tolist()
 
     def _train_targets(self) -> Tensor | None:
-        if self.predict_only:  # the model's own target scaling comes back with its weights
+        if self.predict_only or self._serves_checkpoint():  # the model's target scaling comes back with its weights
             return None
         table = self.table
         if table.classes is not None:
             return None
         return table.y[self.split_indices("train")]
 
+    def _serves_checkpoint(self) -> bool:
+        """Predicting ``predict_path`` with a checkpoint's preprocessing: the training source is for other stages."""
+        return self.checkpoint is not None and self.predict_path is not None
+
     def _fitted(self) -> FittedPreprocessing:
         """The fitted preprocessing, after splitting the rows and fitting it unless done (the model's sizes depend on
-        it)."""
-        if not self._splits and not self.predict_only:
+        it, and a training source is checked against a checkpoint's preprocessing at once); a data module that serves a
+        checkpoint reads no training rows for it."""
+        if not self._splits and not self.predict_only and not self._serves_checkpoint():
             self.setup()
         assert self.preprocessing is not None  # fitted by setup, or restored from the checkpoint of predict_only
         return self.preprocessing
+
+    def _split_rows(self) -> dict[str, Tensor]:
+        """The rows of each split, split (and the preprocessing fitted) at the first use."""
+        if not self._splits:
+            self.setup()
+        return self._splits
 
     @property
     def table(self) -> Table:
@@ -413,8 +356,7 @@ class TabularDataModule(L.LightningDataModule):
         """
         if stage not in ("train", "val", "test"):
             raise ValueError(f"`stage` must be 'train', 'val' or 'test', got {stage!r}")
-        self._fitted()
-        return self._splits[stage]
+        return self._split_rows()[stage]
 
     def setup(self, stage: str | None = None) -> None:
         if self.predict_only:
@@ -424,37 +366,16 @@ class TabularDataModule(L.LightningDataModule):
                     f"{stage}: give `dataset` or `path`"
                 )
             return
+        if stage == "predict" and self.predict_path is not None:
+            return  # the rows come from predict_path; the preprocessing from the checkpoint or, at the loader, training
         table = self._load()
-        num_rows = len(table.x)
-        # int32 row numbers: half the memory of int64, and index_select takes either
-        order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed), dtype=torch.int32)
-        n_val = max(1, round(num_rows * self.val_fraction)) if self.val_fraction > 0 else 0
-        n_test = round(num_rows * self.test_fraction) if self.test_fraction > 0 else 0
-        if self.test_fraction > 0:
-            n_test = max(1, n_test)
-        if self.folds is not None:  # the test rows first, then the rest in `folds` parts: part `fold` validates
-            rest = order[n_test:]
-            if len(rest) < self.folds:
-                raise ValueError(f"{len(rest)} rows cannot be cut into folds={self.folds}")
-            bounds = [len(rest) * k // self.folds for k in range(self.folds + 1)]
-            lo, hi = bounds[self.fold], bounds[self.fold + 1]
-            self._splits = {"val": rest[lo:hi], "test": order[:n_test], "train": torch.cat([rest[:lo], rest[hi:]])}
-        elif num_rows - n_val - n_test < 1:
-            raise ValueError(
-                f"{num_rows} rows cannot be split into val_fraction={self.val_fraction} and "
-                f"test_fraction={self.test_fraction} with at least one training row"
-            )
-        else:
-            self._splits = {
-                "val": order[:n_val],
-                "test": order[n_val : n_val + n_test],
-                "train": order[n_val + n_test :],
-            }
+        split = RowSplit(self.val_fraction, self.test_fraction, self.seed, self.folds, self.fold)
+        self._splits = split.split(len(table.x))
         if self.preprocessing is None:  # fitted once; a checkpoint's values, restored later, win
             self.preprocessing = FittedPreprocessing.fit(
                 table, self._splits["train"], self.missing, self.standardize, self.categorical
             )
-            self._train_codes = None
+            self._inputs.forget_codes()
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -480,15 +401,13 @@ class TabularDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> TensorBatchLoader:
         if self.predict_path is None:
-            tensors = self._feature_tensors("predict", None)
+            tensors = self._input_tensors("predict", None)
         else:
-            tensors = self._read_predict_file(self.predict_path)
-        rows = torch.arange(len(tensors[0]))
-        rank, world_size = self._rank_and_world_size()
-        sampler = ShardedIndexSampler(len(rows), shuffle=False, rank=rank, world_size=world_size, pad=False)
-        return TensorBatchLoader(
-            [*tensors, rows], self.evaluation_batch_size, sampler=sampler, transform=self._transform_batch
-        )
+            tensors, unknown = read_predict_file(self.predict_path, self._fitted(), self.target)
+            if unknown:
+                self._inputs.record_unknown("predict", list(unknown), list(unknown.values()))
+        transform = batch_transform(self._fitted(), self.placement, copied=False)  # rows in order: views of the table
+        return predict_loader(tensors, self.evaluation_batch_size, self.trainer, transform)
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted preprocessing (:meth:`FittedPreprocessing.state_dict`), saved in checkpoints."""
@@ -497,9 +416,8 @@ class TabularDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.preprocessing = FittedPreprocessing.from_state_dict(state_dict)
         self.missing = self.preprocessing.missing  # type: ignore[assignment]  # the table is read as training read it
-        self._train_codes = None
+        self._inputs.forget_codes()
 
-    # ---------------------------------------------------------------- transforms
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """The standardised features and the targets of the ``"train"``, ``"val"`` or ``"test"`` rows (a copy).
 
@@ -513,70 +431,44 @@ class TabularDataModule(L.LightningDataModule):
         if split not in ("train", "val", "test"):
             raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
         table, index = self.table, self.split_indices(split)
-        tensors = self._feature_tensors(split, index)
-        return self._transform_batch(tuple(t[index] for t in tensors), copied=True)[0], table.y[index]
+        tensors = self._input_tensors(split, index)
+        transform = batch_transform(self._fitted(), self.placement, copied=True)
+        return transform(tuple(t[index] for t in tensors))[0], table.y[index]
 
     def transform(self, x: Tensor, codes: Tensor | None = None) -> Tensor:
         """The model's input from numeric features in their own units (NaN where missing) and, for categorical
         features, their codes: missing numbers filled with the training median and was-missing columns added
         (per ``missing``), the codes appended, then everything standardised with the fitted training mean and
         standard deviation (was-missing and code columns keep their values)."""
-        return self._transform(x, codes, copied=False)
-
-    def _transform(self, x: Tensor, codes: Tensor | None, copied: bool) -> Tensor:
-        """:meth:`transform`; with ``copied``, ``x`` is a copy of the table's rows that nothing else reads (a gathered
-        batch) and is standardised in place: no second buffer of its size."""
-        device = x.device
-        return self._fitted().transform(x, codes, copied, on=lambda t: self._device_copy(t, device))
+        return self._fitted().transform(x, codes, False, on=lambda t: self.placement.copy(t, x.device))
 
     def decode(self, labels: Tensor) -> list[Any]:
-        """Maps class indices back to the original labels.
-
-        Example::
-
-            >>> import numpy as np
-            >>> dm = TabularDataModule.from_arrays(np.eye(3), np.array(["cat", "dog", "cat"]))
-            >>> dm.setup("fit")
-            >>> dm.decode(torch.tensor([1, 0]))
-            ['dog', 'cat']
-        """
+        """Maps class indices back to the original labels (as :class:`~nnlit.callbacks.CSVPredictionWriter` does)."""
         return self._fitted().decode(labels)
 
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
-        self._fitted()
+        splits = self._split_rows()
         table = self.table
         if self.classes is not None and table.classes is not None and self.classes != table.classes:
             raise ValueError(
                 f"The checkpoint's classes {self.classes} differ from the classes of this data, {table.classes}: the "
                 "labels would be mapped to the wrong outputs. Use data with the classes the model was trained on."
             )
-        index = self._splits[split]
-        rank, world_size = self._rank_and_world_size()
-        sampler = ShardedIndexSampler(
-            len(index), shuffle=shuffle, seed=self.seed, rank=rank, world_size=world_size, pad=pad
-        )
+        index = splits[split]
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
-        tensors = [*self._feature_tensors(split, index), table.y]
-        device = self._table_device(tensors)
-        loader = TensorBatchLoader(
-            tensors if device is None else [self._device_copy(t, device) for t in tensors],
+        return split_loader(
+            [*self._input_tensors(split, index), table.y],
+            index,
             self.batch_size if split == "train" else self.evaluation_batch_size,
-            sampler=sampler,
+            shuffle=shuffle,
+            pad=pad,
             drop_last=drop_last,
-            rows=index,
-            transform=self._transform_gathered,
+            seed=self.seed,
+            trainer=self.trainer,
+            placement=self.placement,
+            transform=batch_transform(self._fitted(), self.placement, copied=True),
         )
-        if device is not None:
-            self.placement.register(loader)
-        return loader
-
-    def _table_device(self, tensors: list[Tensor]) -> torch.device | None:
-        """The device the split loaders copy ``tensors`` (the table) to; ``None``: the host (see ``placement``)."""
-        return self.placement.device_for(self.trainer, tensors)
-
-    def _device_copy(self, tensor: Tensor, device: torch.device) -> Tensor:
-        return self.placement.copy(tensor, device)
 
     def teardown(self, stage: str) -> None:
         """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``
@@ -588,106 +480,20 @@ class TabularDataModule(L.LightningDataModule):
         is released here instead."""
         self.teardown("exception")
 
-    def _transform_batch(self, tensors: tuple[Tensor, ...], copied: bool = False) -> tuple[Tensor, ...]:
-        """A batch's tensors with its features transformed. ``copied``: the loader gathered the batch (through
-        ``rows``: always a copy), so it is standardised in place; predict's loader reads rows in order, as views of
-        the table."""
-        has_codes = bool(self.categorical_features)
-        x = self._transform(tensors[0], tensors[1] if has_codes else None, copied)
-        return (x, *tensors[1 + has_codes :])
+    def _input_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
+        return self._inputs.tensors(self._load(), self._fitted(), split, rows)
 
-    def _transform_gathered(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        return self._transform_batch(tensors, copied=True)
-
-    def _feature_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
-        """The table's numeric features, and its category codes as the model takes them when it has categorical
-        features; logs, once per split, how many of the split's values (``rows``, default all) training did not see.
-        """
-        table = self._load()
-        if self.feature_names is not None and table.feature_names != self.feature_names:
-            raise ValueError(
-                f"The features of the checkpoint, {self.feature_names}, differ from those of this data, "
-                f"{table.feature_names}: the model would read each column as another. Use data with the columns the "
-                "model was trained on"
-            )
-        if not self.categorical_features:
-            return (table.x,)
-        if table.categorical != self.categorical_features:
-            raise ValueError(
-                f"The categorical features of the checkpoint, {self.categorical_features}, differ from those of this "
-                f"data, {table.categorical}: use data with the columns the model was trained on"
-            )
-        if self._train_codes is None:
-            self._train_codes, self._unknown = self._fitted().table_codes(table)
-        if split not in self.unknown_categories and self._unknown is not None:
-            unknown = self._unknown if rows is None else self._unknown[rows]
-            self._log_unknown(split, unknown.sum(dim=0).tolist())
-        return table.x, self._train_codes
-
-    def _log_unknown(self, split: str, counts: list[int]) -> None:
-        self.unknown_categories[split] = dict(zip(self.categorical_features, counts))
-        found = {name: n for name, n in self.unknown_categories[split].items() if n}
-        if found:
-            shown = ", ".join(f"{name!r}: {n}" for name, n in found.items())
-            rank_zero_info(
-                f"nnlit data: {sum(found.values())} categorical values of the {split} rows were not in the training "
-                f"split and take the unknown category ({shown})"
-            )
-
-    def _rank_and_world_size(self) -> tuple[int, int]:
-        trainer = self.trainer
-        if trainer is None:
-            return 0, 1
-        return trainer.global_rank, trainer.world_size
+    def _source(self) -> TableSource:
+        """The source of the rows, as the attributes say now (loading a checkpoint's state sets ``missing``)."""
+        return TableSource(
+            self.dataset, self.path, self.target, self.features, self.categorical, self.missing, self.task,
+            self.n_samples, self.noise, self.n_classes, self.n_features, self.seed, self._arrays, not self.predict_only,
+        )  # fmt: skip
 
     def _load(self) -> Table:
         if self._table is None:
-            # a checkpoint's feature columns, in its order, where the source names its columns
-            features = self.features if self.features is not None or self.checkpoint is None else self.feature_names
-            if self._arrays is not None:
-                strict = self.features is not None  # the caller's features must be there; a checkpoint's may not be
-                table = table_from_source(self._arrays, features, self.task, self.categorical, self.missing, strict)
-            elif self.dataset is not None:
-                table = builtin_table(
-                    self.dataset, self.task, self.categorical, self.missing, self.n_samples, self.noise,
-                    self.n_classes, self.n_features, self.seed,
-                )  # fmt: skip
-            else:
-                assert self.path is not None and self.target is not None  # checked in __init__
-                table = read_training_table(self.path, self.target, features, self.task, self.categorical, self.missing)
-            categorical = f", {len(table.categorical)} of them categorical" if table.categorical else ""
-            rank_zero_info(
-                f"nnlit data: {len(table.x)} rows, {len(table.feature_names)} features{categorical}, {table.task}"
-                + (f", {len(table.classes)} classes" if table.classes is not None else "")
-            )
-            self._table = table
+            self._table = self._source().load(None if self.checkpoint is None else self.feature_names)
         return self._table
-
-    def _read_predict_file(self, path: str) -> tuple[Tensor, ...]:
-        frame = read_table(path)
-        names = self.feature_names or self._load().feature_names
-        missing = [c for c in names if c not in frame.columns]
-        if missing:
-            raise ValueError(
-                f"The prediction file {path!r} lacks feature columns {missing}. The model uses: {', '.join(names)}"
-            )
-        extra = [c for c in frame.columns if c not in names and c != self.target]
-        if extra:  # as Predictor warns: a misspelt feature name would otherwise go unnoticed
-            rank_zero_warn(
-                f"The prediction file {path!r} has columns that are not features of the model, ignored: "
-                f"{', '.join(map(repr, extra))}"
-            )
-        check_flat(frame, names, path)
-        numeric = names[: len(names) - len(self.categorical_features)]
-        x = numeric_matrix(frame, numeric, repr(path))
-        check_finite(x, numeric, "feature column", repr(path), allow_nan=self.median is not None, training=False)
-        prep = self._fitted()
-        if not prep.categorical:
-            return (x,)
-        raw = {name: frame[name].to_numpy(dtype=object) for name in prep.categorical}
-        codes, unknown = prep.encode_categories(raw, len(frame))
-        self._log_unknown("predict", [unknown[name] for name in prep.categorical])
-        return x, codes
 
 
 __all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]

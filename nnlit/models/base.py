@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import inspect
-import io
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +17,17 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from nnlit.callbacks.threads import Threads
-from nnlit.checkpoint_io import DAMAGED_TENSORS, checked_hyperparameters, read_bytes, read_checkpoint
+from nnlit.checked_loading import checked_load_arguments
+from nnlit.checkpoint_io import DAMAGED_TENSORS, read_checkpoint
 from nnlit.data.loader import BatchGroup
-from nnlit.models.batch_groups import lightning_loop_reason, train_group
+from nnlit.lightning_internals import attached_trainer
 from nnlit.models.epoch_metrics import EpochMetrics
-from nnlit.models.step_buffer import StepBuffer
+from nnlit.models.hyperparameters import as_callable, saved_hyperparameters
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
+from nnlit.nn.options import MLPOptions
+from nnlit.speed.batch_groups import lightning_loop_reason, train_group
+from nnlit.speed.step_buffer import StepBuffer
 from nnlit.trust import CALLABLE_KINDS, check_declared_sizes, resolve_spec
 
 #: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
@@ -51,12 +53,6 @@ class MLPModule(L.LightningModule):
     Args:
         in_features: number of input features.
         out_features: number of network outputs.
-        hidden: hidden layer widths.
-        activation: activation name (see :data:`nnlit.nn.ACTIVATIONS`).
-        activation_kwargs: keyword arguments of the activation, e.g. ``{"negative_slope": 0.1}``.
-        dropout: dropout probability after each hidden activation.
-        norm: ``None``, ``"batch"`` or ``"layer"``.
-        bias: whether the Linear layers have a bias.
         optimizer: builds the optimizer from the trainable parameters; default Adam with lr 1e-3. Also accepted:
             ``{"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}``, the form saved in checkpoints, for a
             class of ``torch.optim`` or of a module already imported (see :mod:`nnlit.trust`).
@@ -65,62 +61,42 @@ class MLPModule(L.LightningModule):
             whose network weights are loaded when the module is built; see :meth:`load_pretrained`. Saved as ``None``
             in the hyperparameters: the weights it gave are in this module's own checkpoints.
         scheduler_interval: step the scheduler every ``"epoch"`` or every optimizer ``"step"`` (e.g. OneCycleLR).
-        categories: the number of codes of each categorical input column (the last ``len(categories)`` of the
-            ``in_features``; the nnlit CLI links it from the data module): those columns are one-hot encoded or
-            embedded inside the network (see :class:`~nnlit.nn.categorical.CategoricalEncoder`). ``None``: every input
-            column is numeric.
-        max_one_hot: a categorical column of at most this many codes (unknown included) is one-hot encoded; a wider
-            one gets a learned embedding. ``0`` embeds every column.
-        embedding_dim: the width of every embedding; default ``min(600, round(1.6 · codes^0.56))`` per column.
+        **options: the options of the network's body, each declared once in :class:`~nnlit.nn.options.MLPOptions`
+            (its docs follow): ``hidden``, ``activation``, ``dropout``, ``norm``, …, kept as :attr:`options`.
     """
 
     #: the metric shown in the progress bar, next to the loss
     progress_bar_metric = ""
     #: the metric a ``ReduceLROnPlateau`` scheduler watches
     scheduler_monitor = "val/loss"
-    _automatic_choice: bool | None = None  # set through the `automatic_optimization` setter
-    _validated_epoch = -1  # the last epoch whose validation logged val/… (for ReduceLROnPlateau)
+    #: the last epoch whose validation logged ``val/…`` (a ``ReduceLROnPlateau`` steps only after one)
+    validated_epoch = -1
+    _loop_choice: bool | None = None  # what `automatic_optimization` was set to by hand
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        hidden: Sequence[int] = (64, 64),
-        activation: str | None = "relu",
-        activation_kwargs: dict[str, Any] | None = None,
-        dropout: float = 0.0,
-        norm: str | None = None,
-        bias: bool = True,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         pretrained: str | None = None,
         scheduler_interval: str = "epoch",
-        categories: Sequence[int] | None = None,
-        max_one_hot: int = 16,
-        embedding_dim: int | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
+        # nnlit's loop or Lightning's, chosen again when a Trainer is attached (see the `trainer` setter)
+        self._lightning_loop = lightning_loop_reason(type(self), MLPModule.training_step, None, None)
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"`scheduler_interval` must be 'epoch' or 'step', got {scheduler_interval!r}")
-        self.scheduler_interval = scheduler_interval
-        frame = _outermost_init_frame(self)
-        self.save_hyperparameters(frame=frame)  # what the class was built with (or LightningCLI gave it)
-        given = dict(self.hparams)
-        kept = _own_hparams(type(self), given)  # plain data; a second save replaces the values and drops the rest
-        self.save_hyperparameters(kept, ignore=[key for key in given if key not in kept], frame=frame)
+        MLPOptions.check_names(type(self).__name__, options)
+        #: the options of the network's body (widths, activation, norm, …): see :class:`~nnlit.nn.options.MLPOptions`
+        self.options = MLPOptions(**options)
         self.in_features = in_features
         self.out_features = out_features
-        self.hidden = list(hidden)
-        self.activation = activation
-        self.activation_kwargs = activation_kwargs
-        self.dropout = dropout
-        self.norm = norm
-        self.bias = bias
-        self.categories = None if categories is None else [int(n) for n in categories]
-        self.max_one_hot = max_one_hot
-        self.embedding_dim = embedding_dim
-        self.optimizer = _as_callable(optimizer, "optimizer")
-        self.lr_scheduler = None if lr_scheduler is None else _as_callable(lr_scheduler, "lr_scheduler")
+        self.scheduler_interval = scheduler_interval
+        self.optimizer = as_callable(optimizer, "optimizer")
+        self.lr_scheduler = None if lr_scheduler is None else as_callable(lr_scheduler, "lr_scheduler")
+        self.save_hyperparameters(saved_hyperparameters(type(self)))
         self.network = self.build_network()
         # one row (zeros: numbers at the mean, categories unknown), so that Lightning's model summary counts each
         # layer's FLOPs and shows its sizes rather than a FLOPs column of zeros
@@ -129,42 +105,17 @@ class MLPModule(L.LightningModule):
         self.pretrained_from = pretrained
         if pretrained is not None:
             self.load_pretrained(pretrained)
-        metrics = self.build_metrics()
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        # The epoch loss as a metric: a mean weighted by rows and reduced across DDP ranks like the others, so every
-        # rank sees the same exact value (a ReduceLROnPlateau or early stopping on val/loss decides the same
-        # everywhere).
-        self.train_loss = WeightedMean()
-        self.val_loss = WeightedMean()
-        self.test_loss = WeightedMean()
-        # Metric inputs are handed to torchmetrics every 32 steps, not every step (see StepBuffer)
-        self._step_buffers = {
-            "train": StepBuffer(self.train_metrics, self.train_loss),
-            "val": StepBuffer(self.val_metrics, self.val_loss),
-            "test": StepBuffer(self.test_metrics, self.test_loss),
-        }
+        # Each stage's metrics and loss behind a StepBuffer, which hands them their inputs every 32 steps: built on
+        # first use (in `setup` at the latest), after a subclass's __init__ has set what its build_metrics reads
+        self._step_buffers: dict[str, StepBuffer] | None = None
         self._checked_stages: set[str] = set()
         self._loggers_saved_at = float("-inf")  # time.monotonic() of the loggers' last save() in a fit
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
-        """The network: by default ``MLP(in_features, hidden, out_features, …)``, with its categorical encoder first
-        when the module has ``categories``."""
-        return MLP(
-            self.in_features,
-            self.hidden,
-            self.out_features,
-            activation=self.activation,
-            activation_kwargs=self.activation_kwargs,
-            dropout=self.dropout,
-            norm=self.norm,
-            bias=self.bias,
-            categories=self.categories,
-            max_one_hot=self.max_one_hot,
-            embedding_dim=self.embedding_dim,
-        )
+        """The network: by default ``MLP(in_features, hidden, out_features, …)`` built from :attr:`options`, with its
+        categorical encoder first when the module has ``categories``."""
+        return MLP(self.in_features, out_features=self.out_features, **self.options.as_kwargs())
 
     def load_pretrained(self, path: str) -> None:
         """Loads the network weights of a pretrained checkpoint (a ``.ckpt`` or ``state_dict`` file, read as checked
@@ -247,33 +198,47 @@ class MLPModule(L.LightningModule):
         return self.network(x)
 
     def setup(self, stage: str) -> None:
-        trainer = self._trainer
+        self._step_buffer("train")  # the metrics built before the Trainer places the module
+        trainer = attached_trainer(self)
         datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         if datamodule is not None:
             self.check_data(datamodule)
-        if trainer is None:
-            return
-        reason = lightning_loop_reason(self, MLPModule.training_step)
-        if stage == "fit" and reason is not None:
+        if trainer is not None and stage == "fit" and self._lightning_loop is not None:
             rank_zero_info(
-                f"{type(self).__name__} trains one minibatch per Lightning step (Lightning's loop): {reason}"
+                f"{type(self).__name__} trains one minibatch per Lightning step (Lightning's loop): "
+                f"{self._lightning_loop}"
             )
+
+    @property
+    def trainer(self) -> L.Trainer:
+        return super().trainer
+
+    @trainer.setter
+    def trainer(self, trainer: L.Trainer | None) -> None:
+        """Attaches ``trainer`` (Lightning does, before it checks the loop's configuration) and chooses the training
+        loop for it, once: :func:`~nnlit.speed.batch_groups.lightning_loop_reason`."""
+        L.LightningModule.trainer.fset(self, trainer)  # type: ignore[attr-defined]
+        self._lightning_loop = lightning_loop_reason(type(self), MLPModule.training_step, trainer, self._loop_choice)
 
     @property
     def automatic_optimization(self) -> bool:
         """``False``: nnlit's :meth:`training_step` runs the optimizer itself, once per minibatch, so that one
-        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup` (see :mod:`nnlit.models.batch_groups`,
+        Lightning step can train a whole :class:`~nnlit.data.loader.BatchGroup` (see :mod:`nnlit.speed.batch_groups`,
         the loop's contract).
 
         ``True`` (Lightning's usual loop, one minibatch per step) when set so explicitly, when a subclass overrides
         ``training_step``, or when the Trainer clips gradients or accumulates batches (Lightning does both only in its
-        own loop); the reason is logged once per fit.
+        own loop). Chosen when the module is built and again when a Trainer is attached; the reason is logged once
+        per fit.
         """
-        return lightning_loop_reason(self, MLPModule.training_step) is not None
+        return self._lightning_loop is not None
 
     @automatic_optimization.setter
     def automatic_optimization(self, value: bool) -> None:
-        self._automatic_choice = value
+        self._loop_choice = value
+        self._lightning_loop = lightning_loop_reason(
+            type(self), MLPModule.training_step, attached_trainer(self), self._loop_choice
+        )
 
     @property
     def takes_batch_groups(self) -> bool:
@@ -283,23 +248,23 @@ class MLPModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         """One minibatch, or each minibatch of a :class:`~nnlit.data.loader.BatchGroup`: forward, backward and an
-        optimizer step apiece (:func:`~nnlit.models.batch_groups.train_group`, whose module says what counts
+        optimizer step apiece (:func:`~nnlit.speed.batch_groups.train_group`, whose module says what counts
         minibatches and what counts groups)."""
-        if self.automatic_optimization or self._trainer is None:  # no Trainer: a direct call, as in a unit test
+        if self.automatic_optimization or attached_trainer(self) is None:  # no Trainer: a direct call (a unit test)
             if isinstance(batch, BatchGroup):
                 raise ValueError(
                     "A BatchGroup reached a training step outside nnlit's own optimization loop (automatic "
                     "optimization, or no Trainer), which trains one minibatch per step: set the data module's "
                     "`batches_per_step: 1`"
                 )
-            return self._shared_step(batch, "train")
+            return self.step_loss(batch, "train")
         return train_group(self, batch)
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
+        return self.step_loss(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test")
+        return self.step_loss(batch, "test")
 
     def configure_callbacks(self) -> list[Callback]:
         """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics (a subclass's epoch hooks
@@ -368,21 +333,13 @@ class MLPModule(L.LightningModule):
                         kwargs[key] = resolve_spec(spec, key, str(checkpoint_path), (), trusted=True)
             only = False if weights_only is None else weights_only
             return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, only, **kwargs)
-        if weights_only is False:
-            raise ValueError(
-                "weights_only=False builds the pickled objects of a checkpoint, which runs their code: pass "
-                "trusted=True, for a file you made yourself"
-            )
-        # read once: Lightning builds from exactly the bytes that were checked
-        data = read_bytes(checkpoint_path)
-        hparams = checked_hyperparameters(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY, hparams_file, data)
-        arguments = {**hparams, **kwargs}
-        state_dict = read_checkpoint(checkpoint_path, data=data).get("state_dict")
-        check_declared_sizes(lambda: cls(**arguments), state_dict, str(checkpoint_path))  # before any allocation
+        refusal = ": pass trusted=True, for a file you made yourself"
+        data, arguments = checked_load_arguments(cls, checkpoint_path, hparams_file, weights_only, kwargs, refusal)
+        state_dict = read_checkpoint(checkpoint_path, data=data.getvalue()).get("state_dict")
+        built = {key: value for key, value in arguments.items() if key != "_instantiator"}
+        check_declared_sizes(lambda: cls(**built), state_dict, str(checkpoint_path))  # before any allocation
         try:
-            return super().load_from_checkpoint(
-                io.BytesIO(data), map_location, None, strict, True, **{**hparams, "_instantiator": None, **kwargs}
-            )
+            return super().load_from_checkpoint(data, map_location, None, strict, True, **arguments)
         except RuntimeError as err:
             if "storage" not in str(err):
                 raise
@@ -400,26 +357,53 @@ class MLPModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _check_state_dict_shapes(self.state_dict(), checkpoint.get("state_dict", {}))
 
+    def stage_metrics(self, stage: str) -> MetricCollection:
+        """The torchmetrics objects of ``stage`` (``"train"``, ``"val"`` or ``"test"``), built from
+        :meth:`build_metrics` on first use."""
+        return self._step_buffer(stage).metrics
+
     # ---------------------------------------------------------------- internals
-    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+    def _step_buffer(self, stage: str) -> StepBuffer:
+        if self._step_buffers is None:
+            self._step_buffers = self._build_step_buffers()
+        return self._step_buffers[stage]
+
+    def _build_step_buffers(self) -> dict[str, StepBuffer]:
+        """Each stage's metrics (``train/…``, ``val/…``, ``test/…``) and loss, as submodules on the module's device,
+        behind a :class:`StepBuffer` that hands them their inputs every 32 steps.
+
+        The epoch loss is a metric too: a mean weighted by rows and reduced across DDP ranks like the others, so every
+        rank sees the same exact value (a ReduceLROnPlateau or early stopping on val/loss decides the same
+        everywhere)."""
+        metrics = self.build_metrics()
+        buffers = {}
+        for stage in ("train", "val", "test"):
+            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/").to(self.device))
+            setattr(self, f"{stage}_loss", WeightedMean().to(self.device))
+            buffers[stage] = StepBuffer(getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss"))
+        return buffers
+
+    def step_loss(self, batch: Any, stage: str) -> Tensor:
+        """The loss of one minibatch of ``stage`` (``"train"``, ``"val"``, ``"test"``); its metric inputs are kept for
+        the epoch's metrics (checked once per stage: :meth:`check_targets`)."""
         x, target = batch[0], batch[1]
         self._check_width(x)
         if stage not in self._checked_stages:
             self.check_targets(target)
             self._checked_stages.add(stage)
-        if stage == "train" and len(x) == 1 and self.norm == "batch":
+        if stage == "train" and len(x) == 1 and self.options.norm == "batch":
             raise ValueError(
                 "A training batch has a single row, and BatchNorm cannot normalise one row: set the data module's "
                 "`drop_last: true`, or choose a batch_size that does not leave a last batch of 1 row"
             )
         outputs = self(x)
         loss = self.compute_loss(outputs, target)
-        self._step_buffers[stage].add(*self.metric_inputs(outputs, target), loss, len(x))
+        self._step_buffer(stage).add(*self.metric_inputs(outputs, target), loss, len(x))
         return loss
 
     def _start_epoch(self, stage: str) -> None:
         """Forgets what an interrupted epoch of the stage left behind."""
-        buffer = self._step_buffers[stage]
+        buffer = self._step_buffer(stage)
         buffer.clear()
         buffer.metrics.reset()
         buffer.loss_metric.reset()
@@ -434,14 +418,14 @@ class MLPModule(L.LightningModule):
         (optimizer steps: Lightning's own step counts batch groups under nnlit's loop); ``validate`` and ``test`` log
         as Lightning does, so that they return and print their metrics.
         """
-        buffer = self._step_buffers[stage]
+        buffer = self._step_buffer(stage)
         buffer.flush()
         metrics, loss_metric = buffer.metrics, buffer.loss_metric
         if loss_metric.update_count == 0:  # no batch this epoch (e.g. resumed at the end of an epoch)
             return
         trainer = self.trainer
         if stage == "val" and not trainer.sanity_checking:
-            self._validated_epoch = trainer.current_epoch
+            self.validated_epoch = trainer.current_epoch
         values = {f"{stage}/loss": loss_metric.compute()}
         for name, value in metrics.compute().items():
             if value.numel() > 1:  # one value per output (a regression of several targets): each, and their mean
@@ -478,7 +462,7 @@ def _with_defaults(module: L.LightningModule, callbacks: list[Callback]) -> list
     """``callbacks`` with :class:`EpochMetrics` and :class:`Threads` added where neither they nor the Trainer's
     callbacks have one (Lightning lets a module's callback replace the Trainer's of the same type: a Trainer's
     ``Threads(2)`` must stay)."""
-    trainer = module._trainer
+    trainer = attached_trainer(module)
     present = [*callbacks, *getattr(trainer, "callbacks", [])]  # set by Lightning's callback connector
     if not any(isinstance(c, EpochMetrics) for c in callbacks):
         callbacks.append(EpochMetrics())
@@ -497,66 +481,6 @@ def _keeping_epoch_metrics(configure: Callable[[Any], Any]) -> Callable[[Any], l
 
     configure_callbacks.keeps_epoch_metrics = True  # type: ignore[attr-defined]
     return configure_callbacks
-
-
-def _outermost_init_frame(module: L.LightningModule) -> Any:
-    """The frame of the most-derived ``__init__`` running for ``module``.
-
-    Its arguments (``**kwargs`` expanded) are exactly what ``type(module)(**hparams)`` needs; the arguments a subclass
-    passes on to its parent (``hidden=[width]``) are derived, and saving them too would pass them twice on loading.
-    """
-    frame = inspect.currentframe()
-    outermost = None
-    while frame is not None:
-        if frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
-            outermost = frame
-        frame = frame.f_back
-    return outermost
-
-
-def _own_hparams(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters to save: without those the class does not accept (LightningCLI adds linked values such as
-    ``num_classes`` even for a head without that argument, which would make ``load_from_checkpoint`` call the class
-    with an argument it rejects) nor LightningCLI's ``_class_path`` (nnlit records the class itself); the injected
-    optimizer and scheduler as ``{"class_path", "init_args"}`` data; ``pretrained`` as ``None`` (the weights it gave
-    are in the checkpoint)."""
-    accepted: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    accepted.discard("self")
-    kept = {k: v for k, v in hparams.items() if k in accepted or (k.startswith("_") and k != "_class_path")}
-    for key in ("optimizer", "lr_scheduler"):
-        if key in kept:
-            kept[key] = _describe_callable(kept[key])
-    if "pretrained" in kept:
-        kept["pretrained"] = None
-    return kept
-
-
-def _describe_callable(obj: Any) -> Any:
-    """A class or ``functools.partial`` of a class as ``{"class_path", "init_args"}``: plain data, so checkpoints load
-    with ``weights_only=True``. Anything else is kept as it is."""
-    func, kwargs = (obj.func, dict(obj.keywords)) if isinstance(obj, functools.partial) else (obj, {})
-    if isinstance(obj, functools.partial) and obj.args:
-        return obj
-    if isinstance(func, type):
-        return {"class_path": f"{func.__module__}.{func.__qualname__}", "init_args": kwargs}
-    return obj
-
-
-def _as_callable(spec: Any, key: str) -> Callable[..., Any]:
-    """The inverse of :func:`_describe_callable`: a ``{"class_path", "init_args"}`` dict becomes a partial of a class
-    of ``torch.optim`` or of an already-imported module, of the kind ``key`` takes (see :mod:`nnlit.trust`)."""
-    if not isinstance(spec, Mapping):
-        return spec
-    if "class_path" not in spec:
-        raise ValueError(f"An optimizer / scheduler given as a dict needs a 'class_path' key, got {sorted(spec)}")
-    return resolve_spec(spec, key, None, CALLABLE_KINDS[key])
 
 
 def _check_state_dict_shapes(model_state: dict[str, Tensor], ckpt_state: dict[str, Tensor]) -> None:

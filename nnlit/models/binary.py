@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
@@ -26,8 +24,8 @@ class BinaryMLP(MLPModule):
         num_classes: must be 2; it is here so the CLI can link the data's class count and catch a mismatch.
         pos_weight: weight of the positive class in the loss (e.g. ``negatives / positives`` for imbalanced data).
         threshold: probability at or above which a row is labelled 1.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
-            scheduler_interval, categories, max_one_hot, embedding_dim: see :class:`~nnlit.models.base.MLPModule`.
+        **kwargs: the arguments of :class:`~nnlit.models.base.MLPModule`: the optimizer, the scheduler, ``pretrained``
+            and the network's options (``hidden``, ``activation``, …: :class:`~nnlit.nn.options.MLPOptions`).
 
     Example::
 
@@ -43,21 +41,9 @@ class BinaryMLP(MLPModule):
         self,
         in_features: int,
         num_classes: int = 2,
-        hidden: Sequence[int] = (64, 64),
-        activation: str | None = "relu",
-        activation_kwargs: dict[str, Any] | None = None,
-        dropout: float = 0.0,
-        norm: str | None = None,
-        bias: bool = True,
         pos_weight: float | None = None,
         threshold: float = 0.5,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        pretrained: str | None = None,
-        scheduler_interval: str = "epoch",
-        categories: Sequence[int] | None = None,
-        max_one_hot: int = 16,
-        embedding_dim: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if num_classes is None:
             raise ValueError(
@@ -73,25 +59,9 @@ class BinaryMLP(MLPModule):
             raise ValueError(f"`pos_weight` must be > 0, got {pos_weight!r}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"`threshold` must be in (0, 1), got {threshold!r}")
-        self.threshold = threshold
-        super().__init__(
-            in_features=in_features,
-            out_features=1,
-            hidden=hidden,
-            activation=activation,
-            activation_kwargs=activation_kwargs,
-            dropout=dropout,
-            norm=norm,
-            bias=bias,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            pretrained=pretrained,
-            scheduler_interval=scheduler_interval,
-            categories=categories,
-            max_one_hot=max_one_hot,
-            embedding_dim=embedding_dim,
-        )
+        super().__init__(in_features=in_features, out_features=1, **kwargs)
         self.num_classes = num_classes
+        self.threshold = threshold
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)]))
 
     def build_metrics(self) -> MetricCollection:

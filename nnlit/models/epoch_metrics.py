@@ -9,12 +9,12 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from nnlit.models.batch_groups import step_schedulers
+from nnlit.speed.batch_groups import step_schedulers
 
 
 class EpochMetrics(Callback):
     """Starts, computes, logs and resets an :class:`~nnlit.MLPModule`'s loss and metrics once per epoch and stage,
-    and steps its epoch schedulers under nnlit's batch-group loop (see :mod:`nnlit.models.batch_groups`).
+    and steps its epoch schedulers under nnlit's batch-group loop (see :mod:`nnlit.speed.batch_groups`).
 
     The module's ``configure_callbacks`` adds it, so ``on_train_epoch_end`` and the other epoch hooks are free for a
     subclass: overriding them without ``super()`` loses nothing. Lightning calls it before the module's own epoch

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -28,8 +26,8 @@ class MulticlassMLP(MLPModule):
         num_classes: number of classes, at least 2.
         class_weights: per-class weights of the loss, one per class.
         label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
-            scheduler_interval, categories, max_one_hot, embedding_dim: see :class:`~nnlit.models.base.MLPModule`.
+        **kwargs: the arguments of :class:`~nnlit.models.base.MLPModule`: the optimizer, the scheduler, ``pretrained``
+            and the network's options (``hidden``, ``activation``, …: :class:`~nnlit.nn.options.MLPOptions`).
 
     Example::
 
@@ -46,21 +44,9 @@ class MulticlassMLP(MLPModule):
         self,
         in_features: int,
         num_classes: int,
-        hidden: Sequence[int] = (64, 64),
-        activation: str | None = "relu",
-        activation_kwargs: dict[str, Any] | None = None,
-        dropout: float = 0.0,
-        norm: str | None = None,
-        bias: bool = True,
         class_weights: list[float] | None = None,
         label_smoothing: float = 0.0,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        pretrained: str | None = None,
-        scheduler_interval: str = "epoch",
-        categories: Sequence[int] | None = None,
-        max_one_hot: int = 16,
-        embedding_dim: int | None = None,
+        **kwargs: Any,
     ) -> None:
         regression = (
             " (the data module sees a regression target: set its `task: classification` if the target holds class "
@@ -71,25 +57,9 @@ class MulticlassMLP(MLPModule):
             raise ValueError(f"`class_weights` needs {num_classes} values (one per class), got {len(class_weights)}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing!r}")
+        super().__init__(in_features=in_features, out_features=num_classes, **kwargs)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
-        super().__init__(
-            in_features=in_features,
-            out_features=num_classes,
-            hidden=hidden,
-            activation=activation,
-            activation_kwargs=activation_kwargs,
-            dropout=dropout,
-            norm=norm,
-            bias=bias,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            pretrained=pretrained,
-            scheduler_interval=scheduler_interval,
-            categories=categories,
-            max_one_hot=max_one_hot,
-            embedding_dim=embedding_dim,
-        )
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)
 

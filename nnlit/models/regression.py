@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
@@ -35,8 +33,8 @@ class RegressionMLP(MLPModule):
         huber_delta: the point where the Huber loss turns from quadratic to linear.
         target_mean: mean of each target on the training rows; default 0.
         target_std: standard deviation of each target on the training rows; default 1.
-        hidden, activation, activation_kwargs, dropout, norm, bias, optimizer, lr_scheduler, pretrained,
-            scheduler_interval, categories, max_one_hot, embedding_dim: see :class:`~nnlit.models.base.MLPModule`.
+        **kwargs: the arguments of :class:`~nnlit.models.base.MLPModule`: the optimizer, the scheduler, ``pretrained``
+            and the network's options (``hidden``, ``activation``, …: :class:`~nnlit.nn.options.MLPOptions`).
 
     Example::
 
@@ -53,23 +51,11 @@ class RegressionMLP(MLPModule):
         self,
         in_features: int,
         out_features: int = 1,
-        hidden: Sequence[int] = (64, 64),
-        activation: str | None = "relu",
-        activation_kwargs: dict[str, Any] | None = None,
-        dropout: float = 0.0,
-        norm: str | None = None,
-        bias: bool = True,
         loss: str = "mse",
         huber_delta: float = 1.0,
         target_mean: list[float] | None = None,
         target_std: list[float] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        pretrained: str | None = None,
-        scheduler_interval: str = "epoch",
-        categories: Sequence[int] | None = None,
-        max_one_hot: int = 16,
-        embedding_dim: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}. Valid losses: {', '.join(LOSSES)}")
@@ -80,25 +66,9 @@ class RegressionMLP(MLPModule):
                 raise ValueError(f"`{name}` needs {out_features} values (one per output), got {len(values)}")
         if target_std is not None and any(v <= 0 for v in target_std):
             raise ValueError(f"`target_std` must be > 0, got {target_std}")
+        super().__init__(in_features=in_features, out_features=out_features, **kwargs)
         self.loss = loss
         self.huber_delta = huber_delta
-        super().__init__(
-            in_features=in_features,
-            out_features=out_features,
-            hidden=hidden,
-            activation=activation,
-            activation_kwargs=activation_kwargs,
-            dropout=dropout,
-            norm=norm,
-            bias=bias,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            pretrained=pretrained,
-            scheduler_interval=scheduler_interval,
-            categories=categories,
-            max_one_hot=max_one_hot,
-            embedding_dim=embedding_dim,
-        )
         self.register_buffer("target_mean", torch.tensor(target_mean or [0.0] * out_features))
         self.register_buffer("target_std", torch.tensor(target_std or [1.0] * out_features))
 

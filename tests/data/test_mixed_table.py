@@ -40,7 +40,7 @@ def test_layout_numeric_then_was_missing_then_codes():
     assert dm.categorical_features == ["city", "zone"]
     assert dm.indicators == ["age"]  # the only numeric column with missing values
     assert dm.num_features == 3 + 1 + 2
-    assert dm.vocabularies == [["lima", "oslo", "rome", None], [0, 1, 2]]
+    assert dm.preprocessing.vocabularies == [["lima", "oslo", "rome", None], [0, 1, 2]]
     assert dm.categories == [5, 4]  # unknown + the training values
 
 
@@ -62,7 +62,7 @@ def test_numbers_match_simple_imputer_and_standard_scaler():
     expected[:, :3] = scaler.transform(expected[:, :3])  # the was-missing column stays 0 / 1
     x, _ = dm.split_tensors("val")
     np.testing.assert_allclose(x[:, :4].numpy(), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(dm.median.numpy(), imputer.statistics_, rtol=1e-6)
+    np.testing.assert_allclose(dm.preprocessing.median.numpy(), imputer.statistics_, rtol=1e-6)
 
 
 def test_vocabulary_from_training_rows_only_and_unknown_logged_once(caplog):
@@ -72,7 +72,7 @@ def test_vocabulary_from_training_rows_only_and_unknown_logged_once(caplog):
     val = dm.split_indices("val")
     frame.loc[val[:7].numpy(), "city"] = "paris"  # a city only validation rows have
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median", val_fraction=0.25, seed=1)
-    assert dm.categories == [5] and "paris" not in dm.vocabularies[0]
+    assert dm.categories == [5] and "paris" not in dm.preprocessing.vocabularies[0]
     with caplog.at_level(logging.INFO):
         batches = list(dm.val_dataloader())
         list(dm.val_dataloader())
@@ -92,7 +92,7 @@ def test_codes_are_positions_in_the_vocabulary():
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median", standardize=False, val_fraction=0.2)
     x, _ = dm.split_tensors("train")
     rows = dm.split_indices("train").numpy()
-    vocabulary = dm.vocabularies[0]
+    vocabulary = dm.preprocessing.vocabularies[0]
     expected = [vocabulary.index(None if pd.isna(v) else v) + 1 for v in frame["city"].to_numpy()[rows]]
     assert x[:, -1].long().tolist() == expected
 
@@ -102,11 +102,11 @@ def test_missing_category_is_its_own_code():
     frame.loc[::5, "city"] = None
     dm = TabularDataModule.from_arrays(frame, targets(), missing="median")
     x, _ = dm.split_tensors("val")
-    assert dm.vocabularies[0][-1] is None
+    assert dm.preprocessing.vocabularies[0][-1] is None
     rows = dm.split_indices("val").numpy()
     none_rows = torch.as_tensor(frame["city"].isna().to_numpy()[rows])
     assert none_rows.any()
-    assert (x[none_rows, -1] == len(dm.vocabularies[0])).all()
+    assert (x[none_rows, -1] == len(dm.preprocessing.vocabularies[0])).all()
 
 
 def test_missing_numbers_are_an_error_by_default():
@@ -163,7 +163,7 @@ def test_state_dict_round_trip_restores_the_preprocessing():
 def test_old_checkpoint_state_loads_as_numeric_only():
     dm = TabularDataModule(dataset="xor")
     dm.load_state_dict({"mean": [0.0, 0.0], "std": [1.0, 1.0], "classes": [0, 1], "feature_names": ["x1", "x2"]})
-    assert dm.categorical_features == [] and dm.median is None and dm.missing == "error"
+    assert dm.categorical_features == [] and dm.preprocessing.median is None and dm.missing == "error"
 
 
 def test_predict_file_with_unseen_category_and_missing_values(tmp_path, caplog):
@@ -180,9 +180,9 @@ def test_predict_file_with_unseen_category_and_missing_values(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         x, rows = next(iter(dm.predict_dataloader()))
     assert rows.tolist() == list(range(6))
-    assert x[0, -1] == 0 and x[2, -1] == len(dm.vocabularies[0])  # unknown; missing, its own category
+    assert x[0, -1] == 0 and x[2, -1] == len(dm.preprocessing.vocabularies[0])  # unknown; missing, its own category
     assert torch.isfinite(x).all()
-    assert x[1, 0] == (dm.median[0] - dm.mean[0]) / dm.std[0]
+    assert x[1, 0] == (dm.preprocessing.median[0] - dm.preprocessing.mean[0]) / dm.preprocessing.std[0]
     assert dm.unknown_categories["predict"] == {"city": 1}
 
 

@@ -78,7 +78,8 @@ def test_the_table_is_copied_to_the_device_once_and_batches_are_gathered_there()
     assert transfers.count == 1
     assert len(dm.placement.copies) == copies
     host = dm.table
-    assert host.x.device.type == "cpu" and dm.mean is not None and dm.mean.device.type == "cpu"  # only copies moved
+    mean = dm.preprocessing.mean
+    assert host.x.device.type == "cpu" and mean is not None and mean.device.type == "cpu"  # only copies moved
 
 
 def test_teardown_points_the_loaders_back_at_the_host_and_frees_the_copy():
@@ -147,8 +148,8 @@ def test_batches_on_the_device_equal_those_on_the_host(monkeypatch):
         clones.append(tensor.clone())
         return clones[-1]
 
-    monkeypatch.setattr(on_device, "_table_device", lambda tensors: torch.device("cpu"))
-    monkeypatch.setattr(on_device, "_device_copy", clone)
+    monkeypatch.setattr(on_device.placement, "device_for", lambda trainer, tensors: torch.device("cpu"))
+    monkeypatch.setattr(on_device.placement, "copy", clone)
     host_loader, device_loader = on_host.train_dataloader(), on_device.train_dataloader()
     assert all(any(t is c for c in clones) for t in device_loader.tensors)  # the device path was taken
     batches = 0
@@ -191,7 +192,7 @@ def test_auto_copies_to_a_cuda_device_with_four_times_the_table_free(times, copi
     _attach(dm, "cuda:0")
     _cuda_memory(monkeypatch, free=int(times * _table_bytes(dm)))
     with caplog.at_level(logging.INFO):
-        chosen = dm._table_device([dm.table.x, dm.table.y])
+        chosen = dm.placement.device_for(dm.trainer, [dm.table.x, dm.table.y])
     assert chosen == (torch.device("cuda:0") if copied else None)
     if copied:
         assert "copied to cuda:0" in caplog.text
@@ -206,7 +207,7 @@ def test_auto_counts_the_allocators_unused_cache_as_free(monkeypatch):
     size = _table_bytes(dm)
     # the driver sees 1 table's size free; PyTorch holds 5 more in its cache, of which 1 is in use
     _cuda_memory(monkeypatch, free=size, reserved=5 * size, allocated=size)
-    assert dm._table_device([dm.table.x, dm.table.y]) == torch.device("cuda:0")
+    assert dm.placement.device_for(dm.trainer, [dm.table.x, dm.table.y]) == torch.device("cuda:0")
 
 
 def test_auto_decides_once_per_run(monkeypatch, caplog):
@@ -218,7 +219,7 @@ def test_auto_decides_once_per_run(monkeypatch, caplog):
     size = _table_bytes(dm)
     free = _cuda_memory(monkeypatch, free=5 * size)
     copies: list[torch.Tensor] = []
-    monkeypatch.setattr(dm, "_device_copy", lambda tensor, device: copies.append(tensor) or tensor)
+    monkeypatch.setattr(dm.placement, "copy", lambda tensor, device: copies.append(tensor) or tensor)
     with caplog.at_level(logging.INFO):
         dm.val_dataloader()
         free[0] = 3 * size  # what the driver would say after the copy

@@ -38,7 +38,9 @@ def test_standardised_with_training_statistics_only():
     dm.setup("fit")
     train_x = torch.cat([b[0] for b in dm.train_dataloader()])
     raw_train = torch.as_tensor(x, dtype=torch.float32)[dm.split_indices("train")]
-    assert torch.allclose(dm.mean, raw_train.mean(0)) and torch.allclose(train_x.mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(dm.preprocessing.mean, raw_train.mean(0)) and torch.allclose(
+        train_x.mean(0), torch.zeros(2), atol=1e-5
+    )
     assert torch.allclose(train_x.std(0, unbiased=False), torch.ones(2), atol=1e-4)
 
 
@@ -55,7 +57,7 @@ def test_batches_standardised_in_place_leave_the_table_alone(categorical):
     dm.setup("fit")
     table = dm.table
     before = table.x.clone()
-    codes = dm._feature_tensors("train", None)[1:]
+    codes = dm._input_tensors("train", None)[1:]
     for split, loader in [("train", dm.train_dataloader), ("val", dm.val_dataloader), ("test", dm.test_dataloader)]:
         for _ in range(2):
             batches = list(loader())
@@ -159,7 +161,9 @@ def test_state_dict_round_trip():
     dm.setup("fit")
     other = TabularDataModule(dataset="xor", n_samples=40, seed=5)
     other.load_state_dict(dm.state_dict())
-    assert torch.equal(other.mean, dm.mean) and torch.equal(other.std, dm.std)
+    assert torch.equal(other.preprocessing.mean, dm.preprocessing.mean) and torch.equal(
+        other.preprocessing.std, dm.preprocessing.std
+    )
     assert other.classes == [0, 1, 2] and other.feature_names == ["x1", "x2"]
 
 
@@ -173,7 +177,9 @@ def test_csv_source_and_predict_file(tmp_path, frame):
     dm.setup("predict")
     x, rows = next(iter(dm.predict_dataloader()))
     assert rows.tolist() == list(range(7))
-    expected = (torch.tensor(frame[["age", "income"]].to_numpy()[:7], dtype=torch.float32) - dm.mean) / dm.std
+    expected = (
+        torch.tensor(frame[["age", "income"]].to_numpy()[:7], dtype=torch.float32) - dm.preprocessing.mean
+    ) / dm.preprocessing.std
     assert torch.allclose(x, expected)
 
 
@@ -228,7 +234,11 @@ def test_arrays_with_a_categorical_column_give_a_row_major_table():
     ("kwargs", "match"),
     [
         ({}, "Give exactly one data source"),
-        ({"dataset": "xor", "path": "a.csv"}, "Give exactly one data source"),
+        (
+            {"dataset": "spiral", "path": "customers.csv"},
+            r"got both dataset='spiral' and path='customers.csv': to read the file, set `dataset: null` in the YAML "
+            r"config \(`--data.dataset=null` on the command line, dataset=None from Python\)",
+        ),
         (
             {"dataset": "moons"},
             "Unknown dataset 'moons'. Built-in sets: breast_cancer, circle, diabetes, gauss, iris, plane, sine, spiral",
@@ -306,7 +316,8 @@ def test_predict_file_missing_column(tmp_path, frame):
     new = write_csv(tmp_path / "n.csv", frame[["age"]])
     dm = TabularDataModule(path=train, target="y", predict_path=new)
     dm.setup("predict")
-    with pytest.raises(ValueError, match=r"lacks feature columns \['income'\]. The model uses: age, income"):
+    missing = r"The prediction file '.*n.csv' lacks feature columns \['income'\]. The model takes 2: age, income"
+    with pytest.raises(ValueError, match=missing):
         dm.predict_dataloader()
 
 
@@ -333,7 +344,7 @@ def test_predict_uses_the_checkpoint_scaler_not_the_new_data():
     other.load_state_dict(trained.state_dict())  # what Lightning does with --ckpt_path, after setup
     x, _ = next(iter(other.predict_dataloader()))
     raw = other.table.x[: len(x)]
-    assert torch.allclose(x, (raw - trained.mean) / trained.std)
+    assert torch.allclose(x, (raw - trained.preprocessing.mean) / trained.preprocessing.std)
 
 
 def test_checkpoint_classes_must_match_the_data():
@@ -436,3 +447,32 @@ def test_k_folds_validate_each_row_once_and_keep_the_test_rows():
         TabularDataModule(dataset="xor", folds=5, fold=5)
     with pytest.raises(ValueError, match="`folds` must be"):
         TabularDataModule(dataset="xor", folds=1)
+
+
+def test_from_arrays_has_no_other_source():
+    dm = TabularDataModule.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
+    assert dm.dataset is None and dm.path is None and dm.num_features == 2
+    with pytest.raises(ValueError, match="from_arrays takes its data from `x` and `y`: leave `dataset` out"):
+        TabularDataModule.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]), dataset="xor")
+
+
+def test_predicting_a_file_with_a_checkpoint_reads_only_that_file(tmp_path, frame, make_trainer):
+    """The training file is gone (or could be large): the checkpoint's preprocessing and the file to predict suffice."""
+    from nnlit import MulticlassMLP
+
+    train = write_csv(tmp_path / "train.csv", frame.assign(y=np.arange(50) % 3))
+    new = write_csv(tmp_path / "new.csv", frame.drop(columns="colour").assign(colour="red").head(7))
+    data = TabularDataModule(path=train, target="y")
+    model = MulticlassMLP(in_features=data.num_features, num_classes=3, hidden=[4], categories=data.categories)
+    trainer = make_trainer(max_steps=2)
+    trainer.fit(model, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    (tmp_path / "train.csv").unlink()
+
+    served = TabularDataModule(path=train, target="y", predict_path=new, checkpoint=str(tmp_path / "m.ckpt"))
+    assert (served.num_features, served.num_classes, served.num_targets) == (3, 3, 1)
+    assert served.categories == data.categories and served.target_mean is None
+    batches = make_trainer().predict(model, datamodule=served)
+    assert sum(len(batch["label"]) for batch in batches) == 7
+    with pytest.raises(FileNotFoundError):  # training asks for the training file
+        served.setup("fit")

@@ -6,6 +6,7 @@ import torch
 from sklearn import metrics as skm
 
 from nnlit import BinaryMLP, MLPModule, MulticlassMLP, RegressionMLP, TabularDataModule
+from nnlit.nn.options import MLPOptions
 
 HEADS = {
     "binary": (BinaryMLP, {}, dict(dataset="circle")),
@@ -92,7 +93,7 @@ def test_regression_losses(loss, fn):
 def test_multi_output_regression_r2_matches_sklearn():
     model = RegressionMLP(in_features=2, out_features=2)
     out, target = torch.randn(50, 2), torch.randn(50, 2)
-    metrics = model.val_metrics
+    metrics = model.stage_metrics("val")
     metrics.update(*model.metric_inputs(out, target))
     values = metrics.compute()
     assert values["val/r2"].item() == pytest.approx(skm.r2_score(target, out), rel=1e-5)
@@ -157,7 +158,7 @@ def test_scheduler_is_returned_with_monitor_under_automatic_optimization():
     )
     config = model.configure_optimizers()
     assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
-    assert "monitor" not in config["lr_scheduler"]  # nnlit steps schedulers itself (see test_batch_groups.py)
+    assert "monitor" not in config["lr_scheduler"]  # nnlit steps schedulers itself (tests/speed/)
     model.automatic_optimization = True
     assert model.configure_optimizers()["lr_scheduler"]["monitor"] == "val/loss"
 
@@ -261,11 +262,12 @@ def test_subclass_with_kwargs_round_trips(make_trainer, tmp_path):
 
 def test_base_is_abstract():
     with pytest.raises(NotImplementedError):
-        MLPModule(in_features=2, out_features=1)
+        MLPModule(in_features=2, out_features=1).stage_metrics("val")  # the metrics are built on first use
 
 
-def test_base_docstring_documents_the_shared_arguments():
-    assert MLPModule.__doc__ and "hidden: hidden layer widths" in MLPModule.__doc__
+def test_the_network_options_are_documented_once():
+    assert MLPOptions.__doc__ and "hidden: hidden layer widths" in MLPOptions.__doc__
+    assert "hidden: hidden layer widths" not in (MLPModule.__doc__ or "")
 
 
 def test_targets_checked_per_stage_after_the_sanity_check(make_trainer):

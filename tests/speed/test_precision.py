@@ -18,7 +18,7 @@ from nnlit.callbacks import GradientSaturationMonitor
 from nnlit.cli import build, main
 from nnlit.runs import find_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def grad_norms(precision: str, accelerator: str = "cpu") -> dict[str, float]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
-from nnlit.models.weighted_mean import WeightedMean
 from nnlit.validation import check_int
 
 
@@ -21,6 +20,7 @@ class StepBuffer:
     Example::
 
         >>> from torchmetrics import MetricCollection, MeanSquaredError
+        >>> from nnlit.models.weighted_mean import WeightedMean  # a mean weighted by rows
         >>> metrics, loss = MetricCollection({"mse": MeanSquaredError()}), WeightedMean()
         >>> buffer = StepBuffer(metrics, loss, every=2)
         >>> buffer.add(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), torch.tensor(0.5), rows=2)
@@ -31,7 +31,7 @@ class StepBuffer:
         (tensor(1.6667), tensor(1.))
     """
 
-    def __init__(self, metrics: MetricCollection, loss_metric: WeightedMean, every: int = 32) -> None:
+    def __init__(self, metrics: MetricCollection, loss_metric: Metric, every: int = 32) -> None:
         check_int("every", every)
         self.metrics = metrics
         self.loss_metric = loss_metric

@@ -5,8 +5,8 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from nnlit.models.step_buffer import StepBuffer
 from nnlit.models.weighted_mean import WeightedMean
+from nnlit.speed.step_buffer import StepBuffer
 
 
 def _binary_metrics():

@@ -14,7 +14,7 @@ SCENARIO = r"""
 import functools, json, sys, warnings
 from types import SimpleNamespace
 import torch
-from nnlit.host_syncs import HostSyncs
+from nnlit.speed.host_syncs import HostSyncs
 
 
 def function(path, name, body):

@@ -6,11 +6,15 @@ forward and backward pass. The data module hands a model that takes groups (``ta
 ``batches_per_step`` minibatches per Lightning step, and :func:`train_group` trains them one by one.
 
 **When.** :func:`lightning_loop_reason` says when Lightning's own loop (one minibatch per step, automatic
-optimization) is used instead, and :class:`~nnlit.models.base.MLPModule` logs that reason once per fit:
-``automatic_optimization`` set to ``True``, a subclass that overrides ``training_step``, or a Trainer that clips
-gradients or accumulates batches (Lightning does both in its own loop only).
+optimization) is used instead: ``automatic_optimization`` set to ``True``, a subclass that overrides
+``training_step``, or a Trainer that clips gradients or accumulates batches (Lightning does both in its own loop
+only). :class:`~nnlit.models.base.MLPModule` asks it once, when a Trainer is attached (before Lightning checks the
+loop's configuration), keeps the answer as its ``automatic_optimization`` and logs the reason once per fit.
 
-**Per minibatch**, as in Lightning's loop: forward and loss (``_shared_step``), ``zero_grad``, ``manual_backward``
+**What the loop needs from a module** is :class:`BatchGroupModule`: Lightning's optimizer, backward and scheduler
+calls, the loss of one minibatch (``step_loss``), and the two attributes that steer ``ReduceLROnPlateau``.
+
+**Per minibatch**, as in Lightning's loop: forward and loss (``step_loss``), ``zero_grad``, ``manual_backward``
 (``on_before_backward``, ``on_after_backward``), ``optimizer.step`` (``on_before_optimizer_step``), and the
 schedulers of ``interval: step``. ``trainer.global_step`` counts optimizer steps, and ``max_steps`` stops at the
 exact step, mid-group.
@@ -35,34 +39,58 @@ with a warning; the scheduler's type and ``scheduler_monitor`` stand in for them
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from torch import Tensor
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from nnlit.data.loader import BatchGroup
 
 
-def lightning_loop_reason(module: Any, grouped_step: Callable[..., Any]) -> str | None:
-    """Why ``module`` (an :class:`~nnlit.MLPModule`) trains in Lightning's own loop, one minibatch per step; ``None``
-    when it takes batch groups. ``grouped_step`` is the ``training_step`` that trains groups (``MLPModule``'s).
+class BatchGroupModule(Protocol):
+    """What :func:`train_group` and :func:`step_schedulers` need from a LightningModule (an
+    :class:`~nnlit.MLPModule` is one)."""
+
+    #: the metric a ``ReduceLROnPlateau`` scheduler watches
+    scheduler_monitor: str
+    #: the last epoch whose validation logged its metrics (a ``ReduceLROnPlateau`` steps only after one)
+    validated_epoch: int
+
+    @property
+    def trainer(self) -> L.Trainer: ...
+
+    def optimizers(self) -> Any: ...
+
+    def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None: ...
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any | None) -> None: ...
+
+    def step_loss(self, batch: Any, stage: str) -> Tensor:
+        """The loss of one minibatch of ``stage``, its metric inputs kept for the epoch."""
+        ...
+
+
+def lightning_loop_reason(
+    cls: type[L.LightningModule], grouped_step: Callable[..., Any], trainer: L.Trainer | None, choice: bool | None
+) -> str | None:
+    """Why a module of class ``cls`` trains in Lightning's own loop, one minibatch per step, under ``trainer``;
+    ``None`` when it takes batch groups. ``grouped_step`` is the ``training_step`` that trains groups
+    (``MLPModule``'s); ``choice`` what ``automatic_optimization`` was set to by hand (``None``: not set).
 
     Example::
 
         >>> from nnlit import BinaryMLP, MLPModule
-        >>> model = BinaryMLP(in_features=2)
-        >>> lightning_loop_reason(model, MLPModule.training_step) is None
+        >>> lightning_loop_reason(BinaryMLP, MLPModule.training_step, None, None) is None
         True
-        >>> model.automatic_optimization = True
-        >>> lightning_loop_reason(model, MLPModule.training_step)
+        >>> lightning_loop_reason(BinaryMLP, MLPModule.training_step, None, True)
         'automatic_optimization is set to True'
     """
-    choice = module._automatic_choice
     if choice is not None:
         return f"automatic_optimization is set to {choice}" if choice else None
-    if type(module).training_step is not grouped_step:
-        return f"{type(module).__name__} overrides training_step"
-    trainer = module._trainer
+    if cls.training_step is not grouped_step:
+        return f"{cls.__name__} overrides training_step"
     if trainer is not None and (trainer.gradient_clip_val or 0) > 0:
         return f"the Trainer clips gradients (gradient_clip_val={trainer.gradient_clip_val})"
     if trainer is not None and trainer.accumulate_grad_batches != 1:
@@ -70,7 +98,7 @@ def lightning_loop_reason(module: Any, grouped_step: Callable[..., Any]) -> str 
     return None
 
 
-def train_group(module: Any, batch: Any) -> dict[str, Any] | None:
+def train_group(module: BatchGroupModule, batch: Any) -> dict[str, Any] | None:
     """Trains each minibatch of ``batch`` (a :class:`BatchGroup`, or one minibatch) with its own optimizer step;
     returns the last minibatch's detached loss as ``{"loss": …}``, or ``None`` when ``max_steps`` was reached first."""
     optimizer = module.optimizers()
@@ -84,7 +112,7 @@ def train_group(module: Any, batch: Any) -> dict[str, Any] | None:
     for minibatch in batch.split() if isinstance(batch, BatchGroup) else (batch,):
         if 0 <= trainer.max_steps <= trainer.global_step:
             break
-        loss = module._shared_step(minibatch, "train")
+        loss = module.step_loss(minibatch, "train")
         optimizer.zero_grad()
         module.manual_backward(loss)
         optimizer.step()
@@ -92,7 +120,7 @@ def train_group(module: Any, batch: Any) -> dict[str, Any] | None:
     return None if loss is None else {"loss": loss.detach()}
 
 
-def step_schedulers(module: Any, interval: str) -> None:
+def step_schedulers(module: BatchGroupModule, interval: str) -> None:
     """Steps the schedulers of ``interval`` (``"step"`` or ``"epoch"``) as Lightning's automatic loop does: every
     ``frequency`` optimizer steps or epochs, through ``module.lr_scheduler_step``; a ``ReduceLROnPlateau`` with its
     monitored value, after epochs that validated."""
@@ -108,7 +136,7 @@ def step_schedulers(module: Any, interval: str) -> None:
         if not (config.reduce_on_plateau or isinstance(config.scheduler, ReduceLROnPlateau)):
             module.lr_scheduler_step(config.scheduler, None)
             continue
-        if module._validated_epoch != trainer.current_epoch:
+        if module.validated_epoch != trainer.current_epoch:
             continue  # no new value of the monitored metric this epoch
         monitor = config.monitor or module.scheduler_monitor
         value = trainer.callback_metrics.get(monitor)
@@ -124,4 +152,4 @@ def step_schedulers(module: Any, interval: str) -> None:
         module.lr_scheduler_step(config.scheduler, value)
 
 
-__all__ = ["lightning_loop_reason", "step_schedulers", "train_group"]
+__all__ = ["BatchGroupModule", "lightning_loop_reason", "step_schedulers", "train_group"]

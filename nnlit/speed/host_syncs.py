@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-NNLIT = str(Path(__file__).parent) + os.sep
+NNLIT = str(Path(__file__).parents[1]) + os.sep  # the nnlit package
 TORCH = str(Path(torch.__file__).parent) + os.sep
 _SKIPPED = (TORCH, str(Path(warnings.__file__)), __file__)
 
