@@ -18,6 +18,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.callbacks.non_finite_loss import StopOnNonFiniteLoss
 from nnlit.callbacks.threads import Threads
 from nnlit.checkpoint_io import checked_hyperparameters, read_bytes, read_checkpoint
 from nnlit.data.loader import BatchGroup
@@ -473,6 +474,8 @@ def _with_defaults(module: L.LightningModule, callbacks: list[Callback]) -> list
         callbacks.append(EpochMetrics())
     if not any(isinstance(c, Threads) for c in present):
         callbacks.append(Threads())
+    if not any(isinstance(c, StopOnNonFiniteLoss) for c in present):
+        callbacks.append(StopOnNonFiniteLoss())
     return callbacks
 
 
