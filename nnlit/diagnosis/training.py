@@ -106,8 +106,10 @@ def dead_units(
     callbacks_without_init: list[Any] | None = None,
     config: Mapping[str, Any] | None = None,
     epoch: int | None = None,
+    threshold: float = T.DEAD_LAYER_FRACTION,
 ) -> list[Finding]:
-    """Layers where at least :data:`~nnlit.diagnosis.thresholds.DEAD_LAYER_FRACTION` of the units never fired.
+    """Layers where at least ``threshold`` (:data:`~nnlit.diagnosis.thresholds.DEAD_LAYER_FRACTION`) of the units
+    never fired.
 
     ``dead``: layer → (dead units, units); ``layer_kinds``: layer → activation name (``"relu"``, ``"leaky_relu"`` …).
     Only dying kinds (ReLU, ReLU6) are judged: a LeakyReLU unit that is never positive still learns, and a net without
@@ -126,7 +128,7 @@ def dead_units(
         if layer_kinds.get(name) not in DYING or units == 0:
             continue
         share = count / units
-        if share < T.DEAD_LAYER_FRACTION:
+        if share < threshold:
             continue
         when = f" in epoch {epoch}" if epoch is not None else ""
         candidates: list[dict[str, Any]]
@@ -146,7 +148,7 @@ def dead_units(
                 f"{count}/{units} units ({share:.0%}) of {name} output 0 for every training sample{when}: dead ReLUs, "
                 f"which get no gradient and stay dead. Likely cause: {cause} (see {docs_link('dead_relu')}).",
                 where=name,
-                evidence={"dead share": evidence(share, T.DEAD_LAYER_FRACTION, ">=")},
+                evidence={"dead share": evidence(share, threshold, ">=")},
                 candidates=candidates,
                 effect=share,
             )
@@ -155,7 +157,10 @@ def dead_units(
 
 
 def saturated_units(
-    saturation: Mapping[str, float], config: Mapping[str, Any] | None = None, epoch: int | None = None
+    saturation: Mapping[str, float],
+    config: Mapping[str, Any] | None = None,
+    epoch: int | None = None,
+    threshold: float = T.SATURATED_LAYER_FRACTION,
 ) -> list[Finding]:
     """Sigmoid / tanh layers more than :data:`~nnlit.diagnosis.thresholds.SATURATED_LAYER_FRACTION` saturated
     (``saturation``: layer → saturated share of outputs; only bounded activations have one).
@@ -167,7 +172,7 @@ def saturated_units(
     """
     found = []
     for name, share in saturation.items():
-        if share <= T.SATURATED_LAYER_FRACTION:
+        if share <= threshold:
             continue
         when = f" in epoch {epoch}" if epoch is not None else ""
         candidates = [c for c in ({ACTIVATION_KEY: "relu"},) if without_present(c, dict(config or {}))]
@@ -179,7 +184,7 @@ def saturated_units(
                 f"little gradient flows through it. Standardise the inputs, use smaller initial weights or a lower "
                 f"learning rate, or a non-saturating activation (see {docs_link('saturation')}).",
                 where=name,
-                evidence={"saturated share": evidence(share, T.SATURATED_LAYER_FRACTION, ">")},
+                evidence={"saturated share": evidence(share, threshold, ">")},
                 candidates=candidates,
                 effect=share,
             )
@@ -193,18 +198,19 @@ def gradient_ratio(
     first: str = "the first layer",
     last: str = "the last layer",
     activations: Sequence[str] = (),
-    dead_share: float = 0.0,
+    dead_share: float | None = None,
     init_callbacks: Sequence[str] = (),
     callbacks_without_init: list[Any] | None = None,
     config: Mapping[str, Any] | None = None,
     epoch: int | None = None,
+    vanishing: float = T.VANISHING_RATIO,
 ) -> list[Finding]:
-    """Vanishing (ratio <= :data:`~nnlit.diagnosis.thresholds.VANISHING_RATIO`) or exploding (ratio >=
+    """Vanishing (ratio <= ``vanishing``, :data:`~nnlit.diagnosis.thresholds.VANISHING_RATIO`) or exploding (ratio >=
     :data:`~nnlit.diagnosis.thresholds.EXPLODING_RATIO`) gradients from the first and last layers' mean ‖∇W‖₂.
 
     The advice fits the net: ``activations`` are the kinds of its activation layers; ``dead_share`` the largest dead
-    share of a ReLU layer. Sigmoid / tanh layers: a non-saturating activation. Dead ReLUs: the dead units stop the
-    gradient (LeakyReLU). A different initialisation is proposed only when the config sets one
+    share of a ReLU layer (``None``: not counted). Sigmoid / tanh layers: a non-saturating activation. Dead ReLUs: the
+    dead units stop the gradient (LeakyReLU). A different initialisation is proposed only when the config sets one
     (``init_callbacks``): a net that already has the default one is not told to use it.
 
     Example::
@@ -223,7 +229,7 @@ def gradient_ratio(
     when = f"In epoch {epoch} the" if epoch is not None else "The"
     seen = f"{when} gradient of {first} is {ratio:.1e} of the gradient of {last}"
     cfg = dict(config or {})
-    if ratio >= T.EXPLODING_RATIO:
+    if ratio >= T.EXPLODING_RATIO and ratio < math.inf:
         return [
             Finding(
                 "exploding_gradients",
@@ -236,7 +242,7 @@ def gradient_ratio(
                 effect=math.log10(ratio) if math.isfinite(ratio) else 10.0,
             )
         ]
-    if ratio > T.VANISHING_RATIO:
+    if ratio > vanishing:
         return []
     saturating = [a for a in activations if a in SATURATING]
     dying = [a for a in activations if a in DYING]
@@ -247,8 +253,9 @@ def gradient_ratio(
         cause = f"{len(saturating)} {saturating[0]} layers, each passing at most a fraction of the gradient back"
         candidates.append({ACTIVATION_KEY: "relu"})
         candidates.append({"model.init_args.norm": "batch"})
-    elif dying and dead_share >= T.DEAD_LAYER_FRACTION:
-        cause = "dead ReLU units, which pass no gradient"
+    elif dying and (dead_share is None or dead_share >= T.DEAD_LAYER_FRACTION):
+        counted = "" if dead_share is not None else " (probably: a DeadReLUCounter counts them)"
+        cause = f"dead ReLU units, which pass no gradient{counted}"
         candidates.append({ACTIVATION_KEY: "leaky_relu"})
     else:
         cause = "a deep stack that shrinks the backward signal"
@@ -263,7 +270,7 @@ def gradient_ratio(
             f"{seen}: vanishing gradients, the first layers barely learn. Likely cause: {cause} (see "
             f"{docs_link('vanishing_gradients')}).",
             where=first,
-            evidence={"first / last gradient norm": evidence(ratio, T.VANISHING_RATIO, "<=")},
+            evidence={"first / last gradient norm": evidence(ratio, vanishing, "<=")},
             candidates=candidates,
             effect=-math.log10(max(ratio, 1e-30)),
         )
@@ -307,17 +314,19 @@ def update_ratios(ratios: Mapping[str, float], lr: float | None = None) -> list[
 
 
 def loss_curve(losses: Sequence[float], prior_loss: float | None = None, lr: float | None = None) -> list[Finding]:
-    """The training loss per epoch: diverging (the last above :data:`~nnlit.diagnosis.thresholds.DIVERGENCE_FACTOR`
-    × the first, or the prior's loss) is a learning rate too high; stalled (less than
-    :data:`~nnlit.diagnosis.thresholds.STALL_FRACTION` of the way to 0 removed) one too low.
+    """The training loss per epoch: diverged (the last above :data:`~nnlit.diagnosis.thresholds.DIVERGENCE_FACTOR` ×
+    the first, or × the loss of predicting the prior: worse than knowing nothing) is a learning rate too high; stalled
+    (less than :data:`~nnlit.diagnosis.thresholds.STALL_FRACTION` of the way to 0 removed) one too low.
 
     Example::
 
         >>> loss_curve([1.1, 40.0, 6e6])[0].kind
         'lr_too_high'
+        >>> loss_curve([6e6, 8.0, 5.8], prior_loss=1.1)[0].kind
+        'lr_too_high'
         >>> loss_curve([1.1, 1.099, 1.0985])[0].kind
         'lr_too_low'
-        >>> loss_curve([1.1, 0.6, 0.3])
+        >>> loss_curve([1.1, 0.6, 0.3], prior_loss=1.1)
         []
     """
     finite = [x for x in losses if math.isfinite(x)]
@@ -325,16 +334,17 @@ def loss_curve(losses: Sequence[float], prior_loss: float | None = None, lr: flo
         return []
     first, last = finite[0], finite[-1]
     rate = f" (lr={lr:g})" if lr is not None else ""
-    reference = max(first, prior_loss or 0.0)
-    if last > T.DIVERGENCE_FACTOR * reference:
+    if last > T.DIVERGENCE_FACTOR * first or (prior_loss is not None and last > T.DIVERGENCE_FACTOR * prior_loss):
+        versus, reference = ("first", first) if last > T.DIVERGENCE_FACTOR * first else ("prior", prior_loss or 1.0)
+        against = f"the loss of predicting the prior, {reference:.3g}" if versus == "prior" else f"{first:.3g}"
         return [
             Finding(
                 "lr_too_high",
                 "warning",
-                f"The training loss diverged from {first:.3g} to {last:.3g}: the learning rate{rate} is too high "
-                f"(see {docs_link('lr_too_high')}).",
+                f"The training loss ended at {last:.3g}, above {against}: it diverged, and the learning rate{rate} is "
+                f"too high (see {docs_link('lr_too_high')}).",
                 where="train/loss",
-                evidence={"last / first loss": evidence(last / max(first, 1e-12), T.DIVERGENCE_FACTOR, ">")},
+                evidence={f"last / {versus} loss": evidence(last / max(reference, 1e-12), T.DIVERGENCE_FACTOR, ">")},
                 effect=math.log10(max(last / max(reference, 1e-12), 1.0)) + 1,
             )
         ]
