@@ -45,7 +45,8 @@ DESCRIPTION = (
     "(a shipped config; any YAML file works). "
     "Besides Lightning's subcommands below: `nnlit plot RUN_DIR` draws a finished run, `nnlit export --ckpt_path X "
     "--format onnx|torchscript` writes a file to serve a model, `nnlit tune --config X --search S` searches "
-    "hyperparameters with Optuna (each has its own --help)."
+    "hyperparameters with Optuna, `nnlit doctor --config X` diagnoses a training run and verifies a fix (each has its "
+    "own --help)."
 )
 
 
@@ -243,6 +244,10 @@ def main(args: list[str] | None = None) -> None:
                 from nnlit.export import main as export
 
                 export(argv[1:])
+            elif argv and argv[0] == "doctor":
+                from nnlit.doctor.command import main as doctor
+
+                doctor(argv[1:])
             elif argv and argv[0] == "tune":
                 from nnlit.tune import main as tune
 

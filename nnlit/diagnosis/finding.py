@@ -122,9 +122,30 @@ def docs_link(kind: str) -> str:
     return f"{DOCS}#{kind}"
 
 
+#: within a severity: what makes every other measurement meaningless, then causes, then symptoms and the rest
+TIERS: dict[str, int] = {
+    **dict.fromkeys(("nan_loss", "wrong_head", "symmetric_init", "leakage", "id_column"), 0),
+    **dict.fromkeys(
+        (
+            "lr_too_high",
+            "lr_too_low",
+            "dead_relu",
+            "vanishing_gradients",
+            "exploding_gradients",
+            "saturation",
+            "bad_init",
+            "unscaled_inputs",
+        ),
+        1,
+    ),
+}
+
+
 def ranked(findings: list[Finding]) -> list[Finding]:
-    """Errors first, then warnings, then infos; within a severity the larger effect first (stable otherwise)."""
-    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), -f.effect))
+    """Errors first, then warnings, then infos; within a severity the kinds that invalidate a run, then causes (a
+    learning rate, dead units, vanishing gradients …), then symptoms and the rest (:data:`TIERS`); then the larger
+    effect first (stable otherwise)."""
+    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), TIERS.get(f.kind, 2), -f.effect))
 
 
 def healthy(findings: list[Finding]) -> bool:

@@ -29,8 +29,9 @@ def nan_loss(value: float, epoch: int, step: int, cause: str = "") -> list[Findi
         Finding(
             "nan_loss",
             "error",
-            f"The training loss became {value} in epoch {epoch}, by step {step}. {cause + ' ' if cause else ''}(see "
-            f"{docs_link('nan_loss')}).",
+            f"The training loss became {value} in epoch {epoch}, by step {step}."
+            + (f" Likely cause: {cause}" if cause else "")
+            + f" (see {docs_link('nan_loss')}).",
             where=f"epoch {epoch}, step {step}",
             evidence={"loss": evidence(value, 0, "finite")},
             effect=math.inf,
@@ -69,11 +70,15 @@ def initial_loss(first_loss: float, prior_loss: float) -> list[Finding]:
 
 
 def symmetric_units(
-    spreads: Mapping[str, float], init_callbacks: Sequence[str] = (), callbacks_without_init: list[Any] | None = None
+    spreads: Mapping[str, float],
+    init_callbacks: Sequence[str] = (),
+    callbacks_without_init: list[Any] | None = None,
+    activations: Sequence[str] = (),
 ) -> list[Finding]:
     """Layers whose units all start with the same weights (``spreads``: each layer's spread of weight rows over their
     mean size): every unit then gets the same gradient and they stay equal. ``init_callbacks``: the names of the
-    initialisation callbacks of the config; ``callbacks_without_init``: the config's callbacks without them (the fix).
+    initialisation callbacks of the config; ``callbacks_without_init``: the config's callbacks without them (the fix;
+    with sigmoid / tanh ``activations``, also with ReLU, since a default-initialised saturating stack learns slowly).
 
     Example::
 
@@ -92,10 +97,51 @@ def symmetric_units(
             f"copies of one unit, so each layer is one unit wide (see {docs_link('symmetric_init')}).",
             where=", ".join(same),
             evidence={"weight-row spread": evidence(min(spreads[n] for n in same), T.SYMMETRIC_SPREAD, "<=")},
-            candidates=[{CALLBACKS_KEY: callbacks_without_init}] if callbacks_without_init is not None else [],
+            candidates=_without_init(callbacks_without_init, activations),
             effect=len(same),
         )
     ]
+
+
+def _without_init(callbacks: list[Any] | None, activations: Sequence[str]) -> list[dict[str, Any]]:
+    if callbacks is None:
+        return []
+    alone: dict[str, Any] = {CALLBACKS_KEY: callbacks}
+    if any(a in SATURATING for a in activations):
+        return [alone, {**alone, ACTIVATION_KEY: "relu"}]
+    return [alone]
+
+
+#: the kinds that are symptoms: another finding that names a cause explains them
+SYMPTOMS = ("too_little_capacity", "underfitting", "lr_too_low")
+#: the kinds that name a cause of poor training
+CAUSES = (
+    "symmetric_init",
+    "dead_relu",
+    "vanishing_gradients",
+    "saturation",
+    "lr_too_high",
+    "nan_loss",
+    "exploding_gradients",
+)
+
+
+def explained(findings: list[Finding]) -> list[Finding]:
+    """``findings`` without the symptoms a cause explains: a net that cannot memorise a batch, learns nothing or
+    barely moves its loss because its units are dead, its gradients vanish or its learning rate is too high gets the
+    cause, not the symptom (the symptoms' own fixes would not help). Static config findings stay.
+
+    Example::
+
+        >>> kinds = [Finding("dead_relu", "warning", "…"), Finding("underfitting", "warning", "…", where="val/acc")]
+        >>> [f.kind for f in explained(kinds)]
+        ['dead_relu']
+    """
+    if not any(f.kind in CAUSES for f in findings):
+        return findings
+    diverged = any(f.kind in ("lr_too_high", "nan_loss") for f in findings)  # a rising validation loss is divergence
+    symptoms = (*SYMPTOMS, "overfitting") if diverged else SYMPTOMS
+    return [f for f in findings if f.kind not in symptoms or f.where in ("model", "optimizer")]
 
 
 def dead_units(
@@ -248,6 +294,8 @@ def gradient_ratio(
     dying = [a for a in activations if a in DYING]
     candidates: list[dict[str, Any]] = []
     if init_callbacks and callbacks_without_init is not None:
+        if saturating:  # both causes at once: one alone may leave the other starving the first layers
+            candidates.append({CALLBACKS_KEY: callbacks_without_init, ACTIVATION_KEY: "relu"})
         candidates.append({CALLBACKS_KEY: callbacks_without_init})
     if saturating:
         cause = f"{len(saturating)} {saturating[0]} layers, each passing at most a fraction of the gradient back"
@@ -305,7 +353,7 @@ def update_ratios(ratios: Mapping[str, float], lr: float | None = None) -> list[
             kind,
             "warning",
             f"The learning rate{rate} is too {'high' if kind == 'lr_too_high' else 'low'}: {words} {median:.1e} of "
-            f"their size (median over layers; see {docs_link(kind)}).",
+            f"their size, the median over layers (see {docs_link(kind)}).",
             where="optimizer",
             evidence={"update / weight ratio": evidence(median, limit, op)},
             effect=abs(math.log10(median / limit)),
@@ -484,10 +532,12 @@ def reference_gap(
     ]
 
 
-def overfit_batch(first_loss: float, last_loss: float, rows: int, steps: int) -> list[Finding]:
+def overfit_batch(
+    first_loss: float, last_loss: float, rows: int, steps: int, hidden: Sequence[int] | None = None
+) -> list[Finding]:
     """The overfit-one-batch probe: a few dozen rows trained alone for a few hundred steps should reach a loss near 0;
     a loss above :data:`~nnlit.diagnosis.thresholds.OVERFIT_BATCH_FRACTION` of its start means the labels, the loss or
-    the capacity are wrong.
+    the capacity are wrong. With the ``hidden`` widths known and below 64, the fix tried is a wider net.
 
     Example::
 
@@ -510,6 +560,9 @@ def overfit_batch(first_loss: float, last_loss: float, rows: int, steps: int) ->
             f"{docs_link('too_little_capacity')}).",
             where="train",
             evidence={"last / first loss on one batch": evidence(share, T.OVERFIT_BATCH_FRACTION, ">")},
+            candidates=[{"model.init_args.hidden": [64, 64]}]
+            if hidden is not None and max(hidden, default=0) < 64
+            else [],
             effect=share,
         )
     ]

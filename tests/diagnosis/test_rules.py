@@ -186,7 +186,11 @@ def test_vanishing_gradient_advice_fits_the_net():
     constant = R.gradient_ratio(
         1e-7, 1.0, activations=["sigmoid"], init_callbacks=["ConstantInit"], callbacks_without_init=kept
     )
-    assert constant[0].candidates[0] == {"trainer.callbacks": kept} and "ConstantInit" in constant[0].message
+    assert constant[0].candidates[:2] == [
+        {"trainer.callbacks": kept, "model.init_args.activation": "relu"},  # both causes at once first
+        {"trainer.callbacks": kept},
+    ]
+    assert "ConstantInit" in constant[0].message
     assert R.gradient_ratio(300.0, 1.0)[0].kind == "exploding_gradients"
     assert R.gradient_ratio(0.2, 1.0) == [] and R.gradient_ratio(float("nan"), 1.0) == []
 
@@ -225,3 +229,21 @@ def test_overfit_one_batch_and_nan_loss():
     assert R.overfit_batch(1.0, float("nan"), rows=32, steps=200) == []
     finding = R.nan_loss(float("nan"), 0, 16, "a learning rate too high.")[0]
     assert finding.severity == "error" and json.dumps(finding.to_dict())  # NaN written as text: valid JSON
+
+
+def test_a_cause_explains_its_symptoms():
+    cause = R.dead_units({"a": (16, 16)}, {"a": "relu"})
+    symptoms = R.chance_level(0.34, 0.33, chance=1 / 3) + R.overfit_batch(1.0, 0.95, rows=32, steps=200)
+    assert [f.kind for f in R.explained(cause + symptoms)] == ["dead_relu"]
+    assert R.explained(symptoms) == symptoms
+    diverged = R.loss_curve([1.1, 5.0, 9.0]) + R.overfitting([1.0, 0.4, 0.1, 0.02, 0.005], [1.0, 0.5, 0.6, 0.9, 1.4])
+    assert [f.kind for f in R.explained(diverged)] == ["lr_too_high"]
+
+
+def test_ranking_puts_causes_before_symptoms():
+    findings = [
+        Finding("overfitting", "warning", "…", effect=6.0),
+        Finding("lr_too_high", "warning", "…", effect=1.0),
+        Finding("symmetric_init", "error", "…"),
+    ]
+    assert [f.kind for f in ranked(findings)] == ["symmetric_init", "lr_too_high", "overfitting"]
