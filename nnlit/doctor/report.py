@@ -74,12 +74,16 @@ def write_pictures(diagnosis: Diagnosis, folder: Path) -> list[str]:
     runs = [("before", before)] + ([("after the fix", after)] if after is not None else [])
     written = []
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    spans = []
     for label, run in runs:
         for ax, key in zip(axes, ("train/loss", "val/loss"), strict=True):
             values = [e.get(key) for e in run.epochs]
             ax.plot(range(len(values)), values, marker="o", label=label)
             ax.set_title(key)
             ax.set_xlabel("epoch")
+            spans += [v for v in values if v is not None and v > 0]
+    if spans and max(spans) > 20 * min(spans):  # a diverging curve: the healthy one stays readable
+        for ax in axes:
             ax.set_yscale("log")
     axes[0].legend()
     figure.tight_layout()
