@@ -129,14 +129,19 @@ CAUSES = (
 def explained(findings: list[Finding]) -> list[Finding]:
     """``findings`` without the symptoms a cause explains: a net that cannot memorise a batch, learns nothing or
     barely moves its loss because its units are dead, its gradients vanish or its learning rate is too high gets the
-    cause, not the symptom (the symptoms' own fixes would not help). Static config findings stay.
+    cause, not the symptom (the symptoms' own fixes would not help). Static config findings stay. Unscaled inputs
+    explain a bad first loss, dead and saturated units.
 
     Example::
 
         >>> kinds = [Finding("dead_relu", "warning", "…"), Finding("underfitting", "warning", "…", where="val/acc")]
         >>> [f.kind for f in explained(kinds)]
         ['dead_relu']
+        >>> [f.kind for f in explained([Finding("unscaled_inputs", "warning", "…"), *kinds])]
+        ['unscaled_inputs', 'underfitting']
     """
+    if any(f.kind == "unscaled_inputs" for f in findings):  # large inputs kill, saturate and blow up the first loss
+        findings = [f for f in findings if f.kind not in ("bad_init", "dead_relu", "saturation")]
     if not any(f.kind in CAUSES for f in findings):
         return findings
     diverged = any(f.kind in ("lr_too_high", "nan_loss") for f in findings)  # a rising validation loss is divergence

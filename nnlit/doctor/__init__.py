@@ -132,6 +132,7 @@ def diagnose(
         if any(f.severity == "error" for f in findings):
             return Diagnosis(ranked(findings), time.perf_counter() - start, stages)
         epochs = min(built.max_epochs, probes.PROBE_EPOCHS)
+        context.truncated = epochs < built.max_epochs
         stages += ["initialisation", "one batch", "short fit"]
         before = probes.probe_fit(built, epochs, seed=seed)
         context.score = before.metric(context.metric)
@@ -165,6 +166,8 @@ class _Context:
         self.metric = "val/acc" if self.classification else "val/r2"
         self.without_init = probes.callbacks_without_init(built)
         self.score: float | None = None
+        #: the probe fit is shorter than the config's: "learnt too little" cannot be judged from it
+        self.truncated = False
         self._reference: tuple[str, float | None] | None = None
 
     def table_findings(self) -> list[Finding]:
@@ -238,8 +241,9 @@ class _Context:
         if len(val) == len(train):
             findings += overfitting(train, val)
         score_name = self.metric.split("/")[1]
-        findings += chance_level(m.metric(f"train/{score_name}"), m.metric(self.metric), self.chance, self.metric)
-        if not any(f.kind in ("no_signal", "underfitting") for f in findings):
+        at_chance = chance_level(m.metric(f"train/{score_name}"), m.metric(self.metric), self.chance, self.metric)
+        findings += [f for f in at_chance if not (self.truncated and f.kind == "underfitting")]
+        if not self.truncated and not any(f.kind in ("no_signal", "underfitting") for f in findings):
             name, reference = self.reference()
             findings += reference_gap(
                 m.metric(self.metric), reference, name, self.metric, getattr(self.built.model, "hidden", [])
@@ -371,6 +375,7 @@ def _rerun(
             return None, [], None
         view = probes.table_view(built)
         rerun = _Context(built, view)
+        rerun.truncated = context.truncated
         measurements = probes.probe_fit(built, epochs, seed=seed)
         if measurements.nan is not None:
             return None, rerun.fit_findings(measurements), measurements
