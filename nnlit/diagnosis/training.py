@@ -30,7 +30,7 @@ def nan_loss(value: float, epoch: int, step: int, cause: str = "") -> list[Findi
             "nan_loss",
             "error",
             f"The training loss became {value} in epoch {epoch}, by step {step}."
-            + (f" Likely cause: {cause}" if cause else "")
+            + (f" Likely cause: {cause.rstrip('.')}" if cause else "")
             + f" (see {docs_link('nan_loss')}).",
             where=f"epoch {epoch}, step {step}",
             evidence={"loss": evidence(value, 0, "finite")},

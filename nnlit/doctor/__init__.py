@@ -51,8 +51,8 @@ from nnlit.doctor.lr_range import USUAL, lr_range_test
 
 #: the default time budget of a diagnosis, in seconds
 BUDGET = 120.0
-#: the most fixes tried per finding
-TRIES = 2
+#: the most fixes tried per finding (the best that helps is kept)
+TRIES = 3
 
 
 @dataclass
@@ -268,11 +268,16 @@ class _Context:
         suggestion = result["suggestion"]
         family = "sgd" if self.optimizer == "SGD" else "adaptive"
         rates = [r for r in (suggestion, USUAL[family]) if r is not None and not math.isclose(r, self.lr, rel_tol=0.5)]
+        # plain SGD at a broken rate: Adam at its usual rate is AUTOTRAINER's first repair of an unstable loss
+        adam = {"model.init_args.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": USUAL["adaptive"]}}}
         for finding in wanted:
             if finding.kind == "dead_relu" and not any(f.kind == "lr_too_high" for f in findings):
                 continue
             toward = [r for r in rates if (r > self.lr if finding.kind == "lr_too_low" else r < self.lr)]
-            finding.candidates[:0] = [{LR_KEY: r} for r in dict.fromkeys(toward)]
+            lr_fixes: list[dict[str, Any]] = [{LR_KEY: r} for r in dict.fromkeys(toward)]
+            if family == "sgd":
+                lr_fixes.insert(1, adam)
+            finding.candidates[:0] = lr_fixes
             if suggestion is not None:
                 finding.evidence.setdefault("range test", {"value": suggestion, "threshold": None, "op": "suggests"})
 
@@ -328,7 +333,7 @@ def _verify(
     runs: dict[str, Any],
 ) -> None:
     """Reruns the short probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the
-    first that helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the
+    best that helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the
     metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`."""
     before = context.score
     baseline = before if before is not None and math.isfinite(before) else context.chance
@@ -336,15 +341,17 @@ def _verify(
     best_gain = -math.inf
     for finding in ranked(findings):
         candidates, finding.fix = list(finding.candidates), None
+        best: tuple[float, dict[str, Any], Any] | None = None
         for candidate in candidates[:TRIES]:
             if time.perf_counter() - start > budget:
-                finding.verified = {
-                    "metric": context.metric,
-                    "before": before,
-                    "after": None,
-                    "helped": False,
-                    "skipped": "time budget spent",
-                }
+                if best is None:
+                    finding.verified = {
+                        "metric": context.metric,
+                        "before": before,
+                        "after": None,
+                        "helped": False,
+                        "skipped": "time budget spent",
+                    }
                 break
             key = json.dumps(candidate, sort_keys=True)
             if key not in tried:
@@ -355,12 +362,14 @@ def _verify(
             # a static finding is gone by construction once its fix is applied: only the metric can prove that one
             measured = finding.where not in ("model", "optimizer")
             helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
-            finding.verified = {"metric": context.metric, "before": before, "after": after, "helped": helped}
-            if helped:
-                finding.fix = candidate
-                if gain > best_gain:
-                    best_gain, runs["after"], runs["fix"] = gain, measurements, candidate
-                break
+            if best is None or (helped and gain > best[0]):
+                finding.verified = {"metric": context.metric, "before": before, "after": after, "helped": helped}
+            if helped and (best is None or gain > best[0]):  # the best of the candidates that help
+                best = (gain, candidate, measurements)
+        if best is not None:
+            gain, finding.fix, measurements = best
+            if gain > best_gain:
+                best_gain, runs["after"], runs["fix"] = gain, measurements, finding.fix
 
 
 def _rerun(
