@@ -417,12 +417,13 @@ def loss_curve(losses: Sequence[float], prior_loss: float | None = None, lr: flo
 
 
 def overfitting(train_losses: Sequence[float], val_losses: Sequence[float]) -> list[Finding]:
-    """Validation loss risen :data:`~nnlit.diagnosis.thresholds.OVERFIT_RISE` above its best while the training loss
-    kept falling, with a last gap of :data:`~nnlit.diagnosis.thresholds.OVERFIT_GAP` (one uptick is not enough).
+    """Validation loss risen :data:`~nnlit.diagnosis.thresholds.OVERFIT_RISE` above its best, at least
+    :data:`~nnlit.diagnosis.thresholds.OVERFIT_EPOCHS` epochs after it, while the training loss kept falling, with a
+    last gap of :data:`~nnlit.diagnosis.thresholds.OVERFIT_GAP` (one uptick is not enough).
 
     Example::
 
-        >>> overfitting([1.0, 0.5, 0.2, 0.05, 0.01], [1.0, 0.6, 0.6, 0.8, 1.1])[0].kind
+        >>> overfitting([1.0, 0.5, 0.2, 0.05, 0.01, 0.005], [1.0, 0.6, 0.7, 0.8, 1.1, 1.3])[0].kind
         'overfitting'
         >>> overfitting([1.0, 0.5, 0.4], [1.0, 0.55, 0.56])
         []
@@ -435,7 +436,8 @@ def overfitting(train_losses: Sequence[float], val_losses: Sequence[float]) -> l
     best_at = val.index(best)
     rise = (val[-1] - best) / max(best, 1e-12)
     gap = (val[-1] - train[-1]) / max(val[-1], 1e-12)
-    if rise < T.OVERFIT_RISE or gap < T.OVERFIT_GAP or train[-1] >= train[best_at] or best_at == len(val) - 1:
+    late = len(val) - 1 - best_at < T.OVERFIT_EPOCHS
+    if rise < T.OVERFIT_RISE or gap < T.OVERFIT_GAP or train[-1] >= train[best_at] or late:
         return []
     return [
         Finding(
