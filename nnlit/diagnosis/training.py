@@ -539,6 +539,39 @@ def reference_gap(
     ]
 
 
+def nothing_learnable(
+    score: float | None, reference: float | None, reference_name: str, chance: float, metric: str = "val/acc"
+) -> list[Finding]:
+    """The MLP and a quick reference model (logistic / ridge regression) both at chance on validation: the features
+    seem to carry no signal about the labels. Judged without the MLP's training score, so a short probe can tell.
+
+    Example::
+
+        >>> nothing_learnable(0.02, -0.01, "ridge regression", chance=0.0, metric="val/r2")[0].kind
+        'no_signal'
+        >>> nothing_learnable(0.02, 0.4, "ridge regression", chance=0.0, metric="val/r2")
+        []
+    """
+    if score is None or reference is None or not math.isfinite(score):
+        return []
+    scale = 1 - chance if chance < 1 else 1.0
+    gains = ((score - chance) / scale, (reference - chance) / scale)
+    if max(gains) >= T.CHANCE_MARGIN:
+        return []
+    return [
+        Finding(
+            "no_signal",
+            "warning",
+            f"{metric} is {score:.3g} and a {reference_name} reaches {reference:.3g}, both at chance ({chance:.3g}): "
+            f"the features seem to carry no signal about the labels. No config change can fix that; check the labels and "
+            f"the features (see {docs_link('no_signal')}).",
+            where=metric,
+            evidence={"best gain over chance": evidence(max(gains), T.CHANCE_MARGIN, "<")},
+            effect=1.0 - max(gains),
+        )
+    ]
+
+
 def overfit_batch(
     first_loss: float, last_loss: float, rows: int, steps: int, hidden: Sequence[int] | None = None
 ) -> list[Finding]:

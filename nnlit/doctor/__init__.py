@@ -39,6 +39,7 @@ from nnlit.diagnosis.training import (
     initial_loss,
     loss_curve,
     nan_loss,
+    nothing_learnable,
     overfit_batch,
     overfitting,
     reference_gap,
@@ -243,6 +244,9 @@ class _Context:
         score_name = self.metric.split("/")[1]
         at_chance = chance_level(m.metric(f"train/{score_name}"), m.metric(self.metric), self.chance, self.metric)
         findings += [f for f in at_chance if not (self.truncated and f.kind == "underfitting")]
+        if not any(f.kind in ("no_signal", "underfitting") for f in findings):
+            name, reference = self.reference()
+            findings += nothing_learnable(m.metric(self.metric), reference, name, self.chance, self.metric)
         if not self.truncated and not any(f.kind in ("no_signal", "underfitting") for f in findings):
             name, reference = self.reference()
             findings += reference_gap(

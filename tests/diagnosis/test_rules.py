@@ -247,3 +247,9 @@ def test_ranking_puts_causes_before_symptoms():
         Finding("symmetric_init", "error", "…"),
     ]
     assert [f.kind for f in ranked(findings)] == ["symmetric_init", "lr_too_high", "overfitting"]
+
+
+def test_no_signal_from_the_reference_without_the_training_score():
+    assert R.nothing_learnable(0.34, 0.32, "logistic regression", chance=1 / 3)[0].fix is None
+    assert R.nothing_learnable(0.34, 0.9, "logistic regression", chance=1 / 3) == []  # the linear model learns
+    assert R.nothing_learnable(None, 0.3, "logistic regression", chance=1 / 3) == []
