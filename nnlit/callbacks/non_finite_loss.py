@@ -37,22 +37,22 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Raises :class:`NonFiniteLossError` as soon as the training loss is NaN or infinite, on any LightningModule.
+    """Raises :class:`NonFiniteLossError` when the training loss is NaN or infinite, on any LightningModule.
 
     The loss is what ``training_step`` returns (a tensor, or a mapping with a ``"loss"`` key): nnlit's heads return
-    the last minibatch's loss of each step, and a loss that went NaN stays NaN, since the weights it updated do. On the
-    CPU the loss is read after every training step; on an accelerator a flag is kept on the device and read every
-    ``every_n_steps`` steps (reading it costs a host sync), and in any case before a checkpoint is written and before
-    validation, so no checkpoint of the broken weights is written and no ``best`` / ``last`` checkpoint is replaced
-    (Lightning's ``ModelCheckpoint`` writes nothing when a fit raises, unless ``save_on_exception`` is set).
+    the last minibatch's loss of each step, and a loss that went NaN stays NaN, since the weights it updated do. Each
+    step only folds the loss into a flag kept on the loss's device (no host read, so no GPU sync per step); the flag is
+    read every ``every_n_steps`` training steps, at the end of each training epoch, before validation and before a
+    checkpoint is written. So no checkpoint of the broken weights is written and no ``best`` / ``last`` checkpoint is
+    replaced (Lightning's ``ModelCheckpoint`` writes nothing when a fit raises, unless ``save_on_exception`` is set).
 
-    The message names the epoch, the step, the likely cause (a learning rate too high when the loss grew before it
-    broke; NaN or infinite inputs when the batch holds any) and the ``nnlit doctor`` command. The ``nnlit`` heads add
-    this callback by default.
+    The message names the epoch, the step at which the flag was read, the likely cause (a learning rate too high when
+    the loss grew before it broke; NaN or infinite inputs when the batch holds any) and the ``nnlit doctor`` command.
+    The ``nnlit`` heads add this callback by default.
 
     Args:
-        every_n_steps: on an accelerator, read the device's flag every this many training steps (``None``: 32). On the
-            CPU it is read every step.
+        every_n_steps: read the flag every this many training steps (Lightning steps: an nnlit head's step may train
+            several minibatches).
 
     Raises:
         ValueError: if ``every_n_steps`` is not a positive integer.
@@ -63,17 +63,19 @@ class StopOnNonFiniteLoss(Callback):
         >>> trainer = L.Trainer(callbacks=[StopOnNonFiniteLoss()])
     """
 
-    def __init__(self, every_n_steps: int | None = None) -> None:
-        if every_n_steps is not None and (not isinstance(every_n_steps, int) or every_n_steps < 1):
-            raise ValueError(f"`every_n_steps` must be a positive integer or None, got {every_n_steps!r}")
+    def __init__(self, every_n_steps: int = 32) -> None:
+        if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
+            raise ValueError(f"`every_n_steps` must be a positive integer, got {every_n_steps!r}")
         self.every_n_steps = every_n_steps
-        self._bad: Tensor | None = None  # on the device: the first non-finite loss seen since the last read, else 0
+        self._bad: Tensor | None = None  # on the device: the first non-finite loss since the last read, else 0
+        self._first: Tensor | None = None  # the first loss of the fit (for the cause)
+        self._last: Tensor | None = None  # the latest finite loss
         self._steps = 0
-        self._finite_losses: list[float] = []  # a few losses read on the host, for the cause
 
     @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._bad, self._steps, self._finite_losses = None, 0, []
+        self._bad = self._first = self._last = None
+        self._steps = 0
 
     @override
     def on_train_batch_end(
@@ -82,51 +84,45 @@ class StopOnNonFiniteLoss(Callback):
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             return
-        loss = loss.detach()
-        if loss.device.type == "cpu":
-            value = float(loss)
-            if math.isfinite(value):
-                self._remember(value)
-                return
-            self._raise(trainer, pl_module, value, batch)
+        with torch.no_grad():
+            loss = loss.detach().reshape(()).float()
+            finite = torch.isfinite(loss)
+            first = torch.where(finite, torch.zeros_like(loss), loss)  # 0 where finite, the loss where not
+            self._bad = first if self._bad is None else torch.where(self._bad != 0, self._bad, first)
+            if self._first is None:
+                self._first = loss
+            self._last = loss if self._last is None else torch.where(finite, loss, self._last)
         self._steps += 1
-        broken = (~torch.isfinite(loss)).reshape(())
-        first = torch.where(broken, loss.reshape(()).float(), torch.zeros((), device=loss.device))
-        self._bad = first if self._bad is None else torch.where(self._bad != 0, self._bad, first)
-        if self._steps % (self.every_n_steps or 32) == 0:
-            self._check(trainer, pl_module, batch)
-            self._remember(float(loss))
+        if self._steps % self.every_n_steps == 0:
+            self._check(trainer, batch)
 
     @override
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.training:
-            self._check(trainer, pl_module, None)
+            self._check(trainer, None)
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._check(trainer, pl_module, None)
+        self._check(trainer, None)
 
     @override
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._check(trainer, pl_module, None)  # called before the file is written: raising here writes nothing
+        self._check(trainer, None)  # called before the file is written: raising here writes nothing
 
-    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any) -> None:
+    def _check(self, trainer: L.Trainer, batch: Any) -> None:
         if self._bad is None:
             return
-        value = float(self._bad)  # one host sync
+        value = float(self._bad)  # one host read
         self._bad = None
         if value != 0 and not math.isfinite(value):
-            self._raise(trainer, pl_module, value, batch)
+            self._raise(trainer, value, batch)
 
-    def _remember(self, value: float) -> None:
-        if len(self._finite_losses) < 3:
-            self._finite_losses.append(value)
-        else:
-            self._finite_losses[-1] = value  # the first losses and the latest one
-
-    def _raise(self, trainer: L.Trainer, pl_module: L.LightningModule, value: float, batch: Any) -> None:
+    def _raise(self, trainer: L.Trainer, value: float, batch: Any) -> None:
+        losses = [float(t) for t in (self._first, self._last) if t is not None]
         cause = likely_cause(
-            self._finite_losses, inputs_finite=_inputs_finite(batch), learning_rate=_learning_rate(trainer)
+            [x for x in losses if math.isfinite(x)],
+            inputs_finite=_inputs_finite(batch),
+            learning_rate=_learning_rate(trainer),
         )
         message = (
             f"The training loss became {value} in epoch {trainer.current_epoch}, by step {trainer.global_step}: the "
@@ -137,8 +133,8 @@ class StopOnNonFiniteLoss(Callback):
 
 
 def likely_cause(finite_losses: list[float], inputs_finite: bool | None, learning_rate: str | None) -> str:
-    """The likely cause of a loss that became non-finite, in words, from the finite losses read before it (the first
-    ones and the latest), whether the failing batch's inputs were finite (``None``: unknown) and the optimizer's
+    """The likely cause of a loss that became non-finite, in words, from the finite losses before it (the first and the
+    latest), whether the failing batch's inputs were finite (``None``: unknown) and the optimizer's
     learning rate (text, ``None``: unknown).
 
     Example::

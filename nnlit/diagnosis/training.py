@@ -562,9 +562,9 @@ def nothing_learnable(
         Finding(
             "no_signal",
             "warning",
-            f"{metric} is {score:.3g} and a {reference_name} reaches {reference:.3g}, both at chance ({chance:.3g}): "
-            f"the features seem to carry no signal about the labels. No config change can fix that; check the labels and "
-            f"the features (see {docs_link('no_signal')}).",
+            f"{metric} is {score:.3g} and a {reference_name} reaches {reference:.3g}, both at chance "
+            f"({chance:.3g}): the features seem to carry no signal about the labels. No config change can fix that; "
+            f"check the labels and the features (see {docs_link('no_signal')}).",
             where=metric,
             evidence={"best gain over chance": evidence(max(gains), T.CHANCE_MARGIN, "<")},
             effect=1.0 - max(gains),

@@ -48,22 +48,22 @@ def _loader(x_scale: float = 1.0, nan_inputs: bool = False) -> DataLoader:
 def test_a_nan_loss_stops_the_fit_at_its_step_and_keeps_the_good_checkpoint(tmp_path):
     last = ModelCheckpoint(dirpath=tmp_path, filename="last", enable_version_counter=False)
     trainer = quiet_trainer(tmp_path, max_epochs=5, enable_checkpointing=True, callbacks=[StopOnNonFiniteLoss(), last])
-    with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 2, by step 9.*writing no checkpoint") as err:
+    with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 2, by step 12.*writing no checkpoint") as err:
         trainer.fit(Plain(nan_epoch=2), _loader())
-    assert (err.value.epoch, err.value.step) == (2, 9)  # epoch 2 begins after 2 × 4 steps
+    assert (err.value.epoch, err.value.step) == (2, 12)  # read when epoch 2 (4 steps) ends, before any checkpoint
     saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 1  # the last good epoch's checkpoint, not replaced
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())
 
 
 def test_an_exploding_learning_rate_is_named_as_the_likely_cause(tmp_path):
-    trainer = quiet_trainer(tmp_path, max_epochs=50, callbacks=[StopOnNonFiniteLoss()])
+    trainer = quiet_trainer(tmp_path, max_epochs=50, callbacks=[StopOnNonFiniteLoss(every_n_steps=1)])
     with pytest.raises(NonFiniteLossError, match=r"learning rate \(SGD lr=10\) is too high: the loss grew"):
         trainer.fit(Plain(lr=10.0), _loader())
 
 
 def test_nan_inputs_are_named_as_the_likely_cause(tmp_path):
-    trainer = quiet_trainer(tmp_path, callbacks=[StopOnNonFiniteLoss()])
+    trainer = quiet_trainer(tmp_path, callbacks=[StopOnNonFiniteLoss(every_n_steps=1)])
     with pytest.raises(NonFiniteLossError, match="the batch holds NaN or infinite inputs"):
         trainer.fit(Plain(), _loader(nan_inputs=True))
 
@@ -74,8 +74,13 @@ def test_a_finite_fit_is_left_alone(tmp_path):
     assert trainer.current_epoch == 2
 
 
-def test_the_device_flag_is_read_every_n_steps_and_before_a_checkpoint(tmp_path):
-    # a meta-free stand-in for an accelerator: the check of the flag, without the per-step CPU read
+def test_the_flag_is_read_every_n_steps(tmp_path):
+    trainer = quiet_trainer(tmp_path, max_epochs=5, callbacks=[StopOnNonFiniteLoss(every_n_steps=2)])
+    with pytest.raises(NonFiniteLossError, match="became nan in epoch 2, by step 10"):  # the 2nd step of epoch 2
+        trainer.fit(Plain(nan_epoch=2), _loader())
+
+
+def test_the_flag_is_read_before_a_checkpoint(tmp_path):
     callback = StopOnNonFiniteLoss(every_n_steps=1000)
     callback._bad = torch.tensor(float("inf"))
     trainer = quiet_trainer(tmp_path)
@@ -83,9 +88,9 @@ def test_the_device_flag_is_read_every_n_steps_and_before_a_checkpoint(tmp_path)
         callback.on_save_checkpoint(trainer, Plain(), {})
 
 
-@pytest.mark.parametrize("value", [0, -3, 2.5])
+@pytest.mark.parametrize("value", [0, -3, 2.5, None])
 def test_every_n_steps_must_be_a_positive_integer(value):
-    with pytest.raises(ValueError, match=rf"`every_n_steps` must be a positive integer or None, got {value}"):
+    with pytest.raises(ValueError, match=rf"`every_n_steps` must be a positive integer, got {value}"):
         StopOnNonFiniteLoss(every_n_steps=value)
 
 
