@@ -4,6 +4,7 @@ from nnlit.checkpoint import load
 from nnlit.data.fitted_preprocessing import FittedPreprocessing
 from nnlit.data.table import Table
 from nnlit.data.tabular import TabularDataModule
+from nnlit.doctor import diagnose
 from nnlit.models.base import MLPModule
 from nnlit.models.binary import BinaryMLP
 from nnlit.models.multiclass import MulticlassMLP
@@ -33,5 +34,6 @@ __all__ = [
     "Table",
     "TabularDataModule",
     "__version__",
+    "diagnose",
     "load",
 ]

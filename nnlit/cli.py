@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import sys
 import warnings
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from nnlit import example_configs, quiet
 from nnlit.arguments import init_arguments
 from nnlit.callbacks.fit_report import FitReport
+from nnlit.callbacks.non_finite_loss import DOCTOR_HINT, NonFiniteLossError
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.callbacks.requeue import SLURMRequeue
@@ -44,7 +46,8 @@ DESCRIPTION = (
     "(a shipped config; any YAML file works). "
     "Besides Lightning's subcommands below: `nnlit plot RUN_DIR` draws a finished run, `nnlit export --ckpt_path X "
     "--format onnx|torchscript` writes a file to serve a model, `nnlit tune --config X --search S` searches "
-    "hyperparameters with Optuna (each has its own --help)."
+    "hyperparameters with Optuna, `nnlit doctor --config X` diagnoses a training run and verifies a fix (each has its "
+    "own --help)."
 )
 
 
@@ -255,7 +258,8 @@ def main(args: list[str] | None = None) -> None:
 
     ``nnlit plot …`` goes to :func:`nnlit.plots.main`, ``nnlit export …`` to :func:`nnlit.export.main`; every other
     subcommand (``fit``, ``validate``, ``test``, ``predict``) to the LightningCLI. An error ends the command with one
-    message on stderr and exit status 2 (1 for an error nnlit did not foresee); ``--debug`` anywhere in the arguments,
+    message on stderr and exit status 2 (1 for an error nnlit did not foresee, and for a fit whose loss became NaN or
+    infinite: the config ran and training failed); ``--debug`` anywhere in the arguments,
     or ``NNLIT_DEBUG=1``, shows the traceback instead."""
     argv = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
@@ -275,6 +279,10 @@ def main(args: list[str] | None = None) -> None:
                 from nnlit.export import main as export
 
                 export(argv[1:])
+            elif argv and argv[0] == "doctor":
+                from nnlit.doctor.command import main as doctor
+
+                doctor(argv[1:])
             elif argv and argv[0] == "tune":
                 from nnlit.tune import main as tune
 
@@ -285,6 +293,8 @@ def main(args: list[str] | None = None) -> None:
         if debug:
             raise
         message, foreseen = explain(err)
+        if isinstance(err, NonFiniteLossError) and argv and argv[0] == "fit":  # the fit's own arguments, to copy
+            message = message.replace(DOCTOR_HINT, _doctor_command(argv))
         sys.stderr.write(f"nnlit: error: {message}\n(--debug or {DEBUG_VARIABLE}=1 shows the traceback)\n")
         raise SystemExit(2 if foreseen else 1) from None
 
@@ -305,6 +315,8 @@ def explain(err: BaseException) -> tuple[str, bool]:
     while _UNION in str(err) and err.__cause__ is not None:
         err = err.__cause__
     text = str(err).strip() or type(err).__name__
+    if isinstance(err, NonFiniteLossError):  # a fit that diverged: its message is the story, the exit status 1
+        return text, False
     foreseen = isinstance(err, _FORESEEN)
     return (text if foreseen else f"{type(err).__name__}: {text}"), foreseen
 
@@ -360,6 +372,11 @@ def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str
             if close:
                 return f". Did you mean {' or '.join(f'--trainer.{name}' for name in close)}?"
     return ""
+
+
+def _doctor_command(argv: list[str]) -> str:
+    """``nnlit doctor`` with the arguments of ``nnlit fit …`` (``argv``, without the program)."""
+    return "`" + shlex.join(["nnlit", "doctor", *argv[1:]]) + "`"
 
 
 def build(args: list[str]) -> NNLitCLI:

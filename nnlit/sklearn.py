@@ -33,6 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d, validate_data
 
 from nnlit import quiet
+from nnlit.callbacks.non_finite_loss import NonFiniteLossError
 from nnlit.checkpoint_io import AtomicCheckpointIO
 from nnlit.data.table import is_frame
 from nnlit.data.tabular import TabularDataModule
@@ -141,7 +142,8 @@ class _MLPEstimator(BaseEstimator):
         Raises:
             TypeError: for sparse ``X``.
             ValueError: for ``X`` / ``y`` sklearn refuses (NaN in a numeric array, one sample, mismatched lengths), a
-                classifier's ``y`` of one class or continuous values, NaN in ``y``.
+                classifier's ``y`` of one class or continuous values, NaN in ``y``; when the training loss becomes
+                NaN or infinite ("Solver produced non-finite parameter weights", as sklearn's MLP says).
         """
         X, y = self._check_training_data(X, y)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -163,7 +165,10 @@ class _MLPEstimator(BaseEstimator):
             callbacks = _copies(self.callbacks, "callbacks")  # the parameter stays as given (sklearn's rule)
             with tempfile.TemporaryDirectory() as scratch:  # where Lightning may write unless told where to
                 trainer = self._trainer(history, callbacks, scratch)
-                trainer.fit(module, datamodule=data)
+                try:
+                    trainer.fit(module, datamodule=data)
+                except NonFiniteLossError as err:  # sklearn's MLP raises a ValueError for non-finite weights
+                    raise ValueError(f"Solver produced non-finite parameter weights: {err.cause}") from err
                 self.checkpoint_ = self._checkpoint_bytes(trainer)
         module.trainer = None  # type: ignore[assignment]  # the fitted model keeps no Trainer (pickles, copies)
         self.module_ = module.cpu().eval()

@@ -11,6 +11,10 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from nnlit.callbacks.monitor import Monitor
+from nnlit.callbacks.weight_init import WeightInit
+from nnlit.diagnosis.config import learning_rate_range
+from nnlit.diagnosis.thresholds import DEAD_LAYER_FRACTION
+from nnlit.diagnosis.training import dead_units
 
 #: activations whose zero output means a zero gradient: a unit that never fires never learns again
 DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
@@ -38,8 +42,13 @@ class DeadReLUCounter(Monitor):
     units). ``nn.LeakyReLU`` / ``nn.PReLU`` units are not dead in this sense (a negative slope still passes gradient,
     so they can recover); their never-positive fraction is logged as ``never_positive/<layer>``.
 
-    A ReLU applied functionally (``F.relu`` in ``forward``) cannot be hooked: when the model has no ReLU module the
-    callback warns once and logs nothing, rather than report "0 dead" for layers it cannot see.
+    A ReLU applied functionally (``F.relu`` in ``forward``) cannot be hooked: when the model has no activation module
+    at all the callback warns once and logs nothing, rather than report "0 dead" for layers it cannot see. A model
+    whose activations are modules of other kinds (sigmoid, tanh, GELU …) has no ReLU to count: nothing is logged, and
+    nothing is said.
+
+    The warning is the ``dead_relu`` finding of :func:`nnlit.diagnosis.training.dead_units`, the rule ``nnlit doctor``
+    uses (kept in :attr:`findings`).
 
     Args:
         threshold: warn (once per layer) when the dead fraction of a layer reaches this value.
@@ -61,7 +70,9 @@ class DeadReLUCounter(Monitor):
         >>> trainer = L.Trainer(callbacks=[DeadReLUCounter(threshold=0.5)])
     """
 
-    def __init__(self, threshold: float = 0.5, include_validation: bool = False, unit_dim: int = 1) -> None:
+    def __init__(
+        self, threshold: float = DEAD_LAYER_FRACTION, include_validation: bool = False, unit_dim: int = 1
+    ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"`threshold` must be in (0, 1], got {threshold!r}")
         if unit_dim < 1:
@@ -74,13 +85,22 @@ class DeadReLUCounter(Monitor):
         # "never_positive": …, "dead_units": {layer: bool tensor on the CPU, True where the unit never fired}}
         # (``dead_units`` holds LeakyReLU / PReLU layers' never-positive units too)
         self._layers: dict[str, nn.Module] = {}
+        self._init_callbacks: list[str] = []
+        self._lr_too_high = False
         self._peak: dict[str, Tensor] = {}  # layer -> each unit's largest output this epoch, on the device
         self._running: dict[str, Tensor] = {}  # layer -> elementwise max of its (batch, units) outputs, not yet reduced
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._layers = {name: m for name, m in pl_module.named_modules() if isinstance(m, DYING + LEAKY)}
-        if not self._layers:
+        callbacks = getattr(trainer, "callbacks", [])
+        optimizers = getattr(trainer, "optimizers", None) or []
+        rate = optimizers[0].param_groups[0].get("lr") if optimizers and optimizers[0].param_groups else None
+        self._lr_too_high = isinstance(rate, float | int) and any(  # the rule the report and the doctor apply
+            f.kind == "lr_too_high" for f in learning_rate_range(type(optimizers[0]).__name__, float(rate))
+        )
+        self._init_callbacks = [type(c).__name__ for c in callbacks if isinstance(c, WeightInit)]
+        if not self._layers and not _has_activation_modules(pl_module):  # a net of other activations has no ReLU
             rank_zero_warn(
                 f"DeadReLUCounter found no nn.ReLU, nn.ReLU6, nn.LeakyReLU or nn.PReLU module in "
                 f"{type(pl_module).__name__}: a ReLU applied functionally (F.relu / torch.relu in forward) cannot be "
@@ -204,11 +224,14 @@ class DeadReLUCounter(Monitor):
             )
 
     def _maybe_warn(self, name: str, dead: int, units: int, epoch: int) -> None:
-        if dead / units < self.threshold:
-            return
-        self.warn_once(
-            name,
-            f"{dead}/{units} units ({dead / units:.0%}) of {name} output 0 for every training sample of epoch "
-            f"{epoch}: dead ReLUs, which get no gradient and stay dead. Lower the learning rate, use LeakyReLU, or "
-            "re-initialise the layer (a negative bias or weights can kill it from the start).",
-        )
+        layer, kinds = {name: (dead, units)}, {name: "relu"}
+        init, high = self._init_callbacks, self._lr_too_high
+        for finding in dead_units(layer, kinds, high, init, epoch=epoch, threshold=self.threshold):
+            self.warn_finding(name, finding)
+
+
+def _has_activation_modules(module: nn.Module) -> bool:
+    """Whether ``module`` holds activation modules (torch's, or a ``Maxout``): then a missing ReLU module is no ReLU."""
+    return any(
+        type(m).__module__ == "torch.nn.modules.activation" or type(m).__name__ == "Maxout" for m in module.modules()
+    )

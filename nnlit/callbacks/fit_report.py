@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from typing_extensions import override
 from nnlit import safe_write
 from nnlit.callbacks.dead_relu import DeadReLUCounter
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
+from nnlit.callbacks.non_finite_loss import DOCTOR_HINT
+from nnlit.diagnosis.config import learning_rate_range
+from nnlit.diagnosis.finding import Finding, ranked
+from nnlit.diagnosis.training import chance_level, loss_curve, overfitting
 
 #: the columns of the layer table
 COLUMNS = ("layer", "kind", "params", "grad norm", "dead", "saturated")
@@ -28,7 +33,12 @@ class FitReport(Callback):
     - a row per ``nn.Linear`` and per monitored activation, in the model's order: shape and parameters, the mean
       gradient norm of the last epoch (with a :class:`~nnlit.callbacks.GradientSaturationMonitor`), dead units
       (with a :class:`~nnlit.callbacks.DeadReLUCounter`) and the saturated fraction of sigmoid / tanh outputs;
-    - the first / last gradient-norm ratio, and every warning the monitors raised, with its advice.
+    - the first / last gradient-norm ratio, and every warning the monitors raised, with its advice;
+    - the diagnosis rules that need nothing but the epoch metrics the fit logged (the same rules and words as
+      ``nnlit doctor``): a diverging or stalled training loss, a validation loss that rises while the training loss
+      falls, a validation score at chance. They read the ``train/loss``, ``val/loss`` and ``acc`` or ``r2`` values
+      already logged, once per epoch: no extra work in the fit. When any rule or monitor finds something, the report
+      names ``nnlit doctor``, which measures more and verifies a fix.
 
     Columns without a monitor are left blank. The table is drawn with ``rich`` when it is installed, in plain text
     otherwise. Only the global rank 0 prints. The ``nnlit fit`` command adds this callback unless the config names
@@ -47,12 +57,53 @@ class FitReport(Callback):
         self.print_report = print_report
         #: the last report, in plain text
         self.text = ""
+        #: the epoch metrics of the fit, one mapping per finished epoch (for the diagnosis rules)
+        self.epochs: list[dict[str, float]] = []
+        #: what the diagnosis rules and the monitors found, ranked
+        self.findings: list[Finding] = []
+        self._ended: int | None = None
+
+    @override
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs, self._ended = [], None
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ended = trainer.current_epoch
+
+    @override
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer)  # an nnlit head logs its epoch metrics after the callbacks' epoch-end hooks
+
+    @override
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer)
+
+    def _record(self, trainer: L.Trainer) -> None:
+        if self._ended is None:
+            return
+        wanted = ("train/loss", "val/loss", "train/acc", "val/acc", "train/r2", "val/r2")
+        metrics = trainer.callback_metrics
+        self.epochs.append({k: float(metrics[k]) for k in wanted if k in metrics and metrics[k].numel() == 1})
+        self._ended = None
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         sections = report_sections(trainer, pl_module)
+        self.findings = diagnose_epochs(self.epochs, getattr(getattr(trainer, "datamodule", None), "num_classes", None))
+        self.findings += learning_rate_range(*optimizer_rate(trainer))
+        monitors = [c for c in trainer.callbacks if isinstance(c, DeadReLUCounter | GradientSaturationMonitor)]  # type: ignore[attr-defined]
+        measured = [f for m in monitors for f in m.findings]
+        if measured:  # dead units or vanishing gradients explain a stalled loss better than a low learning rate
+            self.findings = [f for f in self.findings if not (f.kind == "lr_too_low" and f.where == "train/loss")]
+        self.findings = ranked([*self.findings, *measured])
+        sections["notes"] += [
+            f"diagnosis: {f.severity} {f.kind}: {f.message}" for f in self.findings if not _from(f, monitors)
+        ]
+        if self.findings:
+            sections["notes"].append(f"Run {DOCTOR_HINT} for the evidence and a verified fix.")
         self.text = render_plain(sections)
         if trainer.loggers and trainer.log_dir:
             path = Path(trainer.log_dir) / "report.txt"
@@ -167,3 +218,42 @@ def _number(value: float | None) -> str:
 
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
+
+
+def optimizer_rate(trainer: L.Trainer) -> tuple[str, float | None]:
+    """The first optimizer's class name and learning rate (``("", None)`` without one)."""
+    optimizers = getattr(trainer, "optimizers", None) or []
+    if not optimizers or not optimizers[0].param_groups:
+        return "", None
+    lr = optimizers[0].param_groups[0].get("lr")
+    return type(optimizers[0]).__name__, float(lr) if isinstance(lr, float | int) else None
+
+
+def diagnose_epochs(epochs: list[dict[str, float]], num_classes: int | None) -> list[Finding]:
+    """The diagnosis rules over a fit's epoch metrics (``train/loss``, ``val/loss``, ``train/acc`` or ``train/r2``
+    …): a diverging or stalled loss, overfitting, a validation score at chance (``1 / num_classes`` for accuracy, 0 for
+    R²). The loss of predicting the prior is taken as ln C for C classes (the largest it can be), and 1 for regression
+    (nnlit's regression head learns standardised targets).
+
+    Example::
+
+        >>> [f.kind for f in diagnose_epochs([{"train/loss": 1.1}, {"train/loss": 40.0}, {"train/loss": 6e6}], 3)]
+        ['lr_too_high']
+    """
+    train = [e["train/loss"] for e in epochs if "train/loss" in e]
+    val = [e["val/loss"] for e in epochs if "val/loss" in e]
+    prior = math.log(num_classes) if num_classes else (1.0 if any("train/r2" in e for e in epochs) else None)
+    findings = loss_curve(train, prior_loss=prior)
+    if len(val) == len(train):
+        findings += overfitting(train, val)
+    last = epochs[-1] if epochs else {}
+    if "val/acc" in last and num_classes:
+        findings += chance_level(last.get("train/acc"), last["val/acc"], 1.0 / num_classes, "val/acc")
+    elif "val/r2" in last:
+        findings += chance_level(last.get("train/r2"), last["val/r2"], 0.0, "val/r2")
+    return findings
+
+
+def _from(finding: Finding, monitors: list[Any]) -> bool:
+    """Whether a monitor gave ``finding`` (its advice is listed already)."""
+    return any(finding in m.findings for m in monitors)

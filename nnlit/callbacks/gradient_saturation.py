@@ -13,6 +13,8 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from nnlit.callbacks.monitor import Monitor
+from nnlit.callbacks.weight_init import WeightInit
+from nnlit.diagnosis.training import gradient_ratio, saturated_units
 from nnlit.validation import check_int
 
 #: An output is saturated where the activation's derivative is below this fraction of its maximum. It is tanh's
@@ -44,6 +46,37 @@ def saturated(module: nn.Module, output: Tensor) -> Tensor:
     if isinstance(module, nn.Hardtanh):  # the derivative is exactly 0 at the clamps
         return (output <= module.min_val) | (output >= module.max_val)
     raise TypeError(f"No saturation rule for {type(module).__name__}")
+
+
+#: the name of each activation module type, as nnlit's activation registry and the diagnosis rules say it
+ACTIVATION_KINDS: dict[type[nn.Module], str] = {
+    nn.ReLU6: "relu6",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.PReLU: "prelu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Softsign: "softsign",
+    nn.Hardtanh: "hardtanh",
+    nn.SELU: "selu",
+    nn.ELU: "elu",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
+}
+
+
+def activation_kind(module: nn.Module) -> str:
+    """The kind of an activation module (``"relu"``, ``"sigmoid"`` …), ``""`` for any other module.
+
+    Example::
+
+        >>> activation_kind(nn.ReLU6()), activation_kind(nn.Linear(2, 2))
+        ('relu6', '')
+    """
+    for cls, name in ACTIVATION_KINDS.items():  # ReLU6 before Hardtanh, its base class
+        if isinstance(module, cls):
+            return name
+    return ""
 
 
 def _bounded(module: nn.Module) -> bool:
@@ -109,6 +142,9 @@ class GradientSaturationMonitor(Monitor):
         self._totals: dict[str, int] = {}  # layer -> outputs this epoch (shape metadata: no device work)
         self._readers: dict[int, _NormReadings] = {}  # id(optimizer) -> this epoch's gradient-norm readings
         self._stepped_cache: dict[tuple[Any, ...], list[str]] = {}
+        self._kinds: list[str] = []  # the kind of each activation module, in order ("sigmoid", "relu" …)
+        self._init_callbacks: list[str] = []
+        self._trainer_callbacks: list[Any] = []
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -124,6 +160,9 @@ class GradientSaturationMonitor(Monitor):
         }
         for name, module in self._activations.items():
             self.hook(module, self._make_hook(name))
+        self._kinds = [activation_kind(m) for m in modules.values() if activation_kind(m)]
+        self._trainer_callbacks = list(getattr(trainer, "callbacks", []))
+        self._init_callbacks = [type(c).__name__ for c in self._trainer_callbacks if isinstance(c, WeightInit)]
 
     def start_epoch(self) -> None:
         self._saturated, self._totals = {}, {}
@@ -221,31 +260,35 @@ class GradientSaturationMonitor(Monitor):
         return hook
 
     def _maybe_warn_ratio(self, ratio: float, first: str, last: str, epoch: int) -> None:
-        if ratio >= self.ratio_threshold:
-            return
-        seen = f"In epoch {epoch} the gradient of {first} is {ratio:.1e} of the gradient of {last}"
-        if self._activations:  # sigmoid / tanh layers: saturation is the likely cause
-            advice = (
-                "vanishing gradients, the first layers barely learn. Use ReLU / LeakyReLU instead of sigmoid / tanh, "
-                "fewer layers, or a default (Kaiming / Xavier) initialisation."
-            )
-        else:  # no bounded activation saturates here: with ReLU-like units, dead units stop the gradient
-            advice = (
-                "the first layers barely learn. The network has no sigmoid / tanh to saturate: with ReLU units this "
-                "usually means dead units, which pass no gradient (DeadReLUCounter counts them). Use LeakyReLU, a "
-                "lower learning rate, or a default (Kaiming) initialisation."
-            )
-        self.warn_once("ratio", f"{seen}: {advice}")
+        # the rule of nnlit.diagnosis, with advice that fits the net: its activations, its dead units (when a
+        # DeadReLUCounter counts them) and whether the config sets an initialisation
+        for finding in gradient_ratio(
+            ratio,
+            1.0,
+            first=first,
+            last=last,
+            activations=self._kinds,
+            dead_share=self._dead_share(),
+            init_callbacks=self._init_callbacks,
+            epoch=epoch,
+            vanishing=self.ratio_threshold,
+        ):
+            if finding.kind == "vanishing_gradients":
+                self.warn_finding("ratio", finding)
+
+    def _dead_share(self) -> float | None:
+        from nnlit.callbacks.dead_relu import DeadReLUCounter  # a sibling monitor, read when present
+
+        counter = next((c for c in self._trainer_callbacks if isinstance(c, DeadReLUCounter)), None)
+        if counter is None or not counter.history:
+            return None
+        last = counter.history[-1]
+        shares = [last["dead"][n] / last["units"][n] for n in last["dead"] if last["units"].get(n)]
+        return max(shares, default=0.0)
 
     def _maybe_warn_saturation(self, name: str, value: float, epoch: int) -> None:
-        if value <= self.saturation_threshold:
-            return
-        self.warn_once(
-            name,
-            f"In epoch {epoch} {value:.0%} of the outputs of {name} are saturated (derivative below 6% of its "
-            "maximum): little gradient flows through it. Standardise the inputs, use smaller initial weights or a "
-            "lower learning rate, or a non-saturating activation (ReLU).",
-        )
+        for finding in saturated_units({name: value}, epoch=epoch, threshold=self.saturation_threshold):
+            self.warn_finding(name, finding)
 
 
 class _NormReadings:

@@ -13,6 +13,7 @@ from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
 from nnlit.callbacks.training_hooks import CountsTrainingBatches
+from nnlit.diagnosis.finding import Finding
 
 
 class Monitor(CountsTrainingBatches):
@@ -20,7 +21,8 @@ class Monitor(CountsTrainingBatches):
 
     - :attr:`history`: one entry per finished epoch, saved in checkpoints (a resumed fit keeps the whole history);
     - :attr:`advice`: the warnings given so far, for reports; :meth:`warn_once` gives each at most once per fit and
-      key, also across a resume;
+      key, also across a resume; :meth:`warn_finding` warns a :class:`~nnlit.diagnosis.Finding` of the diagnosis
+      rules (the words ``nnlit doctor`` uses) and keeps it in :attr:`findings`;
     - :meth:`hook`: a forward hook on a layer, removed at teardown;
     - counting only training batches, from :class:`~nnlit.callbacks.training_hooks.CountsTrainingBatches`.
     """
@@ -31,6 +33,8 @@ class Monitor(CountsTrainingBatches):
         self.history: list[dict[str, Any]] = []
         #: the warnings raised so far, with their advice (for reports)
         self.advice: list[str] = []
+        #: the findings warned so far (the end-of-fit report ranks them with its own)
+        self.findings: list[Finding] = []
         self._handles: list[RemovableHandle] = []
         self._warned: set[str] = set()
 
@@ -45,6 +49,12 @@ class Monitor(CountsTrainingBatches):
         self._warned.add(key)
         self.advice.append(message)
         rank_zero_warn(message)
+
+    def warn_finding(self, key: str, finding: Finding) -> None:
+        """Warns ``finding``'s message once per ``key`` (as :meth:`warn_once`) and keeps the finding."""
+        if key not in self._warned:
+            self.findings.append(finding)
+        self.warn_once(key, finding.message)
 
     def warned(self, key: str) -> bool:
         """Whether a warning of ``key`` was given."""

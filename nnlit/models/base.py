@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from nnlit.callbacks.non_finite_loss import StopOnNonFiniteLoss
 from nnlit.callbacks.threads import Threads
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.checkpoint_io import DAMAGED_TENSORS, read_checkpoint
@@ -468,6 +469,8 @@ def _with_defaults(module: L.LightningModule, callbacks: list[Callback]) -> list
         callbacks.append(EpochMetrics())
     if not any(isinstance(c, Threads) for c in present):
         callbacks.append(Threads())
+    if not any(isinstance(c, StopOnNonFiniteLoss) for c in present):
+        callbacks.append(StopOnNonFiniteLoss())
     return callbacks
 
 

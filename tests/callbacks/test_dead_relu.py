@@ -261,3 +261,26 @@ def test_forward_calls_of_other_callbacks_after_validation_are_not_counted(make_
     trainer = make_trainer(callbacks=[counter, RunsTheModelAfterValidation()], num_sanity_val_steps=0)
     trainer.fit(Foreign(), train_dataloaders=loader(X), val_dataloaders=loader(X[:1]))
     assert counter.history[-1]["dead"]["act"] == 3
+
+
+def test_a_net_of_other_activation_modules_gets_no_word_about_relus(make_trainer):
+    import warnings
+
+    counter = DeadReLUCounter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a warning here fails the test
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|treespec|LeafSpec|val_dataloader).*")
+        make_trainer(callbacks=[counter]).fit(Foreign(activation=nn.Sigmoid()), train_dataloaders=loader(X))
+    assert counter.history == [] and counter.advice == []
+
+
+def test_the_warning_is_the_diagnosis_rules_finding(make_trainer):
+    from nnlit.diagnosis import training
+
+    counter = DeadReLUCounter()
+    with pytest.warns(UserWarning, match="Likely cause: large negative updates or biases"):
+        make_trainer(callbacks=[counter]).fit(Foreign(), train_dataloaders=loader(X))
+    (finding,) = counter.findings
+    dead = (counter.history[0]["dead"]["act"], 4)
+    again = training.dead_units({"act": dead}, {"act": "relu"}, epoch=0)[0]
+    assert (finding.kind, finding.where, finding.message) == ("dead_relu", "act", again.message)

@@ -87,3 +87,21 @@ def test_nnlit_fit_prints_it_unless_told_not_to(tmp_path, capsys, monkeypatch):
     assert "nnlit fit report: MulticlassMLP" in capsys.readouterr().out
     main([*args, "--report=false"])
     assert "nnlit fit report" not in capsys.readouterr().out
+
+
+def test_the_report_applies_the_cheap_rules_and_names_the_doctor(tmp_path):
+    report = FitReport(print_report=False)
+    model = BinaryMLP(in_features=2, hidden=[16, 16], optimizer=functools.partial(torch.optim.Adam, lr=50.0))
+    fit(model, [report], tmp_path, epochs=4)
+    kinds = [f.kind for f in report.findings]
+    assert "lr_too_high" in kinds and "dead_relu" not in kinds  # no monitor: no word about dead units
+    assert "diagnosis: warning lr_too_high: Adam with lr=50 is far above its usual range" in report.text
+    assert "Run `nnlit doctor` with this fit's config and overrides" in report.text
+
+
+def test_a_healthy_fit_gets_no_diagnosis(tmp_path):
+    report = FitReport(print_report=False)
+    model = BinaryMLP(in_features=2, hidden=[16, 16], optimizer=functools.partial(torch.optim.Adam, lr=0.01))
+    fit(model, [report, DeadReLUCounter(), GradientSaturationMonitor()], tmp_path, epochs=8)
+    assert report.findings == [] and "diagnosis:" not in report.text and "nnlit doctor" not in report.text
+    assert len(report.epochs) == 8 and report.epochs[-1]["train/loss"] < report.epochs[0]["train/loss"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnlit import RegressionMLP, TabularDataModule
+from nnlit import BinaryMLP, RegressionMLP, TabularDataModule
 from nnlit.callbacks import GradientSaturationMonitor
 from nnlit.callbacks.gradient_saturation import SIGMOID_EPS, SOFTSIGN_LIMIT, saturated
 from nnlit.data import TensorBatchLoader
@@ -340,6 +340,22 @@ def test_on_a_relu_net_the_advice_names_dead_units_not_saturation(make_trainer):
     data = TabularDataModule(dataset="plane", n_samples=256)
     monitor = GradientSaturationMonitor()
     model = RegressionMLP(in_features=2, hidden=[16, 16, 16], activation="relu")
-    with pytest.warns(UserWarning, match=r"gradient of network.linear1 is 0.0e\+00 .* usually means dead units"):
+    with pytest.warns(UserWarning, match=r"gradient of network.linear1 is 0.0e\+00 .* Likely cause: dead ReLU units"):
         make_trainer(callbacks=[NegativeInit(modules=["network.linear2"]), monitor]).fit(model, datamodule=data)
     assert len(monitor.advice) == 1 and "instead of sigmoid" not in monitor.advice[0]
+
+
+@pytest.mark.parametrize("constant", [False, True])
+def test_vanishing_advice_proposes_an_initialisation_only_when_the_config_sets_one(make_trainer, constant):
+    from nnlit.callbacks import ConstantInit
+
+    data = TabularDataModule(dataset="circle", n_samples=256)
+    monitor = GradientSaturationMonitor(ratio_threshold=0.5)  # a default-initialised sigmoid stack is below it too
+    model = BinaryMLP(in_features=2, hidden=[8] * 6, activation="sigmoid")
+    callbacks = [ConstantInit(value=0.1), monitor] if constant else [monitor]
+    with pytest.warns(UserWarning, match="vanishing gradients"):
+        make_trainer(callbacks=callbacks).fit(model, datamodule=data)
+    (advice,) = monitor.advice
+    assert "6 sigmoid layers" in advice
+    assert ("initialisation (ConstantInit)" in advice) is constant
+    assert "default" not in advice

@@ -1,0 +1,157 @@
+"""Rules over the config, statically: the head, the stack of activations, dropout, the learning rate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nnlit.diagnosis import thresholds as T
+from nnlit.diagnosis.finding import Finding, docs_link, evidence, without_present
+
+ACTIVATION_KEY = "model.init_args.activation"
+LR_KEY = "model.init_args.optimizer.init_args.lr"
+#: the activations that saturate (bounded both ways)
+SATURATING = ("sigmoid", "tanh", "hardtanh", "softsign")
+#: the activations whose units can die (zero output, zero gradient)
+DYING = ("relu", "relu6")
+#: the optimizers of adaptive step size (a learning rate of 1e-3 is their usual one)
+ADAPTIVE = ("adam", "adamw", "rmsprop", "adamax", "nadam", "radam", "sparseadam")
+
+
+def wrong_head(head_task: str, data_task: str, num_classes: int | None) -> list[Finding]:
+    """A head that does not fit the target: ``head_task`` is ``"binary"``, ``"multiclass"`` or ``"regression"``;
+    ``data_task`` ``"classification"`` or ``"regression"``.
+
+    Example::
+
+        >>> [f.severity for f in wrong_head("regression", "classification", 3)]
+        ['error']
+        >>> wrong_head("multiclass", "classification", 3)
+        []
+    """
+    head = {"binary": "nnlit.BinaryMLP", "multiclass": "nnlit.MulticlassMLP", "regression": "nnlit.RegressionMLP"}
+    if data_task == "regression":
+        want = "regression"
+    else:
+        want = "binary" if num_classes == 2 and head_task == "binary" else "multiclass"
+        if num_classes == 2 and head_task in ("binary", "multiclass"):
+            return []
+    if head_task == want:
+        return []
+    target = f"{data_task} with {num_classes} classes" if num_classes else data_task
+    return [
+        Finding(
+            "wrong_head",
+            "error",
+            f"The model is a {head_task} head but the target is {target}: use {head[want]} (see "
+            f"{docs_link('wrong_head')}).",
+            where="model",
+            candidates=[{"model.class_path": head[want]}],
+            effect=1.0,
+        )
+    ]
+
+
+def saturating_stack(
+    activation: str | None, hidden: Sequence[int], norm: str | None, config: dict[str, Any] | None = None
+) -> list[Finding]:
+    """A deep stack of sigmoid / tanh layers without normalisation: the backward signal shrinks at every layer.
+
+    Example::
+
+        >>> [f.kind for f in saturating_stack("sigmoid", [10] * 6, None)]
+        ['vanishing_gradients']
+        >>> saturating_stack("relu", [10] * 6, None), saturating_stack("tanh", [10] * 6, "batch")
+        ([], [])
+    """
+    if activation not in SATURATING or norm is not None or len(hidden) < T.SATURATING_DEPTH:
+        return []
+    candidates = [
+        c for c in ({ACTIVATION_KEY: "relu"}, {"model.init_args.norm": "batch"}) if without_present(c, config)
+    ]
+    return [
+        Finding(
+            "vanishing_gradients",
+            "warning",
+            f"{len(hidden)} {activation} layers without normalisation: each multiplies the backward signal by at most "
+            f"{'1/4' if activation == 'sigmoid' else '1'} and saturated units by almost 0, so the first layers barely "
+            f"learn (see {docs_link('vanishing_gradients')}).",
+            where="model",
+            evidence={"saturating layers": evidence(len(hidden), T.SATURATING_DEPTH, ">=")},
+            candidates=candidates,
+            effect=len(hidden) / T.SATURATING_DEPTH,
+        )
+    ]
+
+
+def high_dropout(dropout: float, hidden: Sequence[int], config: dict[str, Any] | None = None) -> list[Finding]:
+    """Dropout at or above :data:`~nnlit.diagnosis.thresholds.HIGH_DROPOUT` on narrow hidden layers.
+
+    Example::
+
+        >>> [f.kind for f in high_dropout(0.7, [16, 16])]
+        ['underfitting']
+        >>> high_dropout(0.7, [256, 256]), high_dropout(0.1, [16])
+        ([], [])
+    """
+    if dropout < T.HIGH_DROPOUT or not hidden or max(hidden) > T.NARROW_WIDTH:
+        return []
+    return [
+        Finding(
+            "underfitting",
+            "warning",
+            f"Dropout {dropout:g} on hidden layers of at most {max(hidden)} units drops most of a small net at every "
+            f"step: it cannot fit the table (see {docs_link('underfitting')}).",
+            where="model",
+            evidence={
+                "dropout": evidence(dropout, T.HIGH_DROPOUT, ">="),
+                "widest layer": evidence(max(hidden), 32, "<="),
+            },
+            candidates=[{"model.init_args.dropout": 0.1}],
+            effect=dropout,
+        )
+    ]
+
+
+def learning_rate_range(optimizer: str, lr: float | None) -> list[Finding]:
+    """A learning rate far outside its optimizer's usual range (:data:`~nnlit.diagnosis.thresholds.LR_RANGE`). No fix
+    here: the doctor's learning-rate range test proposes one.
+
+    Example::
+
+        >>> [f.kind for f in learning_rate_range("SGD", 1e6)], [f.kind for f in learning_rate_range("Adam", 1e-8)]
+        (['lr_too_high'], ['lr_too_low'])
+        >>> learning_rate_range("Adam", 1e-3)
+        []
+    """
+    if lr is None or lr <= 0:
+        return []
+    family = _family(optimizer)
+    low, high = T.LR_RANGE[family]
+    if low <= lr <= high:
+        return []
+    kind, op, limit = ("lr_too_high", ">", high) if lr > high else ("lr_too_low", "<", low)
+    return [
+        Finding(
+            kind,
+            "warning",
+            f"{optimizer} with lr={lr:g} is far {'above' if lr > high else 'below'} its usual range ({low:g} to "
+            f"{high:g}) (see {docs_link(kind)}).",
+            where="optimizer",
+            evidence={"lr": evidence(lr, limit, op)},
+            effect=abs(_log10(lr / limit)),
+        )
+    ]
+
+
+def _family(optimizer: str) -> str:
+    name = optimizer.rsplit(".", 1)[-1].lower()
+    if name in ADAPTIVE:
+        return "adaptive"
+    return "adagrad" if name == "adagrad" else "sgd"
+
+
+def _log10(value: float) -> float:
+    import math
+
+    return math.log10(value) if value > 0 else 0.0

@@ -1,0 +1,40 @@
+"""``bench/doctor.py``'s cases: enough faulty cases over enough tables, every seed lesson in failure, enough healthy
+configs, both splits, kinds from the vocabulary; a table change is written as a CSV the config can read."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+from helpers import ROOT
+
+from nnlit.diagnosis import KINDS
+
+spec = importlib.util.spec_from_file_location("bench_doctor", ROOT / "bench" / "doctor.py")
+bench = importlib.util.module_from_spec(spec)
+sys.modules["bench_doctor"] = bench
+spec.loader.exec_module(bench)
+
+
+def test_the_cases_cover_what_the_benchmark_promises():
+    faulty, healthy = bench.load("all", None, None)
+    assert len(faulty) >= 40 and len(healthy) >= 15
+    assert len({c["config"] for c in faulty if c["config"].startswith(("real/", "heads/", "quickstart"))}) >= 5
+    assert all(set(c["expect"]) <= set(KINDS) for c in faulty)
+    lessons = {c["config"] for c in faulty + healthy if c["config"].startswith("demos/")}
+    shipped = {f"demos/{p.stem}" for p in (ROOT / "configs" / "demos").glob("*.yaml")}
+    assert shipped - lessons == {"demos/finetune"}  # it needs a pretrained run's checkpoint first
+    for cases in (faulty, healthy):
+        assert {c["split"] for c in cases} == {"dev", "held_out"}
+
+
+def test_a_table_change_becomes_a_csv_the_config_reads(tmp_path):
+    from nnlit.cli import build
+
+    case = {"name": "iris_id_column", "config": "real/iris", "overrides": [], "table": "add_id_column"}
+    config, overrides = bench.materialise(case, tmp_path)
+    cli = build(["--config", config, *overrides, "--trainer.logger=false"])
+    assert cli.datamodule.table.numeric[0] == "row_id" and len(cli.datamodule.table.y) == 150
+    with pytest.raises(ValueError, match="Unknown table change 'sort_rows': shuffle_labels or add_id_column"):
+        bench.materialise({**case, "table": "sort_rows"}, tmp_path)
