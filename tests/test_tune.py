@@ -380,7 +380,11 @@ def test_the_report_and_best_yaml_name_the_trials_still_running(tmp_path, capsys
     from nnlit.tune import write_outputs
 
     (tmp_path / "base.yaml").write_text("model: {init_args: {dropout: 0.0}}\n")
-    options = argparse.Namespace(config=str(tmp_path / "base.yaml"), out=str(tmp_path), metric="val/acc", folds=None)
+    (tmp_path / "search.yaml").write_text("model.init_args.dropout: {low: 0.0, high: 0.5}\n")
+    options = argparse.Namespace(
+        config=str(tmp_path / "base.yaml"), search=str(tmp_path / "search.yaml"), out=str(tmp_path), metric="val/acc",
+        folds=None, storage=None,
+    )  # fmt: skip
     started = optuna.create_study(direction="maximize")
     for value in (0.8, 0.9):
         trial = started.ask()

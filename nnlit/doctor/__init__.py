@@ -191,10 +191,10 @@ class _Context:
         findings = wrong_head(
             probes.head_task(model), self.view.task, getattr(self.built.datamodule, "num_classes", None)
         )
-        activation = getattr(model, "activation", None)
-        hidden = list(getattr(model, "hidden", []) or [])
-        findings += saturating_stack(activation, hidden, getattr(model, "norm", None), config)
-        findings += high_dropout(float(getattr(model, "dropout", 0.0) or 0.0), hidden, config)
+        activation = _option(model, "activation", None)
+        hidden = list(_option(model, "hidden", []) or [])
+        findings += saturating_stack(activation, hidden, _option(model, "norm", None), config)
+        findings += high_dropout(float(_option(model, "dropout", 0.0) or 0.0), hidden, config)
         findings += learning_rate_range(self.optimizer, self.lr)
         return findings
 
@@ -207,7 +207,7 @@ class _Context:
             init.spreads, self.built.init_callbacks, self.without_init, list(self.kinds.values())
         )
         if init.overfit is not None:
-            hidden = getattr(self.built.model, "hidden", None)
+            hidden = _option(self.built.model, "hidden", None)
             findings += overfit_batch(
                 *init.overfit, rows=probes.OVERFIT_ROWS, steps=probes.OVERFIT_STEPS, hidden=hidden
             )
@@ -250,7 +250,7 @@ class _Context:
         if not self.truncated and not any(f.kind in ("no_signal", "underfitting") for f in findings):
             name, reference = self.reference()
             findings += reference_gap(
-                m.metric(self.metric), reference, name, self.metric, getattr(self.built.model, "hidden", [])
+                m.metric(self.metric), reference, name, self.metric, _option(self.built.model, "hidden", [])
             )
         return findings
 
@@ -397,3 +397,12 @@ def _rerun(
 
 
 __all__ = ["BUDGET", "Diagnosis", "diagnose"]
+
+
+def _option(model: Any, name: str, default: Any) -> Any:
+    """An option of the network's body: ``model.options.<name>`` on nnlit's heads
+    (:class:`~nnlit.nn.options.MLPOptions`), else an attribute of that name on a user's own module, else ``default``."""
+    options = getattr(model, "options", None)
+    if options is not None and hasattr(options, name):
+        return getattr(options, name)
+    return getattr(model, name, default)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from nnlit import safe_write
 from nnlit.doctor import BUDGET, Diagnosis, diagnose
 from nnlit.doctor.report import render, write_pictures
 
@@ -79,8 +80,7 @@ def write_config(config: str, overrides: Sequence[str], diagnosis: Diagnosis, pa
         set_key(tree, key, value)
     fixed = ", ".join(f.kind for f in diagnosis.findings if f.fix and f.verified and f.verified.get("helped"))
     header = f"# nnlit doctor: {config} with the verified fixes of: {fixed or 'nothing (no verified fix)'}\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(header + yaml.safe_dump(tree, sort_keys=False))
+    safe_write.write_text(path, header + yaml.safe_dump(tree, sort_keys=False))  # a planted link is replaced
     return path
 
 

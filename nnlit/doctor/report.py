@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nnlit import safe_write
 from nnlit.doctor import Diagnosis
 
 
@@ -87,7 +88,8 @@ def write_pictures(diagnosis: Diagnosis, folder: Path) -> list[str]:
             ax.set_yscale("log")
     axes[0].legend()
     figure.tight_layout()
-    figure.savefig(folder / "loss_curves.png", dpi=110)
+    with safe_write.replacing(folder / "loss_curves.png") as new:  # a planted link is replaced, not followed
+        figure.savefig(new, dpi=110)
     plt.close(figure)
     written.append(str(folder / "loss_curves.png"))
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -101,7 +103,8 @@ def write_pictures(diagnosis: Diagnosis, folder: Path) -> list[str]:
         ax.set_title(title)
         ax.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(folder / "layers.png", dpi=110)
+    with safe_write.replacing(folder / "layers.png") as new:  # a planted link is replaced, not followed
+        figure.savefig(new, dpi=110)
     plt.close(figure)
     written.append(str(folder / "layers.png"))
     return written

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 from pathlib import Path
 
 import lightning as L
@@ -152,6 +153,9 @@ def test_a_requeued_fit_logs_every_epoch_once_in_the_csv_file_and_in_tensorboard
             MulticlassMLP(in_features=2, num_classes=2, hidden=[8]), datamodule=TabularDataModule(**data)
         )
     folder = slurm_job / "lightning_logs" / "job"
+    # TensorBoard names an event file by the second and the host: a requeued job starts later, in a new process; two
+    # fits within one second of one process would share a file name, which no requeue does
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)
     resumed = trainer()  # the requeued job: the same run's folder, resumed from the requeue's checkpoint
     resumed.fit(
         MulticlassMLP(in_features=2, num_classes=2, hidden=[8]),
