@@ -710,8 +710,11 @@ def main(args: Sequence[str] | None = None) -> None:
         failed = [worker.wait() for worker in workers]
     if any(failed):
         print(f"nnlit tune: {sum(1 for code in failed if code)} worker(s) ended with an error", file=sys.stderr)
-    if not options.no_outputs:  # every worker has ended: their running trials are dead, and run again here
-        write_outputs(finish(options, overrides, ended=True), options, overrides)
+    if not options.no_outputs:
+        # every worker this command started has ended. A study in the sweep's own folder is theirs alone: its running
+        # trials are dead, and run again here. A --storage may be shared with workers on other machines: their live
+        # trials (heartbeats still coming) are waited for, so every folder's best.yaml is the study's final best.
+        write_outputs(finish(options, overrides, ended=options.storage is None), options, overrides)
 
 
 def _without(argv: list[str], *flags: str) -> list[str]:

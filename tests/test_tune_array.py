@@ -26,6 +26,8 @@ SEARCH = """
 model.init_args.hidden: {choices: [[8], [16, 16]]}
 model.init_args.optimizer.init_args.lr: {low: 1.0e-3, high: 0.1, log: true}
 """
+#: epochs of a trial that a signal should find still running (300 rows: a few seconds on two idle cores)
+LONG = 600
 SMALL = ["--config", "quickstart", "--data.init_args.n_samples=300", "--trainer.accelerator=cpu", "--threads=1"]
 
 
@@ -84,14 +86,15 @@ def _wait_for_a_running_trial(folder: Path, process: subprocess.Popen, index: in
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_or_stopped_tasks_trial_is_run_again_by_the_last_step(folder, signum):
-    process = task(folder, 0, "--trials", "2", epochs=1000)  # a trial that lasts until the signal
+    # a trial long enough to be signalled mid-fit; the last step trains with the same settings, as a study requires
+    process = task(folder, 0, "--trials", "2", epochs=LONG)
     _wait_for_a_running_trial(folder, process, 0)
     os.kill(_python(process.pid), signum)
     process.wait(timeout=120)
     stopped = next(t for t in results(folder) if t.number == 0)
     # SIGKILL leaves the trial running (its heartbeat stops); SIGTERM gives it up and queues it again at once
     assert stopped.state.name == ("RUNNING" if signum == signal.SIGKILL else "FAIL")
-    final = task(folder, 0, "--trials", "2", "--finish")
+    final = task(folder, 0, "--trials", "2", "--finish", epochs=LONG)
     assert final.wait(timeout=600) == 0, (folder / "task0.out").read_text()[-3000:]
     trials = results(folder)
     failed = [t for t in trials if t.state.name == "FAIL"]
