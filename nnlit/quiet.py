@@ -136,10 +136,8 @@ def watched_fit(*messages: str) -> Iterator[None]:
     for logger in loggers:
         logger.addFilter(dropper)
     try:
-        with warnings.catch_warnings():
-            hide_log_interval_warning()
-            for message in (*DROPPED_WARNINGS, *messages):
-                warnings.filterwarnings("ignore", message=message)
+        with quiet_library_warnings(*messages):
+            hide_log_interval_warning()  # inside the block's warning filters, so restored with them
             yield
     finally:
         for logger in loggers:
@@ -166,10 +164,8 @@ def inner_fit(*messages: str) -> Iterator[None]:
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
-            hide_log_interval_warning()
-            for message in (*DROPPED_WARNINGS, *messages):
-                warnings.filterwarnings("ignore", message=message)
+        with quiet_library_warnings(*messages):
+            hide_log_interval_warning()  # inside the block's warning filters, so restored with them
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
