@@ -33,7 +33,7 @@ import torch
 
 from nnlit import MulticlassMLP, TabularDataModule
 from nnlit.callbacks import Threads
-from nnlit.cli import _make
+from nnlit.lightning_cli import make
 
 TABLES: dict[str, dict[str, Any]] = {
     "150 rows (iris)": {"dataset": "iris", "batch_size": 16},
@@ -103,7 +103,7 @@ def command(table: dict[str, Any], epochs: int) -> float:
         ]
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            _make(args, run=True)
+            make(args, run=True)
         return time.perf_counter() - start
 
 

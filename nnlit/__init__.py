@@ -1,10 +1,11 @@
 """nnlit: multilayer perceptrons on PyTorch Lightning, and the diagnostics that teach and debug them."""
 
+from typing import Any
+
 from nnlit.checkpoint import load
 from nnlit.data.fitted_preprocessing import FittedPreprocessing
 from nnlit.data.table import Table
 from nnlit.data.tabular import TabularDataModule
-from nnlit.doctor import diagnose
 from nnlit.models.base import MLPModule
 from nnlit.models.binary import BinaryMLP
 from nnlit.models.multiclass import MulticlassMLP
@@ -15,10 +16,19 @@ from nnlit.predictor import Predictor
 from nnlit.quiet import hide_lightning_noise
 from nnlit.speed.precision import StepHooksPrecision
 from nnlit.speed.profiler import NullProfiler
-
-__version__ = "0.1.0"
+from nnlit.version import __version__
 
 hide_lightning_noise()  # Lightning's product tips and deprecations inside it, in a user's own Trainer calls too
+
+
+def __getattr__(name: str) -> Any:
+    """``nnlit.diagnose``, imported when first asked for: the doctor is not loaded by every ``import nnlit``."""
+    if name == "diagnose":
+        from nnlit.doctor import diagnose
+
+        return diagnose
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MLP",

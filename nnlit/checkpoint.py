@@ -9,6 +9,9 @@ from typing import Any
 from nnlit.arguments import init_arguments
 from nnlit.checkpoint_io import MapLocation, describe_object, read_checkpoint
 from nnlit.models.base import MLPModule
+from nnlit.models.binary import BinaryMLP
+from nnlit.models.multiclass import MulticlassMLP
+from nnlit.models.regression import RegressionMLP
 from nnlit.trust import UntrustedCheckpointError, find_class
 
 #: The checkpoint key where :meth:`MLPModule.on_save_checkpoint` records the class that saved it.
@@ -83,8 +86,6 @@ def _which_class(checkpoint: dict[str, Any], path: Path) -> str:
     hparams = checkpoint.get("hyper_parameters") or {}
     class_path = hparams.get("_class_path")  # LightningCLI records it in subclass mode
     if not isinstance(class_path, str):
-        from nnlit import BinaryMLP, MulticlassMLP, RegressionMLP
-
         keys = {k for k in hparams if not k.startswith("_")}
         fits = [c for c in (BinaryMLP, MulticlassMLP, RegressionMLP) if keys and keys <= set(init_arguments(c))]
         class_path = f"nnlit.{fits[0].__name__}" if len(fits) == 1 else None

@@ -1,253 +1,30 @@
-"""The ``nnlit`` command: a LightningCLI over nnlit's heads and data module.
+"""The ``nnlit`` command: one thin layer that hands each subcommand to its own module, imported only when it runs.
 
-``nnlit fit --config configs/quickstart.yaml`` trains; ``nnlit predict --config … --ckpt_path …`` writes a CSV (with
-``--data.init_args.path=null --data.init_args.predict_path=new.csv``, from the checkpoint alone, no training data).
-Every class is chosen by ``class_path`` / ``init_args``; the data module's feature and class counts are linked into
-the model, so nobody types them twice.
+``nnlit fit`` / ``validate`` / ``test`` / ``predict`` go to the LightningCLI (:mod:`nnlit.lightning_cli`), ``nnlit
+tune`` to :mod:`nnlit.tune`, ``nnlit doctor`` to :mod:`nnlit.doctor.command`, ``nnlit export`` to
+:mod:`nnlit.export`, ``nnlit plot`` to :mod:`nnlit.plots`: ``nnlit --help`` and ``nnlit fit --print_config`` import
+neither Optuna, scikit-learn, ONNX nor the plots. Nothing below this module imports it.
 """
 
 from __future__ import annotations
 
-import difflib
+import importlib
 import os
-import re
 import shlex
 import sys
-import warnings
-from typing import Any, Literal
+from typing import Any
 
-from jsonargparse import ArgumentError
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
-
-from nnlit import example_configs, quiet
-from nnlit.arguments import init_arguments
-from nnlit.callbacks.fit_report import FitReport
+from nnlit import quiet
 from nnlit.callbacks.non_finite_loss import DOCTOR_HINT, NonFiniteLossError
-from nnlit.callbacks.prediction_writer import CSVPredictionWriter
-from nnlit.callbacks.progress_bar import TimedProgressBar
-from nnlit.callbacks.requeue import SLURMRequeue
-from nnlit.callbacks.threads import Threads
-from nnlit.checkpoint_io import AtomicCheckpointIO
-from nnlit.data.tabular import TabularDataModule
-from nnlit.loggers import ResumableCSVLogger
-from nnlit.models.base import MLPModule
-from nnlit.runs import WHICH, check_resumable, claim_version, resolve_checkpoint, run_checkpoint
-from nnlit.speed.precision import StepHooksPrecision
-from nnlit.speed.profiler import NullProfiler
+from nnlit.command_errors import explain
 
-DESCRIPTION = (
-    "nnlit: multilayer perceptrons on PyTorch Lightning. `nnlit fit --config quickstart` trains the quick start "
-    "(a shipped config; any YAML file works). "
-    "Besides Lightning's subcommands below: `nnlit plot RUN_DIR` draws a finished run, `nnlit export --ckpt_path X "
-    "--format onnx|torchscript` writes a file to serve a model, `nnlit tune --config X --search S` searches "
-    "hyperparameters with Optuna, `nnlit doctor --config X` diagnoses a training run and verifies a fix (each has its "
-    "own --help)."
-)
-
-
-class NNLitCLI(LightningCLI):
-    """LightningCLI with the data → model links and a CSV prediction writer.
-
-    The optimizer and scheduler are arguments of the model (``model.init_args.optimizer``), not the top-level
-    ``--optimizer`` of LightningCLI: that one would be built from every parameter, frozen ones included.
-
-    With ``--ckpt_path`` the config stays the source of truth. LightningCLI would replace the model's config with the
-    hyperparameters saved in the checkpoint, silently ignoring what the user set (a new ``threshold`` for
-    ``predict``, say); nnlit builds the model from the config and, when its layers do not match the checkpoint's,
-    stops with an error naming each layer and both shapes.
-    """
-
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The Trainer, with :class:`~nnlit.callbacks.TimedProgressBar` in place of Lightning's default bar (which
-        redraws after every batch) unless the config names a progress bar or disables it, and a ``CSVLogger`` as the
-        default logger whatever else is installed; for ``fit``, a :class:`~nnlit.callbacks.FitReport` unless the
-        config names one or sets ``report: false``; no CSV prediction writer for ``fit``, ``validate`` and ``test``; a
-        :class:`~nnlit.NullProfiler` unless the config names a profiler or sets ``barebones`` (which takes
-        none); a :class:`~nnlit.StepHooksPrecision` in place of Lightning's 32-bit ``Precision`` plugin (other
-        precisions and strategies keep their own); an :class:`~nnlit.checkpoint_io.AtomicCheckpointIO` in place of
-        Lightning's default checkpoint IO: atomic saves, checked plain-data loads; under SLURM, for ``fit``, a
-        :class:`~nnlit.callbacks.SLURMRequeue` unless the config names one."""
-        config = self._get(self.config_init, "trainer", default={})
-        callbacks = config.get("callbacks") or []
-        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        wants_bar = config.get("enable_progress_bar") is not False
-        if wants_bar and "callbacks" not in kwargs and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs["callbacks"] = [*callbacks, TimedProgressBar()]
-        wants_report = self.subcommand == "fit" and self._get(self.config_init, "report", default=True)
-        if wants_report and not any(isinstance(c, FitReport) for c in kwargs.get("callbacks", callbacks)):
-            kwargs["callbacks"] = [*kwargs.get("callbacks", callbacks), FitReport()]
-        if self.subcommand == "fit" and not any(isinstance(c, Threads) for c in kwargs.get("callbacks", callbacks)):
-            threads = self._get(self.config_init, "threads", default="auto")
-            kwargs["callbacks"] = [*kwargs.get("callbacks", callbacks), Threads(threads)]
-        if config.get("logger") in (None, True) and "logger" not in kwargs:
-            # Lightning's default logger is TensorBoard's when tensorboard(X) happens to be installed, else a CSV one;
-            # nnlit always writes metrics.csv (`nnlit plot` reads it): name a TensorBoardLogger to get TensorBoard's.
-            root = config.get("default_root_dir") or os.getcwd()
-            version = SLURMEnvironment.job_id()
-            if version is None and _is_first_process() and self.subcommand is not None:  # build() runs nothing
-                # two runs started together in one folder would both pick the next free version_N
-                version = claim_version(os.path.join(root, "lightning_logs"))
-            kwargs["logger"] = ResumableCSVLogger(root, version=version)  # a requeued job adds to its metrics.csv
-        chosen = kwargs.get("callbacks", callbacks)
-        on_slurm = self.subcommand == "fit" and SLURMEnvironment.detect()
-        if on_slurm and not any(isinstance(c, SLURMRequeue) for c in chosen):
-            kwargs["callbacks"] = [*chosen, SLURMRequeue()]  # saves and requeues at a step, every rank together
-        if config.get("profiler") is None and not config.get("barebones") and "profiler" not in kwargs:
-            kwargs["profiler"] = NullProfiler()  # Lightning's default, at a lower cost per hook call
-        trainer = super().instantiate_trainer(**kwargs)
-        if type(trainer.strategy.precision_plugin) is Precision:  # exactly Lightning's 32-bit one, not a subclass
-            trainer.strategy.precision_plugin = StepHooksPrecision()
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not one the config names
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        if self.subcommand in ("fit", "validate", "test"):
-            # The `prediction_writer` arguments build a CSVPredictionWriter for every subcommand; it only writes in
-            # `predict`, and in `fit` Lightning would still call it in each of the 3 per-minibatch hooks.
-            writer = self._get(self.config_init, "prediction_writer")
-            trainer.callbacks = [c for c in trainer.callbacks if c is not writer]  # type: ignore[attr-defined]
-        return trainer
-
-    def _parse_ckpt_path(self) -> None:
-        """Does not merge the checkpoint's hyperparameters into the config (see the class docstring)."""
-
-    def before_instantiate_classes(self) -> None:
-        """Resolves ``--ckpt_path best`` / ``last`` / a run folder to the newest run's file under the trainer's
-        ``default_root_dir`` (see :func:`nnlit.runs.resolve_checkpoint`); ``fit --ckpt_path last`` with no run yet
-        trains from scratch, saying so. When the run's folder is named (a logger ``version`` in the config, or the
-        SLURM job id of the default logger), ``fit --ckpt_path last`` means that run's last checkpoint only, resolved
-        in ``before_fit``: a new job trains from scratch beside older runs instead of resuming one of them. For
-        ``predict`` with a checkpoint and a data module given no ``dataset`` nor ``path``, or a ``predict_path``, hands
-        the checkpoint to the data module (its ``checkpoint`` argument): the feature names, scaler, vocabularies and
-        classes come from it, and no training data is read."""
-        if self.subcommand is None:  # build(): nothing runs
-            return
-        config = self.config[self.subcommand]
-        ckpt_path = config.get("ckpt_path")
-        self._own_run_last = self.subcommand == "fit" and ckpt_path == "last" and _names_its_run(config)
-        if self._own_run_last:  # the run's folder is known once the logger is built: before_fit resolves it
-            config["ckpt_path"] = None
-            return
-        if ckpt_path is not None and (ckpt_path in WHICH or os.path.isdir(ckpt_path)):
-            root = (config.get("trainer") or {}).get("default_root_dir") or os.getcwd()
-            try:
-                config["ckpt_path"] = ckpt_path = str(resolve_checkpoint(ckpt_path, root))
-            except FileNotFoundError as err:
-                if not (self.subcommand == "fit" and ckpt_path == "last"):
-                    raise
-                rank_zero_info(f"{err}; training from scratch")
-                config["ckpt_path"] = ckpt_path = None
-        if self.subcommand != "predict":
-            return
-        data = config.get("data")
-        init_args = data.get("init_args") if data is not None and "init_args" in data else data
-        if ckpt_path is None or init_args is None or "checkpoint" not in init_args:
-            return
-        no_source = init_args.get("dataset") is None and init_args.get("path") is None
-        if init_args.get("checkpoint") is None and (no_source or init_args.get("predict_path") is not None):
-            init_args["checkpoint"] = ckpt_path  # then only predict_path is read
-
-    def before_predict(self) -> None:
-        """Lightning's predict loop warns that it cannot infer the batch indices of a loader that is not a
-        ``DataLoader``; nnlit's loader carries each row's index in its batches instead. The warning is hidden for the
-        command's predict only (``after_predict`` restores the filters)."""
-        self._predict_warnings = warnings.catch_warnings()
-        self._predict_warnings.__enter__()
-        warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
-
-    def after_predict(self) -> None:
-        self._predict_warnings.__exit__(None, None, None)
-
-    def before_fit(self) -> None:
-        """Refuses a fit that would train nothing (``max_epochs: 0`` or ``max_steps: 0``), which Lightning ends at once
-        with exit status 0. For a module that logs once per epoch (an nnlit head whose ``training_step`` is nnlit's),
-        hides Lightning's warning that an epoch has fewer batches than ``log_every_n_steps``. Resolves ``--ckpt_path
-        last`` in the run's own folder (see ``before_instantiate_classes``), refusing a checkpoint of another model."""
-        if getattr(self, "_own_run_last", False):
-            self._resume_own_run()
-        for key in ("max_epochs", "max_steps"):
-            if getattr(self.trainer, key) == 0:
-                raise ValueError(
-                    f"`trainer.{key}` is 0, so fit would train nothing: give a positive number (-1: no limit)"
-                )
-        if isinstance(self.model, MLPModule) and type(self.model).training_step is MLPModule.training_step:
-            quiet.hide_log_interval_warning()  # until _make returns: it runs the command within catch_warnings
-
-    def _resume_own_run(self) -> None:
-        run_dir = str(self.trainer.loggers[0].log_dir)  # named in advance: no version is looked for
-        path = run_checkpoint(run_dir, self.trainer.default_root_dir)
-        if path is not None:
-            check_resumable(self.model, path, run_dir)
-        self.config_init[self.subcommand]["ckpt_path"] = None if path is None else str(path)
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # A head without the target argument (BinaryMLP has no out_features) ignores that link; the target's
-        # training mean and std let RegressionMLP learn standardised targets while reporting in the target's units.
-        parser.link_arguments("data.num_features", "model.init_args.in_features", apply_on="instantiate")
-        parser.link_arguments("data.categories", "model.init_args.categories", apply_on="instantiate")
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.num_targets", "model.init_args.out_features", apply_on="instantiate")
-        parser.link_arguments("data.target_mean", "model.init_args.target_mean", apply_on="instantiate")
-        parser.link_arguments("data.target_std", "model.init_args.target_std", apply_on="instantiate")
-        parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
-        parser.add_argument(
-            "--report",
-            type=bool,
-            default=True,
-            help="print a report when `fit` ends (capacity, metrics, dead units, saturation, advice): FitReport",
-        )
-        parser.add_argument(
-            "--threads",
-            type=int | Literal["auto"],
-            default="auto",
-            help="CPU threads for `fit` on the CPU: a number, or auto (one for a small training step, else the CPUs "
-            "this process may use that others leave idle): nnlit.callbacks.Threads",
-        )
-
-
-def _names_its_run(config: Any) -> bool:
-    """Whether the fit's log folder is named in advance: a logger given a ``version``, or the default logger under
-    SLURM (its version is the job id)."""
-    logger = (config.get("trainer") or {}).get("logger")
-    if logger in (None, True):
-        return SLURMEnvironment.job_id() is not None
-    first = logger[0] if isinstance(logger, list) and logger else logger
-    init_args = first.get("init_args") if hasattr(first, "get") else None
-    return init_args is not None and init_args.get("version") is not None
-
-
-def _is_first_process() -> bool:
-    """Whether this is the process of global rank 0, or the only one (before Lightning has set up any rank)."""
-    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
-
-
-def _make(args: list[str] | None, run: bool) -> NNLitCLI:
-    if args is None:  # LightningCLI reads sys.argv itself (given a list, it warns that it is meant for Python use)
-        sys.argv[1:] = example_configs.resolve_arguments(sys.argv[1:])
-    else:
-        args = example_configs.resolve_arguments(args)
-    with warnings.catch_warnings():  # what the command's hooks hide (before_fit, before_predict) ends with it
-        return _cli(args, run)
-
-
-def _cli(args: list[str] | None, run: bool) -> NNLitCLI:
-    return NNLitCLI(
-        MLPModule,
-        TabularDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        # allow_abbrev: a misspelt --trainer.max_epoc would otherwise set max_epochs silently (a YAML file refuses it)
-        parser_kwargs={"description": DESCRIPTION, "exit_on_error": False, "allow_abbrev": False},
-        run=run,
-        args=args,
-    )
-
+#: the subcommands that are not Lightning's, and the module whose ``main(args)`` runs each
+SUBCOMMANDS = {
+    "plot": "nnlit.plots",
+    "export": "nnlit.export",
+    "doctor": "nnlit.doctor.command",
+    "tune": "nnlit.tune",
+}
 
 #: set to 1 to see an error's traceback instead of its one-line message (as the ``--debug`` flag does)
 DEBUG_VARIABLE = "NNLIT_DEBUG"
@@ -256,11 +33,11 @@ DEBUG_VARIABLE = "NNLIT_DEBUG"
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``nnlit`` console script; ``args`` replaces ``sys.argv[1:]`` (for tests).
 
-    ``nnlit plot …`` goes to :func:`nnlit.plots.main`, ``nnlit export …`` to :func:`nnlit.export.main`; every other
-    subcommand (``fit``, ``validate``, ``test``, ``predict``) to the LightningCLI. An error ends the command with one
-    message on stderr and exit status 2 (1 for an error nnlit did not foresee, and for a fit whose loss became NaN or
-    infinite: the config ran and training failed); ``--debug`` anywhere in the arguments,
-    or ``NNLIT_DEBUG=1``, shows the traceback instead."""
+    ``nnlit plot …``, ``export``, ``doctor`` and ``tune`` go to the ``main`` of the module :data:`SUBCOMMANDS` names;
+    every other subcommand (``fit``, ``validate``, ``test``, ``predict``) to the LightningCLI. An error ends the
+    command with one message on stderr and exit status 2 (1 for an error nnlit did not foresee, and for a fit whose
+    loss became NaN or infinite: the config ran and training failed); ``--debug`` anywhere in the arguments, or
+    ``NNLIT_DEBUG=1``, shows the traceback instead."""
     argv = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     if "--debug" in argv:
@@ -271,24 +48,12 @@ def main(args: list[str] | None = None) -> None:
             args = argv
     try:
         with quiet.command_output(argv[0] if argv else None):
-            if argv and argv[0] == "plot":
-                from nnlit.plots import main as plot
-
-                plot(argv[1:])
-            elif argv and argv[0] == "export":
-                from nnlit.export import main as export
-
-                export(argv[1:])
-            elif argv and argv[0] == "doctor":
-                from nnlit.doctor.command import main as doctor
-
-                doctor(argv[1:])
-            elif argv and argv[0] == "tune":
-                from nnlit.tune import main as tune
-
-                tune(argv[1:])
+            if argv and argv[0] in SUBCOMMANDS:
+                importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
             else:
-                _make(args, run=True)  # None lets LightningCLI read sys.argv itself
+                from nnlit.lightning_cli import make
+
+                make(args, run=True)  # None lets LightningCLI read sys.argv itself
     except Exception as err:
         if debug:
             raise
@@ -299,90 +64,17 @@ def main(args: list[str] | None = None) -> None:
         raise SystemExit(2 if foreseen else 1) from None
 
 
-#: errors of bad input or files: their message is the whole story
-_FORESEEN = (ValueError, TypeError, LookupError, OSError, ImportError, ArgumentError)
-_UNION = "Does not validate against any of the Union subtypes"
-
-
-def explain(err: BaseException) -> tuple[str, bool]:
-    """An error's message for the command line, and whether it is a foreseen kind (bad input, a file).
-
-    jsonargparse wraps the error a class raises in its ``__init__`` into "Does not validate against any of the Union
-    subtypes", followed by the config's whole value: the original error (its cause) is the message. A value the
-    parser refuses is told as its key, what is accepted and what was given."""
-    if isinstance(err, ArgumentError):
-        return _parser_message(str(err)), True
-    while _UNION in str(err) and err.__cause__ is not None:
-        err = err.__cause__
-    text = str(err).strip() or type(err).__name__
-    if isinstance(err, NonFiniteLossError):  # a fit that diverged: its message is the story, the exit status 1
-        return text, False
-    foreseen = isinstance(err, _FORESEEN)
-    return (text if foreseen else f"{type(err).__name__}: {text}"), foreseen
-
-
-def _parser_message(text: str) -> str:
-    """``data.batch_size: expected int, got 'abc'`` from jsonargparse's many-line report of a refused value."""
-    key = ".".join(re.findall(r'Parser key "([^"]+)"', text))
-    foreign = re.search(r"Import path (\S+) does not correspond to a subclass of (\w+)", text)
-    if foreign is not None:  # a class_path naming a function or another class
-        return f"{key}.class_path: {foreign.group(1)!r} is not a subclass of {foreign.group(2)}"
-    nested = "Problem with given class_path" in text  # then a NoneType alternative is the whole class's, not the key's
-    accepted = [
-        t for t in re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", text) if not (nested and t == "NoneType")
-    ]
-    accepted += re.findall(r"Expected a typing\.Literal\[([^\]]+)\]", text)  # the choices, quoted: 'auto
-    given = re.search(r"Got value: (.*)", text) or re.search(r"Given value: (.*)", text)
-    if accepted and given is not None:
-        names = " or ".join(dict.fromkeys("null" if name == "NoneType" else name for name in accepted))
-        return f"{key}: expected {names}, got {given.group(1).strip()!r}"
-    nested_option = re.search(r"Option '(\w+)' is not accepted\. Got value: Namespace\(class_path='([\w.]+)'", text)
-    if nested_option is not None:  # an optimizer's (a callable's) init_args: the class is the one named there
-        option, owner_path = nested_option.groups()
-        return f"{key}: Option {option!r} is not accepted ({owner_path})" + _suggestion(
-            f"Option '{option}' is not accepted", owner_path, skip=("params",)
-        )
-    skipped = ("Subtypes:", "Given value", "Errors:", _UNION, "- Expected a <class 'NoneType'>", "- Problem with")
-    lines = [re.sub(r'^(- )?Parser key "[^"]+":\s*', "", line.strip()) for line in text.splitlines()]
-    details = [line for line in lines if line and not line.startswith(skipped)]
-    detail = details[-1] if details else text.strip()
-    owner = re.search(r"Problem with given class_path '([^']+)'", text)
-    message = (f"{key}: " if key else "") + detail + (f" ({owner.group(1)})" if owner else "")
-    return message + _suggestion(text, owner.group(1) if owner else None)
-
-
-def _suggestion(text: str, owner: str | None, skip: tuple[str, ...] = ()) -> str:
-    """`` Did you mean 'hidden'? Accepted: …`` for an option a class does not take, ``--trainer.max_epochs`` for an
-    unrecognised ``--trainer.epochs``; ``""`` when nothing is close. Only classes already imported are looked at."""
-    unknown = re.search(r"Option '(\w+)' is not accepted", text)
-    if unknown is not None and owner is not None:
-        module, _, name = owner.rpartition(".")
-        cls = getattr(sys.modules.get(module), name, None)  # the parser has imported it: nothing new is imported
-        accepted = [name for name in init_arguments(cls) if name not in skip] if isinstance(cls, type) else []
-        close = difflib.get_close_matches(unknown.group(1), accepted, n=1)
-        listed = f" Accepted: {', '.join(accepted)}." if accepted else ""
-        return (f". Did you mean {close[0]!r}?" if close else ".") + listed if accepted else ""
-    unrecognised = re.search(r"unrecognized arguments: --([\w.]+)", text)
-    if unrecognised is not None:
-        section, _, option = unrecognised.group(1).rpartition(".")
-        if section in ("", "trainer"):
-            close = difflib.get_close_matches(option, init_arguments(Trainer), n=2)
-            ratio = [difflib.SequenceMatcher(None, option, name).ratio() for name in close]
-            close = [name for name, r in zip(close, ratio, strict=True) if r == max(ratio)]  # both only when a tie
-            if close:
-                return f". Did you mean {' or '.join(f'--trainer.{name}' for name in close)}?"
-    return ""
-
-
 def _doctor_command(argv: list[str]) -> str:
     """``nnlit doctor`` with the arguments of ``nnlit fit …`` (``argv``, without the program)."""
     return "`" + shlex.join(["nnlit", "doctor", *argv[1:]]) + "`"
 
 
-def build(args: list[str]) -> NNLitCLI:
-    """The model, data module and trainer (``.model``, ``.datamodule``, ``.trainer``) that ``nnlit`` builds from
-    ``args`` (``--config …`` and overrides, no subcommand), without running anything: for scripts and tests."""
-    return _make(args, run=False)
+def __getattr__(name: str) -> Any:
+    """``nnlit.cli.build`` and ``nnlit.cli.NNLitCLI``, imported from :mod:`nnlit.lightning_cli` when first asked for
+    (``from nnlit.cli import build`` keeps working without every command importing the LightningCLI)."""
+    if name in ("build", "NNLitCLI"):
+        return getattr(importlib.import_module("nnlit.lightning_cli"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

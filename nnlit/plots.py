@@ -22,6 +22,7 @@ import torch
 
 from nnlit import quiet, safe_write
 from nnlit.checkpoint_io import read_checkpoint
+from nnlit.runs import find_fit_run, run_checkpoint_to_draw
 
 #: where the plotting area sits in the figure, as (left, bottom, width, height) fractions: fixed, so that a pixel of
 #: the saved PNG can be traced back to a point of the plane (the tests read pictures back this way)
@@ -229,13 +230,13 @@ def plot_decision_boundary(model: torch.nn.Module, datamodule: Any, out: str | P
 @torch.no_grad()
 def decision_boundary_figure(model: torch.nn.Module, datamodule: Any, resolution: int = 200) -> Any:
     """The figure of :func:`plot_decision_boundary`, not yet saved."""
-    table = datamodule._load()
+    table = datamodule.table
     if table.x.shape[1] != 2:
         raise ValueError(f"A decision boundary is drawn for 2 features; the data has {table.x.shape[1]}")
     if table.classes is None:
         raise ValueError("A decision boundary needs classification data; this data module poses regression")
-    train = table.x[datamodule._splits["train"]] if datamodule._splits else table.x
-    labels = table.y[datamodule._splits["train"]] if datamodule._splits else table.y
+    rows = datamodule.split_indices("train")
+    train, labels = table.x[rows], table.y[rows]
     low, high = train.min(dim=0).values, train.max(dim=0).values
     pad = 0.05 * (high - low)
     xs = torch.linspace(float(low[0] - pad[0]), float(high[0] + pad[0]), resolution)
@@ -317,7 +318,7 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
     Args:
         run_dir: the run's log directory (``…/lightning_logs/version_N``, holding ``metrics.csv`` and the
             ``config.yaml`` the ``nnlit`` command saved), or a folder above it (the newest run that trained is taken:
-            :func:`find_fit_run`).
+            :func:`nnlit.runs.find_fit_run`).
         ckpt_path: the checkpoint for the model and the monitors' histories; by default ``last.ckpt`` (else the newest
             ``.ckpt``) of the run's ``checkpoints/`` folder or of the folders its ``ModelCheckpoint``s wrote to.
             Without one, only the training curves are drawn.
@@ -335,7 +336,7 @@ def plot_run(run_dir: str | Path, ckpt_path: str | Path | None = None, out: str 
     log_dir = find_fit_run(run_dir)
     folder = Path(out) if out is not None else log_dir / "plots"
     config = log_dir / "config.yaml"
-    checkpoint_file = Path(ckpt_path) if ckpt_path is not None else _find_checkpoint(log_dir, config)
+    checkpoint_file = Path(ckpt_path) if ckpt_path is not None else run_checkpoint_to_draw(log_dir)
     if checkpoint_file is not None and not checkpoint_file.is_file():
         raise FileNotFoundError(f"No checkpoint at {str(checkpoint_file)!r}")
     checkpoint = None if checkpoint_file is None else read_checkpoint(checkpoint_file, map_location="cpu")
@@ -393,54 +394,6 @@ def _data_from_run_config(saved: dict[str, Any]) -> Any:
     if init_args.get("seed") is None and isinstance(saved.get("seed_everything"), int):
         init_args["seed"] = saved["seed_everything"]  # the split of the run, which seed_everything gave it
     return cls(**init_args)
-
-
-def find_fit_run(run_dir: str | Path) -> Path:
-    """The log directory ``plot_run`` draws: ``run_dir`` itself when it holds a ``metrics.csv``, else the newest run
-    below it that trained (its ``metrics.csv`` has ``train/`` columns): ``nnlit validate``, ``test`` and ``predict``
-    make runs of their own, with one point and no training curves.
-
-    Raises:
-        FileNotFoundError: no ``metrics.csv`` below ``run_dir``, or none of a fit (naming the runs found).
-    """
-    run_dir = Path(run_dir)
-    if (run_dir / "metrics.csv").is_file():
-        return run_dir
-    found = sorted(run_dir.glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(
-            f"No metrics.csv in {str(run_dir)!r} or below it: give the log directory of a run made with a CSVLogger "
-            "(the nnlit command's default), e.g. runs/quickstart/lightning_logs/version_0"
-        )
-    fits = [path for path in found if _trained(path)]
-    if not fits:
-        runs = ", ".join(str(path.parent) for path in found)
-        raise FileNotFoundError(
-            f"No fit run below {str(run_dir)!r}: the runs there ({runs}) logged no training metrics"
-        )
-    return fits[-1].parent
-
-
-def _trained(metrics_csv: Path) -> bool:
-    with metrics_csv.open() as file:
-        return any(column.startswith("train/") for column in file.readline().strip().split(","))
-
-
-def _find_checkpoint(log_dir: Path, config: Path) -> Path | None:
-    folders = [log_dir / "checkpoints"]
-    if config.is_file():
-        import yaml
-
-        callbacks = (yaml.safe_load(config.read_text()) or {}).get("trainer", {}).get("callbacks") or []
-        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-            dirpath = isinstance(callback, dict) and (callback.get("init_args") or {}).get("dirpath")
-            if dirpath:
-                folders.append(Path(dirpath))
-    for folder in folders:
-        if (folder / "last.ckpt").is_file():
-            return folder / "last.ckpt"
-    found = sorted((p for f in folders for p in f.glob("*.ckpt")), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
 
 
 def main(args: list[str] | None = None) -> None:

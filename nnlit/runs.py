@@ -1,4 +1,5 @@
-"""Where runs keep their checkpoints, and which file ``--ckpt_path best`` / ``last`` or a run folder means.
+"""Where runs keep their checkpoints, and which file ``--ckpt_path best`` / ``last`` or a run folder means; which
+run ``nnlit plot`` draws. The one notion of the newest run: the one whose files were written last (:func:`_newest`).
 
 Each ``nnlit fit`` keeps its checkpoints in its own log folder (``<default_root_dir>/lightning_logs/version_N/
 checkpoints/``), so a second run never replaces the first one's files. Commands and arguments that take a checkpoint
@@ -8,9 +9,11 @@ also take ``best`` or ``last`` (the newest run's) or a folder (the newest run un
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnlit.checkpoint_io import read_checkpoint
@@ -54,8 +57,8 @@ def find_checkpoint(root: str | os.PathLike[str], which: str = "best") -> Path:
     by_folder: dict[Path, list[Path]] = {}
     for path in files:
         by_folder.setdefault(path.parent, []).append(path)
-    newest_first = sorted(by_folder.items(), key=lambda item: max(_mtime(p) for p in item[1]), reverse=True)
-    for _, paths in newest_first:
+    for folder in _newest(by_folder, key=lambda folder: by_folder[folder]):
+        paths = by_folder[folder]
         found = _last(paths) if which == "last" else _best(paths)
         if found is not None:
             return found
@@ -149,6 +152,67 @@ def check_resumable(model: Any, path: str | os.PathLike[str], run_dir: str | os.
         )
 
 
+def find_fit_run(root: str | os.PathLike[str]) -> Path:
+    """The log directory of the run ``nnlit plot`` draws: ``root`` itself when it holds a ``metrics.csv``, else the
+    newest run below it that trained (its ``metrics.csv`` has ``train/`` columns): ``nnlit validate``, ``test`` and
+    ``predict`` make runs of their own, with one point and no training curves.
+
+    Raises:
+        FileNotFoundError: no ``metrics.csv`` below ``root``, or none of a fit (naming the runs found).
+    """
+    root = Path(root)
+    if (root / "metrics.csv").is_file():
+        return root
+    found = list(root.glob("**/metrics.csv"))
+    if not found:
+        raise FileNotFoundError(
+            f"No metrics.csv in {str(root)!r} or below it: give the log directory of a run made with a CSVLogger "
+            "(the nnlit command's default), e.g. runs/quickstart/lightning_logs/version_0"
+        )
+    fits = [path.parent for path in found if _trained(path)]
+    if not fits:
+        runs = ", ".join(str(path.parent) for path in found)
+        raise FileNotFoundError(f"No fit run below {str(root)!r}: the runs there ({runs}) logged no training metrics")
+    return _newest(fits, key=lambda folder: [folder / "metrics.csv"])[0]
+
+
+def run_checkpoint_to_draw(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint of a finished run for ``nnlit plot``: the last one (:func:`find_checkpoint`) of its
+    ``checkpoints/`` folder or of the folders its ``ModelCheckpoint``s wrote to (its saved ``config.yaml`` names
+    them), else the newest ``.ckpt`` there; ``None`` when there is none."""
+    run_dir = Path(run_dir)
+    folders = [run_dir / "checkpoints", *_checkpoint_folders(run_dir / "config.yaml")]
+    for folder in folders:
+        try:
+            return find_checkpoint(folder, "last")
+        except FileNotFoundError:
+            pass
+    found = [p for folder in folders for p in folder.glob("*.ckpt")]
+    return max(found, key=_mtime) if found else None
+
+
+def _checkpoint_folders(config: Path) -> list[Path]:
+    """The ``dirpath`` of each callback of a run's saved config (the ModelCheckpoints that write elsewhere)."""
+    saved = yaml.safe_load(config.read_text()) if config.is_file() else None
+    callbacks = ((saved if isinstance(saved, dict) else {}).get("trainer") or {}).get("callbacks") or []
+    folders = []
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        dirpath = isinstance(callback, dict) and (callback.get("init_args") or {}).get("dirpath")
+        if dirpath:
+            folders.append(Path(dirpath))
+    return folders
+
+
+def _trained(metrics_csv: Path) -> bool:
+    with metrics_csv.open() as file:
+        return any(column.startswith("train/") for column in file.readline().strip().split(","))
+
+
+def _newest(runs: Iterable[Path], key: Callable[[Path], Iterable[Path]]) -> list[Path]:
+    """The run folders ``runs``, the newest first: the one whose files (``key(run)``) were written last."""
+    return sorted(runs, key=lambda run: max((_mtime(p) for p in key(run)), default=0.0), reverse=True)
+
+
 def _last(paths: list[Path]) -> Path | None:
     candidates = [p for p in paths if p.name == "last.ckpt" or p.name.startswith("hpc_ckpt_")]
     return max(candidates, key=_mtime) if candidates else None
@@ -176,4 +240,13 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-__all__ = ["WHICH", "check_resumable", "claim_version", "find_checkpoint", "resolve_checkpoint", "run_checkpoint"]
+__all__ = [
+    "WHICH",
+    "check_resumable",
+    "claim_version",
+    "find_checkpoint",
+    "find_fit_run",
+    "resolve_checkpoint",
+    "run_checkpoint",
+    "run_checkpoint_to_draw",
+]

@@ -70,10 +70,10 @@ def test_fit_trainer_has_no_prediction_writer_and_a_null_profiler(tmp_path):
 
     from nnlit import NullProfiler
     from nnlit.callbacks import CSVPredictionWriter
-    from nnlit.cli import _make
+    from nnlit.lightning_cli import make
 
     config = ["--config", str(ROOT / "configs/quickstart.yaml"), f"--trainer.default_root_dir={tmp_path}"]
-    fit = _make(["fit", *config, "--trainer.fast_dev_run=true", *QUIET], run=True).trainer
+    fit = make(["fit", *config, "--trainer.fast_dev_run=true", *QUIET], run=True).trainer
     assert not any(isinstance(c, CSVPredictionWriter) for c in fit.callbacks)  # it only writes in predict
     assert type(fit.profiler) is NullProfiler
     built = build(config).trainer  # no subcommand: a script may go on to predict, so the writer stays
@@ -83,7 +83,7 @@ def test_fit_trainer_has_no_prediction_writer_and_a_null_profiler(tmp_path):
     bare = ["--model=nnlit.BinaryMLP", "--data=nnlit.TabularDataModule", "--data.dataset=xor", "--data.n_samples=100"]
     bare += ["--trainer.barebones=true", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
     bare += [f"--trainer.default_root_dir={tmp_path}", "--trainer.max_epochs=1", "--report=false"]
-    barebones = _make(["fit", *bare], run=True).trainer
+    barebones = make(["fit", *bare], run=True).trainer
     assert type(barebones.profiler) is PassThroughProfiler  # barebones refuses any other profiler
 
 

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from nnlit.callbacks import DeadReLUCounter, GradientSaturationMonitor
-from nnlit.cli import NNLitCLI, build
+from nnlit.lightning_cli import NNLitCLI, build
 
 DEMOS = Path(__file__).resolve().parents[1] / "configs" / "demos"
 

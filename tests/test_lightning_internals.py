@@ -69,7 +69,7 @@ def test_the_cli_still_parses_a_checkpoint_through_the_method_nnlit_overrides():
     names the class the command builds."""
     from lightning.pytorch.cli import LightningCLI
 
-    from nnlit.cli import NNLitCLI
+    from nnlit.lightning_cli import NNLitCLI
 
     assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__), (
         MOVED % "LightningCLI._parse_ckpt_path"

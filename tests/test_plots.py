@@ -129,7 +129,7 @@ def test_nnlit_plot_draws_a_run_of_a_users_own_class(tmp_path, capsys):
 def test_a_folder_of_runs_draws_the_newest_fit_not_a_later_validate_run(tmp_path):
     import os
 
-    from nnlit.plots import find_fit_run
+    from nnlit.runs import find_fit_run
 
     runs = tmp_path / "lightning_logs"
     for version, header in enumerate(["epoch,step,train/loss,val/loss", "epoch,step,train/loss", "epoch,step,val/acc"]):

@@ -53,7 +53,7 @@ class Built:
 
 def build_config(config: str, overrides: Sequence[str], root: str) -> Built:
     """Builds ``config`` with ``overrides`` (``--key=value`` strings) through the ``nnlit`` command's parser."""
-    from nnlit.cli import build
+    from nnlit.lightning_cli import build
 
     args = ["--config", config, *overrides]
     args += [f"--trainer.default_root_dir={root}", "--report=false", "--trainer.enable_progress_bar=false"]

@@ -78,12 +78,12 @@ def test_bad_threads(threads):
 
 @pytest.mark.parametrize(("flag", "expected"), [([], "auto"), (["--threads=2"], 2)])
 def test_the_command_fits_with_threads(flag, expected, tmp_path):
-    from nnlit.cli import _make
+    from nnlit.lightning_cli import make
 
     args = ["fit", "--model=nnlit.BinaryMLP", "--data=nnlit.TabularDataModule", "--data.dataset=xor"]
     args += ["--data.n_samples=100", "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--report=false"]
     args += [f"--trainer.default_root_dir={tmp_path}", "--trainer.max_epochs=1", *flag]
-    policy = [c for c in _make(args, run=True).trainer.callbacks if isinstance(c, Threads)]
+    policy = [c for c in make(args, run=True).trainer.callbacks if isinstance(c, Threads)]
     assert len(policy) == 1 and policy[0].threads == expected
     assert policy[0].chosen == (1 if expected == "auto" else 2)
 
