@@ -15,7 +15,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from nnlit import tune_storage  # noqa: E402
+from nnlit.tune import storage as tune_storage  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # sweeps in fresh processes
 
@@ -122,7 +122,7 @@ def test_workers_creating_a_fresh_sqlite_study_at_once_all_open_it(tmp_path):
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from nnlit import tune_storage\n"
+        "from nnlit.tune import storage as tune_storage\n"
         "folder = Path(sys.argv[1])\n"
         "(folder / f'ready{sys.argv[2]}').touch()\n"
         "while not (folder / 'go').exists(): time.sleep(0.001)\n"

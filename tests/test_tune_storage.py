@@ -9,7 +9,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from nnlit import tune_storage  # noqa: E402
+from nnlit.tune import storage as tune_storage  # noqa: E402
 
 States = optuna.trial.TrialState
 
@@ -86,7 +86,7 @@ def test_a_stale_trial_is_failed_and_queued_again_with_its_values(study):
 def test_a_worker_starts_no_trial_that_the_longest_so_far_says_would_not_end_in_time(study, capsys):
     import datetime
 
-    from nnlit.tune import _out_of_time
+    from nnlit.tune.worker import _out_of_time
 
     assert not _out_of_time(study, left=1.0)  # no trial yet: nothing to go by
     start = datetime.datetime(2026, 1, 1, 12, 0, 0)

@@ -12,11 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from nnlit import safe_write
+from nnlit.config_keys import parse_overrides as _pairs
+from nnlit.config_keys import set_key
 from nnlit.doctor import BUDGET, Diagnosis, diagnose
 from nnlit.doctor.report import render, write_pictures
 
@@ -56,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
     except Exception as err:  # the config cannot run: the command's one-line error, status 2
         if os.environ.get("NNLIT_DEBUG", "") not in ("", "0") or "--debug" in sys.argv:
             raise
-        from nnlit.cli import explain
+        from nnlit.command_errors import explain
 
         sys.stderr.write(f"nnlit: error: {explain(err)[0]}\n(--debug or NNLIT_DEBUG=1 shows the traceback)\n")
         raise SystemExit(2) from None
@@ -82,39 +83,3 @@ def write_config(config: str, overrides: Sequence[str], diagnosis: Diagnosis, pa
     header = f"# nnlit doctor: {config} with the verified fixes of: {fixed or 'nothing (no verified fix)'}\n"
     safe_write.write_text(path, header + yaml.safe_dump(tree, sort_keys=False))  # a planted link is replaced
     return path
-
-
-def set_key(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Sets dotted ``key`` in a config tree; a plain class path under ``optimizer`` becomes its ``class_path``.
-
-    Example::
-
-        >>> tree = {"model": {"init_args": {"optimizer": "torch.optim.SGD"}}}
-        >>> set_key(tree, "model.init_args.optimizer.init_args.lr", 0.01)
-        >>> tree
-        {'model': {'init_args': {'optimizer': {'class_path': 'torch.optim.SGD', 'init_args': {'lr': 0.01}}}}}
-    """
-    node = tree
-    *parents, last = key.split(".")
-    for part in parents:
-        child = node.get(part)
-        if isinstance(child, str):  # a class given by its path alone
-            child = node[part] = {"class_path": child}
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ValueError(f"Cannot set {key!r}: {part!r} is not a mapping in the config")
-        node = child
-    node[last] = value
-
-
-def _pairs(overrides: Sequence[str]) -> list[tuple[str, Any]]:
-    pairs = []
-    items = list(overrides)
-    while items:
-        item = items.pop(0)
-        key, _, value = item[2:].partition("=")
-        if not _:
-            value = items.pop(0) if items and not items[0].startswith("--") else "true"
-        pairs.append((key, yaml.safe_load(value)))
-    return pairs

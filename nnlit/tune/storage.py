@@ -15,6 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from nnlit import optuna_internals
+from nnlit.optuna_internals import load_optuna
+
 #: the storage forms ``--storage`` takes, for error messages
 STORAGE_FORMS = "journal:PATH (a file on a shared filesystem), sqlite:///PATH, postgresql://..., mysql://..."
 #: the trial attribute that holds the time of a running trial's last heartbeat (seconds since the epoch)
@@ -25,12 +28,6 @@ SURPLUS = "nnlit:surplus"
 MAX_RERUNS = 3
 
 
-def _optuna() -> Any:
-    from nnlit.tune import _optuna
-
-    return _optuna()
-
-
 def open_storage(spec: str | None, out: str | Path) -> Any:
     """The Optuna storage ``spec`` names: ``None`` for ``study.db`` (SQLite) in ``out``; ``journal:PATH`` for a
     journal file; an ``sqlite:``, ``postgresql`` or ``mysql`` URL for a database.
@@ -38,7 +35,7 @@ def open_storage(spec: str | None, out: str | Path) -> Any:
     Raises:
         ValueError: another form, naming it and the accepted ones.
     """
-    optuna = _optuna()
+    optuna = load_optuna()
     if spec is None:
         Path(out).mkdir(parents=True, exist_ok=True)
         spec = f"sqlite:///{Path(out).resolve() / 'study.db'}"
@@ -65,7 +62,7 @@ def create_or_load_study(
     yet. Workers that start together on a fresh storage race to create its tables and the study (Optuna #1092: one of
     ten SQLite workers failed with "UNIQUE constraint failed: alembic_version"): a worker that loses opens the storage
     again and loads what the winner made."""
-    optuna = _optuna()
+    optuna = load_optuna()
     for attempt in range(tries):
         try:
             storage = open_storage(spec, out)
@@ -88,7 +85,7 @@ def create_or_load_study(
 
 def counted(study: Any) -> list[Any]:
     """The trials that use the budget: finished (complete or pruned), running, or waiting to run."""
-    states = _optuna().trial.TrialState
+    states = load_optuna().trial.TrialState
     return study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.RUNNING, states.WAITING))
 
 
@@ -99,28 +96,28 @@ def reserve(study: Any, trials: int) -> Any | None:
     of those before it use the budget; one asked beyond it by a worker that raced another is told failed at once and
     marked, so that workers on several machines run exactly ``trials`` between them."""
     taken = counted(study)
-    waiting = any(t.state == _optuna().trial.TrialState.WAITING for t in taken)
+    waiting = any(t.state == load_optuna().trial.TrialState.WAITING for t in taken)
     if len(taken) >= trials and not waiting:  # a queued trial (a rerun) is within the budget: it is run
         return None
     trial = study.ask()
     before = sum(1 for t in counted(study) if t.number < trial.number)
     if before < trials:
-        record_heartbeat(study, trial._trial_id)
+        record_heartbeat(study, optuna_internals.trial_id(trial))
         return trial
-    study._storage.set_trial_system_attr(trial._trial_id, SURPLUS, True)
-    study.tell(trial, state=_optuna().trial.TrialState.FAIL)
+    optuna_internals.study_storage(study).set_trial_system_attr(optuna_internals.trial_id(trial), SURPLUS, True)
+    study.tell(trial, state=load_optuna().trial.TrialState.FAIL)
     return None
 
 
 def record_heartbeat(study: Any, trial_id: int) -> None:
     """Records that the trial's worker is alive, now."""
-    study._storage.set_trial_system_attr(trial_id, HEARTBEAT, time.time())
+    optuna_internals.study_storage(study).set_trial_system_attr(trial_id, HEARTBEAT, time.time())
 
 
 def fail_stale_trials(study: Any, grace: float | None) -> list[int]:
     """Marks failed the running trials whose last heartbeat is older than ``grace`` seconds (``None``: every running
     trial, when every worker has ended) and queues each to run again with the same values; returns their numbers."""
-    optuna = _optuna()
+    optuna = load_optuna()
     now, failed = time.time(), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         beat = trial.system_attrs.get(HEARTBEAT, trial.datetime_start.timestamp() if trial.datetime_start else now)
@@ -135,13 +132,15 @@ def fail_and_rerun(study: Any, trial: Any) -> bool:
     """Marks the running ``trial`` failed and queues a trial with its values, unless another worker did it first
     (then ``False``). The new trial's ``failed_trial`` attribute is the failed one's number (as Optuna's own
     ``RetryFailedTrialCallback`` writes it)."""
-    optuna = _optuna()
+    optuna = load_optuna()
     try:
-        if not study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL):
+        if not optuna_internals.study_storage(study).set_trial_state_values(
+            optuna_internals.trial_id(trial), state=optuna.trial.TrialState.FAIL
+        ):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = optuna_internals.study_storage(study).get_trial(optuna_internals.trial_id(trial))
     retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna 4.9's name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental / deprecated, by version
