@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
@@ -24,16 +22,14 @@ from nnlit.data.loader import BatchGroup
 from nnlit.lightning_internals import attached_trainer
 from nnlit.models.epoch_metrics import EpochMetrics
 from nnlit.models.hyperparameters import as_callable, saved_hyperparameters
+from nnlit.models.pretrained import load_network_weights
 from nnlit.models.weighted_mean import WeightedMean
 from nnlit.nn.mlp import MLP
 from nnlit.nn.options import MLPOptions
 from nnlit.speed.batch_groups import lightning_loop_reason, train_group
 from nnlit.speed.step_buffer import StepBuffer
 from nnlit.trust import CALLABLE_KINDS, check_declared_sizes, resolve_spec
-
-#: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
-#: ends): a CSV logger writes its file and TensorBoard's flushes to disk (``fsync``) at each save
-LOGGER_SAVE_SECONDS = 2.0
+from nnlit.version import __version__
 
 
 class MLPModule(L.LightningModule):
@@ -45,7 +41,8 @@ class MLPModule(L.LightningModule):
     :meth:`predict_outputs` (what ``predict`` returns) and :meth:`check_targets` (a one-off check of the first batch).
     Metrics are updated every step and computed, logged and reset once per epoch as ``train/…``, ``val/…``,
     ``test/…``; the loss is logged as ``<stage>/loss``. The :class:`~nnlit.models.epoch_metrics.EpochMetrics` callback
-    that :meth:`configure_callbacks` adds does it, so a subclass's epoch hooks need no ``super()``.
+    that the module adds to its Trainer does it, so a subclass's epoch hooks need no ``super()``, and its own
+    ``configure_callbacks`` is Lightning's hook, free (see :func:`add_default_callbacks`).
 
     The optimizer and scheduler are injected as callables (the LightningCLI way): ``optimizer`` receives only the
     parameters with ``requires_grad``, so frozen layers never reach it. From Python pass a class or a
@@ -110,7 +107,6 @@ class MLPModule(L.LightningModule):
         # first use (in `setup` at the latest), after a subclass's __init__ has set what its build_metrics reads
         self._step_buffers: dict[str, StepBuffer] | None = None
         self._checked_stages: set[str] = set()
-        self._loggers_saved_at = float("-inf")  # time.monotonic() of the loggers' last save() in a fit
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
@@ -130,41 +126,7 @@ class MLPModule(L.LightningModule):
             FileNotFoundError: naming the path.
             ValueError: when the body of the network does not match the checkpoint.
         """
-        if Path(path).is_dir():
-            from nnlit.runs import resolve_checkpoint  # here: nnlit.runs reads checkpoints, a layer above
-
-            path = str(resolve_checkpoint(path))
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"Pretrained checkpoint not found: {path!r}")
-        loaded = read_checkpoint(path, map_location="cpu")
-        state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else {}
-        prefix = "network."
-        source = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)} or dict(state)
-        target = self.network.state_dict()
-        head = [name for name, m in self.network.named_modules() if any(True for _ in m.parameters(recurse=False))][-1]
-        skipped, problems = [], []
-        for key in sorted(set(source) - set(target)):
-            if not key.startswith(f"{head}."):
-                problems.append(f"{prefix}{key}: in the checkpoint, not in the model")
-        for key, tensor in target.items():
-            if key not in source:
-                problems.append(f"{prefix}{key}: missing from the checkpoint")
-            elif source[key].shape != tensor.shape:
-                if key.startswith(f"{head}."):
-                    skipped.append(key)
-                else:
-                    shapes = f"{tuple(source[key].shape)} in the checkpoint, {tuple(tensor.shape)} in the model"
-                    problems.append(f"{prefix}{key}: {shapes}")
-        if problems:
-            raise ValueError(
-                f"The pretrained checkpoint {path!r} does not fit this network (only its head, {prefix}{head}, may "
-                "differ):\n  " + "\n  ".join(problems)
-            )
-        self.network.load_state_dict(
-            {k: v for k, v in source.items() if k in target and k not in skipped}, strict=False
-        )
-        note = f"; new head {prefix}{head} of another shape keeps its fresh weights" if skipped else ""
-        rank_zero_info(f"Loaded pretrained weights from {path}{note}")
+        load_network_weights(self.network, path)
 
     def build_metrics(self) -> MetricCollection:
         """The torchmetrics objects of one stage (cloned with a ``train/``, ``val/``, ``test/`` prefix)."""
@@ -216,9 +178,12 @@ class MLPModule(L.LightningModule):
 
     @trainer.setter
     def trainer(self, trainer: L.Trainer | None) -> None:
-        """Attaches ``trainer`` (Lightning does, before it checks the loop's configuration) and chooses the training
-        loop for it, once: :func:`~nnlit.speed.batch_groups.lightning_loop_reason`."""
+        """Attaches ``trainer`` (Lightning does, before it checks the loop's configuration and asks the module for its
+        callbacks), adds nnlit's default callbacks to it (:func:`add_default_callbacks`) and chooses the training loop
+        for it, once: :func:`~nnlit.speed.batch_groups.lightning_loop_reason`."""
         L.LightningModule.trainer.fset(self, trainer)  # type: ignore[attr-defined]
+        if trainer is not None:
+            add_default_callbacks(trainer)
         self._lightning_loop = lightning_loop_reason(type(self), MLPModule.training_step, trainer, self._loop_choice)
 
     @property
@@ -266,20 +231,6 @@ class MLPModule(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self.step_loss(batch, "test")
-
-    def configure_callbacks(self) -> list[Callback]:
-        """:class:`~nnlit.models.epoch_metrics.EpochMetrics`, which logs the epoch metrics (a subclass's epoch hooks
-        need no ``super()``), and :class:`~nnlit.callbacks.Threads` unless the Trainer has one (torch's CPU threads
-        chosen for the fit's size and the machine's load; pass ``Threads(n)`` to the Trainer to choose yourself).
-        A subclass's own ``configure_callbacks`` needs no ``super()`` either: whatever it returns (a list or one
-        callback), these are added to it unless they are there."""
-        return _with_defaults(self, [])
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("configure_callbacks")
-        if own is not None and not getattr(own, "keeps_epoch_metrics", False):
-            cls.configure_callbacks = _keeping_epoch_metrics(own)  # type: ignore[method-assign,assignment]
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -350,8 +301,6 @@ class MLPModule(L.LightningModule):
         """Records the class that saves the checkpoint (``checkpoint["nnlit"]["class_path"]``) and nnlit's version,
         so that :func:`nnlit.load` rebuilds the right class without being told. A subclass overriding this hook calls
         ``super()``."""
-        from nnlit import __version__  # here, not at the top: nnlit/__init__.py imports this module
-
         cls = type(self)
         checkpoint["nnlit"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "version": __version__}
 
@@ -402,55 +351,6 @@ class MLPModule(L.LightningModule):
         self._step_buffer(stage).add(*self.metric_inputs(outputs, target), loss, len(x))
         return loss
 
-    def _start_epoch(self, stage: str) -> None:
-        """Forgets what an interrupted epoch of the stage left behind."""
-        buffer = self._step_buffer(stage)
-        buffer.clear()
-        buffer.metrics.reset()
-        buffer.loss_metric.reset()
-
-    def _log_epoch(self, stage: str) -> None:
-        """Computes, logs and resets a stage's loss and metrics: once per epoch, not per step.
-
-        ``self.log`` of a metric in every step costs more Python than a small MLP's forward and backward pass; here it
-        runs once per epoch. ``compute`` reduces across DDP ranks (torchmetrics' own sync), so every rank logs the same
-        value and ``sync_dist`` is not needed. During ``fit`` the values go to ``trainer.callback_metrics`` (monitors,
-        the progress bar) through ``self.log``, and to the loggers directly, at ``step = trainer.global_step``
-        (optimizer steps: Lightning's own step counts batch groups under nnlit's loop); ``validate`` and ``test`` log
-        as Lightning does, so that they return and print their metrics.
-        """
-        buffer = self._step_buffer(stage)
-        buffer.flush()
-        metrics, loss_metric = buffer.metrics, buffer.loss_metric
-        if loss_metric.update_count == 0:  # no batch this epoch (e.g. resumed at the end of an epoch)
-            return
-        trainer = self.trainer
-        if stage == "val" and not trainer.sanity_checking:
-            self.validated_epoch = trainer.current_epoch
-        values = {f"{stage}/loss": loss_metric.compute()}
-        for name, value in metrics.compute().items():
-            if value.numel() > 1:  # one value per output (a regression of several targets): each, and their mean
-                values.update({f"{name}_{j}": part for j, part in enumerate(value.flatten())})
-                value = value.mean()
-            values[name] = value
-        fitting = trainer.state.fn == "fit"
-        shown = {f"{stage}/loss"} if stage != "test" else set()
-        shown.add(f"val/{self.progress_bar_metric}" if stage == "val" else "")
-        for name, value in values.items():
-            self.log(name, value, prog_bar=name in shown, logger=not fitting)
-        if fitting and not trainer.sanity_checking and trainer.loggers:
-            scalars = {name: float(value) for name, value in values.items()}
-            now = time.monotonic()
-            save = now - self._loggers_saved_at >= LOGGER_SAVE_SECONDS
-            for logger in trainer.loggers:
-                logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=trainer.global_step)
-                if save:  # a CSV file rewritten, TensorBoard's events flushed to disk: not every epoch of a small fit
-                    logger.save()
-            if save:
-                self._loggers_saved_at = now
-        loss_metric.reset()
-        metrics.reset()
-
     def _check_width(self, x: Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
@@ -459,31 +359,21 @@ class MLPModule(L.LightningModule):
             )
 
 
-def _with_defaults(module: L.LightningModule, callbacks: list[Callback]) -> list[Callback]:
-    """``callbacks`` with :class:`EpochMetrics` and :class:`Threads` added where neither they nor the Trainer's
-    callbacks have one (Lightning lets a module's callback replace the Trainer's of the same type: a Trainer's
-    ``Threads(2)`` must stay)."""
-    trainer = attached_trainer(module)
-    present = [*callbacks, *getattr(trainer, "callbacks", [])]  # set by Lightning's callback connector
-    if not any(isinstance(c, EpochMetrics) for c in callbacks):
-        callbacks.append(EpochMetrics())
-    if not any(isinstance(c, Threads) for c in present):
-        callbacks.append(Threads())
-    if not any(isinstance(c, StopOnNonFiniteLoss) for c in present):
-        callbacks.append(StopOnNonFiniteLoss())
-    return callbacks
+def add_default_callbacks(trainer: L.Trainer) -> None:
+    """Adds to ``trainer`` the callbacks every nnlit module trains with, where the Trainer has none of the kind:
+    :class:`~nnlit.models.epoch_metrics.EpochMetrics` (the epoch metrics, logged whatever the subclass's epoch hooks
+    do), :class:`~nnlit.callbacks.Threads` (torch's CPU threads chosen for the fit's size and the machine's load; pass
+    ``Threads(n)`` to the Trainer to choose yourself) and :class:`~nnlit.callbacks.StopOnNonFiniteLoss`.
 
-
-def _keeping_epoch_metrics(configure: Callable[[Any], Any]) -> Callable[[Any], list[Callback]]:
-    """A subclass's ``configure_callbacks``, with :class:`EpochMetrics` added to what it returns when missing."""
-
-    @functools.wraps(configure)
-    def configure_callbacks(self: Any) -> list[Callback]:
-        returned = configure(self)
-        return _with_defaults(self, [returned] if isinstance(returned, Callback) else list(returned or []))
-
-    configure_callbacks.keeps_epoch_metrics = True  # type: ignore[attr-defined]
-    return configure_callbacks
+    Called when a module is attached, before Lightning asks it for ``configure_callbacks``: what a subclass returns
+    there is added too, and replaces a default of its kind, as Lightning does with the Trainer's own callbacks.
+    Checkpoint callbacks stay last (Lightning's order), so they see the epoch's metrics."""
+    callbacks = list(trainer.callbacks)  # type: ignore[attr-defined]
+    for kind in (EpochMetrics, Threads, StopOnNonFiniteLoss):
+        if not any(isinstance(c, kind) for c in callbacks):
+            callbacks.append(kind())
+    checkpoints = [c for c in callbacks if isinstance(c, Checkpoint)]
+    trainer.callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)] + checkpoints  # type: ignore[attr-defined]
 
 
 def _check_state_dict_shapes(model_state: dict[str, Tensor], ckpt_state: dict[str, Tensor]) -> None:

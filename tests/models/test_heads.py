@@ -361,7 +361,7 @@ def test_regression_of_several_targets_logs_each_and_their_mean(make_trainer):
 def test_loggers_save_every_few_seconds_and_hold_every_epoch_at_the_end(make_trainer, tmp_path, monkeypatch):
     from lightning.pytorch.loggers import CSVLogger
 
-    import nnlit.models.base
+    import nnlit.models.epoch_metrics
 
     class CountingLogger(CSVLogger):
         saves = 0
@@ -370,7 +370,7 @@ def test_loggers_save_every_few_seconds_and_hold_every_epoch_at_the_end(make_tra
             CountingLogger.saves += 1
             super().save()
 
-    monkeypatch.setattr(nnlit.models.base, "LOGGER_SAVE_SECONDS", 3600.0)
+    monkeypatch.setattr(nnlit.models.epoch_metrics, "LOGGER_SAVE_SECONDS", 3600.0)
     trainer = make_trainer(max_epochs=20, logger=CountingLogger(tmp_path))
     trainer.fit(RegressionMLP(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="sine", n_samples=100))
     lines = (tmp_path / "lightning_logs/version_0/metrics.csv").read_text().splitlines()
