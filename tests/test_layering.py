@@ -14,17 +14,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "nnlit"
 
-#: the subcommands' modules and the command's own: nothing in the library below imports them, even inside a function
-COMMANDS = ("nnlit.cli", "nnlit.lightning_cli", "nnlit.command_errors", "nnlit.tune", "nnlit.doctor", "nnlit.plots",
-            "nnlit.export", "nnlit.example_configs")  # fmt: skip
+#: the layers of docs/architecture.md, from the ground up: a module imports only its own layer and those before it
+LAYERS = [
+    ("ground", ["nnlit.validation", "nnlit.arguments", "nnlit.version", "nnlit.safe_write", "nnlit.quiet",
+                "nnlit.lightning_internals", "nnlit.optuna_internals", "nnlit.prediction_table"]),
+    ("nn, diagnosis", ["nnlit.nn", "nnlit.diagnosis"]),
+    ("checkpoints", ["nnlit.trust", "nnlit.checkpoint_io", "nnlit.checked_loading", "nnlit.runs"]),
+    ("data", ["nnlit.data"]),
+    ("speed", ["nnlit.speed"]),
+    ("callbacks, loggers", ["nnlit.callbacks", "nnlit.loggers"]),
+    ("models", ["nnlit.models"]),
+    ("library", ["nnlit.checkpoint", "nnlit.predictor", "nnlit.config_keys", "nnlit.sklearn"]),
+    ("commands", ["nnlit.lightning_cli", "nnlit.command_errors", "nnlit.tune", "nnlit.doctor", "nnlit.export",
+                  "nnlit.raw_rows_onnx", "nnlit.plots", "nnlit.example_configs"]),
+    ("top", ["nnlit.cli", "nnlit.__main__", "nnlit"]),
+]  # fmt: skip
+COMMANDS = (*LAYERS[-2][1], "nnlit.cli")
 #: the library below the commands
-LOW = ("nnlit.nn", "nnlit.data", "nnlit.speed", "nnlit.callbacks", "nnlit.loggers", "nnlit.diagnosis", "nnlit.models",
-       "nnlit.validation", "nnlit.arguments", "nnlit.lightning_internals", "nnlit.optuna_internals", "nnlit.version",
-       "nnlit.safe_write", "nnlit.quiet", "nnlit.trust", "nnlit.checkpoint_io", "nnlit.checked_loading",
-       "nnlit.prediction_table", "nnlit.runs", "nnlit.checkpoint", "nnlit.predictor", "nnlit.config_keys")  # fmt: skip
+LOW = tuple(name for _, names in LAYERS[:-2] for name in names)
 #: what the callbacks may import of nnlit (besides torch and Lightning): they run on any LightningModule
 CALLBACKS_MAY_IMPORT = ("nnlit.callbacks", "nnlit.diagnosis", "nnlit.validation", "nnlit.safe_write",
                         "nnlit.prediction_table")  # fmt: skip
+#: the one import of a higher layer: SavePlots draws with nnlit.plots (matplotlib, an optional extra) when a fit ends
+DRAWING = ("nnlit.callbacks.save_plots", "nnlit.plots")
 
 
 def module_name(path: Path) -> str:
@@ -111,6 +123,28 @@ def test_the_network_and_the_diagnosis_rules_stand_alone():
             (m, n) for m, names in GRAPH.items() if within(m, (package,)) for n, _ in names if not within(n, allowed)
         ]
         assert not outside, package
+
+
+def layer(module: str) -> int:
+    """The index in :data:`LAYERS` of the longest prefix that names ``module``."""
+    found = [
+        (len(p), i)
+        for i, (_, names) in enumerate(LAYERS)
+        for p in names
+        if module == p or (p != "nnlit" and within(module, (p,)))  # the package root is itself alone
+    ]
+    assert found, f"{module} is in no layer of docs/architecture.md: add it to LAYERS and to the page"
+    return max(found)[1]
+
+
+def test_every_module_imports_only_its_layer_and_those_below():
+    upward = [
+        f"{module} ({LAYERS[layer(module)][0]}) imports {name} ({LAYERS[layer(name)][0]})"
+        for module, names in GRAPH.items()
+        for name, at_import in names
+        if layer(name) > layer(module) and not ((module, name) == DRAWING and not at_import)
+    ]
+    assert not upward
 
 
 def test_no_import_cycle_at_import_time():
