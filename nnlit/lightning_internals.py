@@ -4,11 +4,11 @@ Each has no public route in Lightning 2.6, says why nnlit needs it, and has a te
 ``tests/test_lightning_internals.py`` that fails with a message naming the Lightning change when a release moves it.
 Two overrides of private methods live with their classes and are checked by the same tests:
 ``Precision._after_closure`` / ``_clip_gradients`` (:class:`~nnlit.StepHooksPrecision`, which runs only the
-step hooks someone overrides), and ``LightningCLI._parse_ckpt_path`` (made a no-op by :class:`~nnlit.lightning_cli.NNLitCLI`:
-LightningCLI would merge a checkpoint's hyperparameters into the config, class path included, so a file would choose
-the class the command builds). :class:`~nnlit.callbacks.TimedProgressBar` overrides ``TQDMProgressBar._should_update``
-(the one place that decides when the bar redraws); ``tests/callbacks/test_progress_bar.py`` fails if Lightning stops
-asking it.
+step hooks someone overrides), and ``LightningCLI._parse_ckpt_path`` (made a no-op by
+:class:`~nnlit.lightning_cli.NNLitCLI`: LightningCLI would merge a checkpoint's hyperparameters into the config,
+class path included, so a file would choose the class the command builds).
+:class:`~nnlit.callbacks.TimedProgressBar` overrides ``TQDMProgressBar._should_update`` (the one place that decides
+when the bar redraws); ``tests/callbacks/test_progress_bar.py`` fails if Lightning stops asking it.
 """
 
 from __future__ import annotations
