@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -22,7 +19,7 @@ from nnlit.lightning_internals import jit_is_scripting
 from nnlit.models.base import MLPModule
 from nnlit.models.regression import RegressionMLP
 from nnlit.nn.mlp import MLP
-from nnlit.quiet import quiet_library_warnings
+from nnlit.quiet import quiet_onnx_exporter
 from nnlit.raw_rows_onnx import write_raw_rows_onnx
 from nnlit.runs import resolve_checkpoint
 
@@ -213,31 +210,6 @@ def _check_opset(path: Path, requested: int | None) -> None:
         f"The ONNX exporter cannot write opset {requested}: it wrote opset {written} instead (the file is removed). "
         f"Give no opset_version (the exporter's default, {written}), or an opset it converts to"
     )
-
-
-@contextlib.contextmanager
-def quiet_onnx_exporter() -> Iterator[None]:
-    """Hides what ``torch.onnx.export`` says about an MLP that is no news: that torchvision's operators are skipped when
-    it is absent (an MLP never uses them), the version converter's traceback for an opset it cannot convert to
-    (checked after the export), and a deprecation inside torch."""
-    with (
-        _quiet("torch.onnx._internal.exporter._registration"),
-        _quiet("onnxscript.version_converter", logging.CRITICAL),
-        quiet_library_warnings(),  # torch.export copies Lightning's tree specs: torch's LeafSpec deprecation
-    ):
-        yield
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str, level_shown: int = logging.ERROR) -> Iterator[None]:
-    """Hides a logger's records below ``level_shown`` (its warnings, by default) for the duration."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(level_shown)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _check_onnx_installed() -> None:

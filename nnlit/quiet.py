@@ -9,7 +9,7 @@ A Python session that imports nnlit keeps every line but three kinds, which come
 makes (``L.Trainer(...)``, ``trainer.fit``, ``trainer.save_checkpoint``) and say nothing they can act on:
 :func:`hide_lightning_noise` drops them, narrowly (:data:`PRODUCT_TIPS`, :data:`SAVE_LINES`, and
 :data:`DROPPED_WARNINGS` raised inside Lightning's own modules). The rest is scoped: :func:`inner_fit`,
-:func:`watched_fit`, :func:`quiet_library_warnings`.
+:func:`watched_fit`, :func:`quiet_library_warnings`, :func:`quiet_onnx_exporter`.
 """
 
 from __future__ import annotations
@@ -179,3 +179,28 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own says "<prog>: error:"
         self.print_usage(sys.stderr)
         self.exit(2, f"nnlit: error: {message} (see {self.prog} --help)\n")
+
+
+@contextmanager
+def quiet_onnx_exporter() -> Iterator[None]:
+    """Hides what ``torch.onnx.export`` says about an MLP that is no news: that torchvision's operators are skipped when
+    it is absent (an MLP never uses them), the version converter's traceback for an opset it cannot convert to
+    (checked after the export), and a deprecation inside torch."""
+    with (
+        _quiet("torch.onnx._internal.exporter._registration"),
+        _quiet("onnxscript.version_converter", logging.CRITICAL),
+        quiet_library_warnings(),  # torch.export copies Lightning's tree specs: torch's LeafSpec deprecation
+    ):
+        yield
+
+
+@contextmanager
+def _quiet(logger_name: str, level_shown: int = logging.ERROR) -> Iterator[None]:
+    """Hides a logger's records below ``level_shown`` (its warnings, by default) for the duration."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(level_shown)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

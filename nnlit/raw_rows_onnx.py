@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from nnlit.data.fitted_preprocessing import FittedPreprocessing
 from nnlit.data.preprocessing import CategoryCodes
 from nnlit.models.base import MLPModule
+from nnlit.quiet import quiet_onnx_exporter
 
 #: the names of the graph's outputs
 PREDICTION, PROBABILITIES = "prediction", "probabilities"
@@ -134,8 +135,6 @@ def _is_number(value: Any) -> bool:
 def _export_network(network: RawRowsModel, width: int, opset_version: int | None, classify: bool) -> Any:
     """The ONNX model of :class:`RawRowsModel` from ``torch.onnx.export``: input ``x`` (batch × width), outputs
     ``label`` and ``probabilities`` or ``prediction``."""
-    from nnlit.export import quiet_onnx_exporter
-
     outputs = ["label", PROBABILITIES] if classify else [PREDICTION]
     example = (torch.zeros(2, width),)  # not 1: torch.export would fix a batch of 1 as a constant
     with quiet_onnx_exporter():
