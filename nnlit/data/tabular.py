@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import torch
 from torch import Tensor
 
 from nnlit.checked_loading import checked_load_arguments
@@ -17,9 +16,9 @@ from nnlit.data.placement import TablePlacement
 from nnlit.data.predict_file import read_predict_file
 from nnlit.data.source import Missing, TableSource, Task
 from nnlit.data.split_loaders import batch_transform, predict_loader, split_loader
+from nnlit.data.split_table import SplitTable
 from nnlit.data.splits import RowSplit
 from nnlit.data.table import Table
-from nnlit.data.table_inputs import TableInputs
 from nnlit.validation import check_int
 
 
@@ -181,13 +180,10 @@ class TabularDataModule(L.LightningDataModule):
         self.fold = fold
         #: where the loaders gather batches from (the host, or one copy of the table on the Trainer's device)
         self.placement = TablePlacement(table_on_device)
-        self._table: Table | None = None
-        self._splits: dict[str, Tensor] = {}
-        #: what training learnt (fitted at the first setup, or taken from ``checkpoint``), saved in checkpoints
-        self.preprocessing: FittedPreprocessing | None = None
-        self._inputs = TableInputs()
+        #: the table, its split, the preprocessing fitted on the training split, the model's inputs under it
+        self.rows = SplitTable()
         #: values that the training split did not have, per split, per categorical column (logged once per split)
-        self.unknown_categories = self._inputs.unknown_categories
+        self.unknown_categories = self.rows.inputs.unknown_categories
         self.checkpoint = checkpoint
         if checkpoint is not None:
             self.load_state_dict(read_data_state(checkpoint))
@@ -262,22 +258,26 @@ class TabularDataModule(L.LightningDataModule):
         """Number of regression targets (1 for classification)."""
         if self.preprocessing is not None:
             return self.preprocessing.num_targets
-        table = self.table
-        return 1 if table.classes is not None else table.y.shape[1]
+        return 1 if self.table.classes is not None else self.table.y.shape[1]
+
+    @property
+    def preprocessing(self) -> FittedPreprocessing | None:
+        """What training learnt (fitted at the first setup, or taken from ``checkpoint``), saved in checkpoints:
+        feature names, scaler, medians, vocabularies, classes (:class:`~nnlit.data.fitted_preprocessing.
+        FittedPreprocessing`); ``None`` until then."""
+        return self.rows.preprocessing
 
     @property
     def feature_names(self) -> list[str] | None:
         """The feature columns as the model takes them: the numeric ones, then the categorical ones."""
-        if self.preprocessing is not None:
-            return self.preprocessing.feature_names
-        return None if self._table is None else self._table.feature_names
+        source = self.preprocessing or self.rows.table
+        return None if source is None else source.feature_names
 
     @property
     def classes(self) -> list[Any] | None:
         """The original label of each class index (``None`` for regression)."""
-        if self.preprocessing is not None:
-            return self.preprocessing.classes
-        return None if self._table is None else self._table.classes
+        source = self.preprocessing or self.rows.table
+        return None if source is None else source.classes
 
     @property
     def categorical_features(self) -> list[str]:
@@ -302,23 +302,21 @@ class TabularDataModule(L.LightningDataModule):
     @property
     def target_mean(self) -> list[float] | None:
         """Mean of each regression target over the training split (``None`` for classification)."""
-        train_y = self._train_targets()
-        return None if train_y is None else train_y.mean(dim=0).tolist()
+        scale = self._target_scale()
+        return None if scale is None else scale[0]
 
     @property
     def target_std(self) -> list[float] | None:
         """Standard deviation of each regression target over the training split (1 where it is 0)."""
-        train_y = self._train_targets()
-        std = None if train_y is None else train_y.std(dim=0, unbiased=False)
-        return None if std is None else torch.where(std > 0, std, torch.ones_like(std)).tolist()
+        scale = self._target_scale()
+        return None if scale is None else scale[1]
 
-    def _train_targets(self) -> Tensor | None:
-        if self.predict_only or self._serves_checkpoint():  # the model's target scaling comes back with its weights
+    def _target_scale(self) -> tuple[list[float], list[float]] | None:
+        # predicting with a checkpoint: the model's target scaling comes back with its weights
+        if self.predict_only or self._serves_checkpoint() or self.table.classes is not None:
             return None
-        table = self.table
-        if table.classes is not None:
-            return None
-        return table.y[self.split_indices("train")]
+        self._split_rows()
+        return self.rows.target_scale()
 
     def _serves_checkpoint(self) -> bool:
         """Predicting ``predict_path`` with a checkpoint's preprocessing: the training source is for other stages."""
@@ -328,16 +326,15 @@ class TabularDataModule(L.LightningDataModule):
         """The fitted preprocessing, after splitting the rows and fitting it unless done (the model's sizes depend on
         it, and a training source is checked against a checkpoint's preprocessing at once); a data module that serves a
         checkpoint reads no training rows for it."""
-        if not self._splits and not self.predict_only and not self._serves_checkpoint():
+        if not self.rows.splits and not self.predict_only and not self._serves_checkpoint():
             self.setup()
-        assert self.preprocessing is not None  # fitted by setup, or restored from the checkpoint of predict_only
-        return self.preprocessing
+        return self.rows.fitted()  # fitted by setup, or restored from the checkpoint of predict_only
 
     def _split_rows(self) -> dict[str, Tensor]:
         """The rows of each split, split (and the preprocessing fitted) at the first use."""
-        if not self._splits:
+        if not self.rows.splits:
             self.setup()
-        return self._splits
+        return self.rows.splits
 
     @property
     def table(self) -> Table:
@@ -368,14 +365,8 @@ class TabularDataModule(L.LightningDataModule):
             return
         if stage == "predict" and self.predict_path is not None:
             return  # the rows come from predict_path; the preprocessing from the checkpoint or, at the loader, training
-        table = self._load()
         split = RowSplit(self.val_fraction, self.test_fraction, self.seed, self.folds, self.fold)
-        self._splits = split.split(len(table.x))
-        if self.preprocessing is None:  # fitted once; a checkpoint's values, restored later, win
-            self.preprocessing = FittedPreprocessing.fit(
-                table, self._splits["train"], self.missing, self.standardize, self.categorical
-            )
-            self._inputs.forget_codes()
+        self.rows.split(self._load(), split, self.missing, self.standardize, self.categorical)
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -390,22 +381,24 @@ class TabularDataModule(L.LightningDataModule):
         return self.eval_batch_size if self.eval_batch_size is not None else max(self.batch_size, 1024)
 
     def val_dataloader(self) -> TensorBatchLoader | list[TensorBatchLoader]:
-        if not len(self._splits.get("val", ())):  # val_fraction=0: every row trains, and Lightning validates nothing
+        # val_fraction=0: every row trains, and Lightning validates nothing
+        if not len(self.rows.splits.get("val", ())):
             return []
         return self._split_loader("val", shuffle=False, pad=False, drop_last=False)
 
     def test_dataloader(self) -> TensorBatchLoader:
-        if not len(self._splits.get("test", ())):
+        if not len(self.rows.splits.get("test", ())):
             raise ValueError("There is no test split: set `test_fraction` > 0 (e.g. 0.2) to hold out test rows")
         return self._split_loader("test", shuffle=False, pad=False, drop_last=False)
 
     def predict_dataloader(self) -> TensorBatchLoader:
         if self.predict_path is None:
-            tensors = self._input_tensors("predict", None)
+            self._load(), self._fitted()
+            tensors = self.rows.input_tensors("predict", None)
         else:
             tensors, unknown = read_predict_file(self.predict_path, self._fitted(), self.target)
             if unknown:
-                self._inputs.record_unknown("predict", list(unknown), list(unknown.values()))
+                self.rows.inputs.record_unknown("predict", list(unknown), list(unknown.values()))
         transform = batch_transform(self._fitted(), self.placement, copied=False)  # rows in order: views of the table
         return predict_loader(tensors, self.evaluation_batch_size, self.trainer, transform)
 
@@ -414,9 +407,8 @@ class TabularDataModule(L.LightningDataModule):
         return self._fitted().state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.preprocessing = FittedPreprocessing.from_state_dict(state_dict)
-        self.missing = self.preprocessing.missing  # type: ignore[assignment]  # the table is read as training read it
-        self._inputs.forget_codes()
+        # the table is read as training read it
+        self.missing = self.rows.restore(state_dict).missing  # type: ignore[assignment]
 
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """The standardised features and the targets of the ``"train"``, ``"val"`` or ``"test"`` rows (a copy).
@@ -430,10 +422,8 @@ class TabularDataModule(L.LightningDataModule):
         """
         if split not in ("train", "val", "test"):
             raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
-        table, index = self.table, self.split_indices(split)
-        tensors = self._input_tensors(split, index)
-        transform = batch_transform(self._fitted(), self.placement, copied=True)
-        return transform(tuple(t[index] for t in tensors))[0], table.y[index]
+        self._split_rows(), self._fitted()
+        return self.rows.split_tensors(split, self.placement)
 
     def transform(self, x: Tensor, codes: Tensor | None = None) -> Tensor:
         """The model's input from numeric features in their own units (NaN where missing) and, for categorical
@@ -448,17 +438,11 @@ class TabularDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
-        splits = self._split_rows()
-        table = self.table
-        if self.classes is not None and table.classes is not None and self.classes != table.classes:
-            raise ValueError(
-                f"The checkpoint's classes {self.classes} differ from the classes of this data, {table.classes}: the "
-                "labels would be mapped to the wrong outputs. Use data with the classes the model was trained on."
-            )
-        index = splits[split]
+        index, table = self._split_rows()[split], self.table
+        self.rows.check_classes()
         # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
         return split_loader(
-            [*self._input_tensors(split, index), table.y],
+            [*self.rows.input_tensors(split, index), table.y],
             index,
             self.batch_size if split == "train" else self.evaluation_batch_size,
             shuffle=shuffle,
@@ -480,9 +464,6 @@ class TabularDataModule(L.LightningDataModule):
         is released here instead."""
         self.teardown("exception")
 
-    def _input_tensors(self, split: str, rows: Tensor | None) -> tuple[Tensor, ...]:
-        return self._inputs.tensors(self._load(), self._fitted(), split, rows)
-
     def _source(self) -> TableSource:
         """The source of the rows, as the attributes say now (loading a checkpoint's state sets ``missing``)."""
         return TableSource(
@@ -491,9 +472,9 @@ class TabularDataModule(L.LightningDataModule):
         )  # fmt: skip
 
     def _load(self) -> Table:
-        if self._table is None:
-            self._table = self._source().load(None if self.checkpoint is None else self.feature_names)
-        return self._table
+        if self.rows.table is None:
+            return self.rows.load(self._source(), None if self.checkpoint is None else self.feature_names)
+        return self.rows.table
 
 
 __all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]

@@ -156,7 +156,7 @@ def test_state_dict_round_trip_restores_the_preprocessing():
     other = TabularDataModule.from_arrays(frame, targets(), missing="median_indicator", categorical=["zone"], seed=5)
     other.setup()
     other.load_state_dict(dm.state_dict())
-    other._splits = dm._splits  # the same rows: the one private reach left, to compare one split under two fits
+    other.rows.splits = dm.rows.splits  # the same rows: the one private reach left, to compare one split under two fits
     torch.testing.assert_close(other.split_tensors("val")[0], x)
 
 

@@ -57,7 +57,7 @@ def test_batches_standardised_in_place_leave_the_table_alone(categorical):
     dm.setup("fit")
     table = dm.table
     before = table.x.clone()
-    codes = dm._input_tensors("train", None)[1:]
+    codes = dm.rows.input_tensors("train", None)[1:]
     for split, loader in [("train", dm.train_dataloader), ("val", dm.val_dataloader), ("test", dm.test_dataloader)]:
         for _ in range(2):
             batches = list(loader())
