@@ -9,9 +9,11 @@ import torch
 from torch import Tensor
 
 from nnlit.data.fitted_preprocessing import FittedPreprocessing
+from nnlit.data.loader import TensorBatchLoader
 from nnlit.data.placement import TablePlacement
+from nnlit.data.predict_file import read_predict_file
 from nnlit.data.source import TableSource
-from nnlit.data.split_loaders import batch_transform
+from nnlit.data.split_loaders import batch_transform, split_loader
 from nnlit.data.splits import RowSplit
 from nnlit.data.table import Table
 from nnlit.data.table_inputs import TableInputs
@@ -81,6 +83,27 @@ class SplitTable:
         tensors = self.input_tensors(split, index)
         transform = batch_transform(self.fitted(), placement, copied=True)
         return transform(tuple(t[index] for t in tensors))[0], self.table.y[index]
+
+    def loader(self, split: str, batch_size: int, placement: TablePlacement, **order: Any) -> TensorBatchLoader:
+        """Batches of the ``split``'s rows (see :func:`~nnlit.data.split_loaders.split_loader`, which takes ``order``:
+        ``shuffle``, ``pad``, ``drop_last``, ``seed``, ``trainer``), after checking a checkpoint's classes."""
+        assert self.table is not None
+        self.check_classes()
+        index = self.splits[split]
+        # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
+        tensors = [*self.input_tensors(split, index), self.table.y]
+        transform = batch_transform(self.fitted(), placement, copied=True)
+        return split_loader(tensors, index, batch_size, placement=placement, transform=transform, **order)
+
+    def predict_tensors(self, predict_path: str | None, target: str | None) -> tuple[Tensor, ...]:
+        """The inputs of the rows to predict: the file ``predict_path`` (read as :class:`~nnlit.Predictor` reads rows;
+        its unknown categorical values counted), else every row of the table."""
+        if predict_path is None:
+            return self.input_tensors("predict", None)
+        tensors, unknown = read_predict_file(predict_path, self.fitted(), target)
+        if unknown:
+            self.inputs.record_unknown("predict", list(unknown), list(unknown.values()))
+        return tensors
 
     def check_classes(self) -> None:
         """Raises a ``ValueError`` when a checkpoint's classes are not those of the table: the labels would be mapped

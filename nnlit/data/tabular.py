@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -12,14 +13,13 @@ from torch import Tensor
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state, read_data_state
 from nnlit.data.loader import TensorBatchLoader
+from nnlit.data.options import DataOptions, Option
 from nnlit.data.placement import TablePlacement
-from nnlit.data.predict_file import read_predict_file
-from nnlit.data.source import Missing, TableSource, Task
-from nnlit.data.split_loaders import batch_transform, predict_loader, split_loader
+from nnlit.data.source import Missing, Task
+from nnlit.data.split_loaders import batch_transform, predict_loader
 from nnlit.data.split_table import SplitTable
 from nnlit.data.splits import RowSplit
 from nnlit.data.table import Table
-from nnlit.validation import check_int
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -37,10 +37,8 @@ class TabularDataModule(L.LightningDataModule):
     input, and the model one-hot encodes or embeds them (:class:`~nnlit.nn.categorical.CategoricalEncoder`; the CLI
     links :attr:`categories` into the model).
 
-    **Missing numbers** (NaN, empty CSV cells) follow ``missing``: ``"error"`` (the default) stops with the columns
-    and rows that have them; ``"median"`` fills them with the training split's median of the column;
-    ``"median_indicator"`` also adds a 0 / 1 "was missing" input for each column that had missing values in the
-    training split (as scikit-learn's ``SimpleImputer(add_indicator=True)``). Infinite values are always an error.
+    **Missing numbers** (NaN, empty CSV cells) follow ``missing``: an error by default, or filled with the training
+    split's median, with a "was missing" input if asked.
 
     The scaler, medians, vocabularies and the label mapping are fitted on the training split only and are part of
     :meth:`state_dict`, so a checkpoint carries them, and ``predict`` and :class:`~nnlit.Predictor` reuse them.
@@ -50,57 +48,10 @@ class TabularDataModule(L.LightningDataModule):
     takes a distinct stride of the same per-epoch permutation.
 
     Args:
-        dataset: a built-in set: synthetic ``circle``, ``gauss``, ``spiral``, ``xor`` (classification), ``plane``,
-            ``sine`` (regression); or one that scikit-learn ships, read offline (``sklearn`` extra): ``iris``,
-            ``wine``, ``breast_cancer`` (classification), ``diabetes`` (regression).
-        path: a ``.csv`` or ``.parquet`` file (needs the ``files`` extra).
-        target: the target column of ``path``.
-        features: the feature columns of ``path``; default every column but ``target``.
-        categorical: feature columns to treat as categories although they hold numbers (e.g. integer codes); text and
-            pandas ``category`` columns are categorical without being listed.
-        missing: ``"error"``, ``"median"`` or ``"median_indicator"``: what to do with missing numeric values (see
-            above).
-        predict_path: a file to predict on (the target column may be absent); default every row of the data.
-        checkpoint: a checkpoint whose fitted preprocessing (feature names, scaler, medians, vocabularies, classes)
-            this data module takes instead of fitting its own. With ``predict_path`` and no ``dataset`` or ``path``,
-            the module predicts without any training data at hand; ``nnlit predict --ckpt_path X`` fills this in
-            when the config's data has no source.
-        task: ``classification`` or ``regression``; default: the built-in set's task, else regression for float
-            targets and classification for anything else.
-        n_samples: rows of a synthetic set.
-        noise: noise level of a synthetic set.
-        n_classes: classes of a built-in ``gauss`` or ``spiral`` set (the others have 2).
-        n_features: columns of a built-in set: its 2 informative ones, then ``n_features - 2`` columns of Gaussian
-            noise that a model must learn to ignore.
-        val_fraction: share of rows for validation, in ``[0, 1)``; ``0``: every row trains and nothing is validated
-            (there are then no ``val/`` metrics to monitor).
-        test_fraction: share of rows for testing, in ``[0, 1)``; ``0`` for no test split.
-        batch_size: rows per batch: per optimizer step.
-        eval_batch_size: rows per batch in validation, test and predict; default ``max(batch_size, 1024)``. The
-            model is in eval mode there, so the metrics do not depend on it (up to float rounding), and a split of
-            up to that many rows is one batch: each batch costs Lightning's evaluation loop about as much as a small
-            MLP's forward pass.
-        batches_per_step: training minibatches handed to one Lightning training step, when the model takes them
-            (nnlit's heads do, see :class:`~nnlit.models.base.MLPModule`); each is still its own optimizer step.
-            Lightning's per-step cost (as much as a small MLP's whole step) is paid once per group.
-            ``1`` for one minibatch per Lightning step; other LightningModules always get single minibatches.
-        standardize: scale features to zero mean and unit variance on the training split.
-        shuffle: shuffle the training rows every epoch.
-        drop_last: drop the last, smaller training batch.
-        seed: seed of the built-in set, the split and the shuffling; default the seed given to
-            ``seed_everything`` (the config's ``seed_everything``), else 0.
-        folds: K-fold cross-validation: the rows left after the test split are cut into ``folds`` parts of the
-            seeded order, and part ``fold`` validates (``val_fraction`` is then unused); ``None``: one split by
-            ``val_fraction``. ``nnlit tune --folds K`` fits each ``fold`` of ``0 … K-1``.
-        fold: which part validates, in ``[0, folds)``.
-        table_on_device: where the training, validation and test loaders gather batches from. ``"auto"``: on a CUDA
-            device, the table (features, codes, targets) is copied to the Trainer's device once per fit, when it takes
-            at most a quarter of the device's free memory (PyTorch's unused cache counted as free), and batches are
-            gathered and standardised there (no copy from the host per batch); otherwise it stays on the host.
-            ``True``: on the Trainer's device whatever its size or kind; ``False``: on the host. The choice is made
-            once per run, by the first loader asked for. Under DDP each process holds the whole table. The copy is
-            released at the end of ``fit``, ``validate`` or ``test``, or when one raises (the Trainer's loaders then
-            read the host's table), back to PyTorch's cache on the device.
+        **options: the arguments, each declared once in :class:`~nnlit.data.options.DataOptions` (its docs follow):
+            the source (``dataset``, ``path``, ``target``, …, ``checkpoint``), the split (``val_fraction``, ``folds``,
+            …) and the batches (``batch_size``, …, ``table_on_device``); each is read as an attribute of the same
+            name, kept in :attr:`options`.
 
     Example::
 
@@ -113,80 +64,51 @@ class TabularDataModule(L.LightningDataModule):
         (torch.Size([64, 2]), torch.int64)
     """
 
-    def __init__(
-        self,
-        dataset: str | None = None,
-        path: str | None = None,
-        target: str | None = None,
-        features: list[str] | None = None,
-        categorical: list[str] | None = None,
-        missing: Missing = "error",
-        predict_path: str | None = None,
-        checkpoint: str | None = None,
-        task: Task | None = None,
-        n_samples: int = 1000,
-        noise: float = 0.1,
-        n_classes: int = 2,
-        n_features: int = 2,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.0,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        batches_per_step: int = 16,
-        standardize: bool = True,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        seed: int | None = None,
-        table_on_device: bool | Literal["auto"] = "auto",
-        folds: int | None = None,
-        fold: int = 0,
-    ) -> None:
+    dataset = Option[str | None]()
+    path = Option[str | None]()
+    target = Option[str | None]()
+    features = Option[list[str] | None]()
+    categorical = Option[list[str] | None]()
+    missing = Option[Missing]()
+    predict_path = Option[str | None]()
+    checkpoint = Option[str | None]()
+    task = Option[Task | None]()
+    n_samples = Option[int]()
+    noise = Option[float]()
+    n_classes = Option[int]()
+    n_features = Option[int]()
+    val_fraction = Option[float]()
+    test_fraction = Option[float]()
+    batch_size = Option[int]()
+    eval_batch_size = Option[int | None]()
+    batches_per_step = Option[int]()
+    standardize = Option[bool]()
+    shuffle = Option[bool]()
+    drop_last = Option[bool]()
+    seed = Option[int]()  # resolved when the module is made
+    folds = Option[int | None]()
+    fold = Option[int]()
+
+    def __init__(self, **options: Any) -> None:
         super().__init__()
+        DataOptions.check_names(type(self).__name__, options)
+        #: the arguments (see :class:`~nnlit.data.options.DataOptions`); ``seed`` resolved
+        self.options = DataOptions(**options)
+        if self.options.seed is None:
+            self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         # the arrays of from_arrays, set on the instance before it calls __init__ (no source argument to check then)
         self._arrays: tuple[Any, Any, list[str] | None] | None = getattr(self, "_arrays", None)
         #: no training data: predictions on ``predict_path`` with the preprocessing of ``checkpoint``
-        self.predict_only = dataset is None and path is None and checkpoint is not None and predict_path is not None
-        TableSource(  # checks the source's arguments
-            dataset, path, target, features, categorical, missing, task, n_samples, noise, n_classes, n_features,
-            arrays=self._arrays, required=not self.predict_only,
-        )  # fmt: skip
-        check_int("batch_size", batch_size)
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size)
-        check_int("batches_per_step", batches_per_step)
-        RowSplit(val_fraction, test_fraction, 0, folds, fold)  # checks the split's arguments
-        self.dataset = dataset
-        self.path = path
-        self.target = target
-        self.features = features
-        self.categorical = list(categorical or [])
-        self.missing = missing
-        self.predict_path = predict_path
-        self.task = task
-        self.n_samples = n_samples
-        self.noise = noise
-        self.n_classes = n_classes
-        self.n_features = n_features
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.batches_per_step = batches_per_step
-        self.standardize = standardize
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        self.folds = folds
-        self.fold = fold
+        self.predict_only = self.options.predict_only
+        self.options.source(self._arrays)  # checks the source's arguments
         #: where the loaders gather batches from (the host, or one copy of the table on the Trainer's device)
-        self.placement = TablePlacement(table_on_device)
+        self.placement = TablePlacement(self.options.table_on_device)
         #: the table, its split, the preprocessing fitted on the training split, the model's inputs under it
         self.rows = SplitTable()
         #: values that the training split did not have, per split, per categorical column (logged once per split)
         self.unknown_categories = self.rows.inputs.unknown_categories
-        self.checkpoint = checkpoint
-        if checkpoint is not None:
-            self.load_state_dict(read_data_state(checkpoint))
+        if self.checkpoint is not None:
+            self.load_state_dict(read_data_state(self.checkpoint))
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -298,6 +220,7 @@ class TabularDataModule(L.LightningDataModule):
     @table_on_device.setter
     def table_on_device(self, mode: bool | Literal["auto"]) -> None:
         self.placement = TablePlacement(mode)
+        self.options = dataclasses.replace(self.options, table_on_device=mode)
 
     @property
     def target_mean(self) -> list[float] | None:
@@ -313,20 +236,16 @@ class TabularDataModule(L.LightningDataModule):
 
     def _target_scale(self) -> tuple[list[float], list[float]] | None:
         # predicting with a checkpoint: the model's target scaling comes back with its weights
-        if self.predict_only or self._serves_checkpoint() or self.table.classes is not None:
+        if self.predict_only or self.options.serves_checkpoint or self.table.classes is not None:
             return None
         self._split_rows()
         return self.rows.target_scale()
-
-    def _serves_checkpoint(self) -> bool:
-        """Predicting ``predict_path`` with a checkpoint's preprocessing: the training source is for other stages."""
-        return self.checkpoint is not None and self.predict_path is not None
 
     def _fitted(self) -> FittedPreprocessing:
         """The fitted preprocessing, after splitting the rows and fitting it unless done (the model's sizes depend on
         it, and a training source is checked against a checkpoint's preprocessing at once); a data module that serves a
         checkpoint reads no training rows for it."""
-        if not self.rows.splits and not self.predict_only and not self._serves_checkpoint():
+        if not self.rows.splits and not self.predict_only and not self.options.serves_checkpoint:
             self.setup()
         return self.rows.fitted()  # fitted by setup, or restored from the checkpoint of predict_only
 
@@ -366,7 +285,7 @@ class TabularDataModule(L.LightningDataModule):
         if stage == "predict" and self.predict_path is not None:
             return  # the rows come from predict_path; the preprocessing from the checkpoint or, at the loader, training
         split = RowSplit(self.val_fraction, self.test_fraction, self.seed, self.folds, self.fold)
-        self.rows.split(self._load(), split, self.missing, self.standardize, self.categorical)
+        self.rows.split(self._load(), split, self.missing, self.standardize, list(self.categorical or []))
 
     def train_dataloader(self) -> TensorBatchLoader:
         loader = self._split_loader("train", shuffle=self.shuffle, pad=True, drop_last=self.drop_last)
@@ -378,7 +297,7 @@ class TabularDataModule(L.LightningDataModule):
     @property
     def evaluation_batch_size(self) -> int:
         """Rows per batch in validation, test and predict: ``eval_batch_size``, else ``max(batch_size, 1024)``."""
-        return self.eval_batch_size if self.eval_batch_size is not None else max(self.batch_size, 1024)
+        return self.options.evaluation_batch_size
 
     def val_dataloader(self) -> TensorBatchLoader | list[TensorBatchLoader]:
         # val_fraction=0: every row trains, and Lightning validates nothing
@@ -392,14 +311,9 @@ class TabularDataModule(L.LightningDataModule):
         return self._split_loader("test", shuffle=False, pad=False, drop_last=False)
 
     def predict_dataloader(self) -> TensorBatchLoader:
-        if self.predict_path is None:
-            self._load(), self._fitted()
-            tensors = self.rows.input_tensors("predict", None)
-        else:
-            tensors, unknown = read_predict_file(self.predict_path, self._fitted(), self.target)
-            if unknown:
-                self.rows.inputs.record_unknown("predict", list(unknown), list(unknown.values()))
-        transform = batch_transform(self._fitted(), self.placement, copied=False)  # rows in order: views of the table
+        prep = self._fitted()  # the rows read and split, unless they come from predict_path
+        tensors = self.rows.predict_tensors(self.predict_path, self.target)
+        transform = batch_transform(prep, self.placement, copied=False)  # rows in order: views of the table
         return predict_loader(tensors, self.evaluation_batch_size, self.trainer, transform)
 
     def state_dict(self) -> dict[str, Any]:
@@ -438,21 +352,10 @@ class TabularDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
-        index, table = self._split_rows()[split], self.table
-        self.rows.check_classes()
-        # the whole table and the split's row numbers: no copy of the split; each batch is standardised as it is cut
-        return split_loader(
-            [*self.rows.input_tensors(split, index), table.y],
-            index,
-            self.batch_size if split == "train" else self.evaluation_batch_size,
-            shuffle=shuffle,
-            pad=pad,
-            drop_last=drop_last,
-            seed=self.seed,
-            trainer=self.trainer,
-            placement=self.placement,
-            transform=batch_transform(self._fitted(), self.placement, copied=True),
-        )
+        batch_size = self.batch_size if split == "train" else self.evaluation_batch_size
+        self._split_rows(), self._fitted(), self._load()
+        order = dict(shuffle=shuffle, pad=pad, drop_last=drop_last, seed=self.seed, trainer=self.trainer)
+        return self.rows.loader(split, batch_size, self.placement, **order)
 
     def teardown(self, stage: str) -> None:
         """Frees the device's copy of the table at the end of ``fit``, ``validate``, ``test`` or ``predict``
@@ -464,17 +367,11 @@ class TabularDataModule(L.LightningDataModule):
         is released here instead."""
         self.teardown("exception")
 
-    def _source(self) -> TableSource:
-        """The source of the rows, as the attributes say now (loading a checkpoint's state sets ``missing``)."""
-        return TableSource(
-            self.dataset, self.path, self.target, self.features, self.categorical, self.missing, self.task,
-            self.n_samples, self.noise, self.n_classes, self.n_features, self.seed, self._arrays, not self.predict_only,
-        )  # fmt: skip
-
     def _load(self) -> Table:
-        if self.rows.table is None:
-            return self.rows.load(self._source(), None if self.checkpoint is None else self.feature_names)
-        return self.rows.table
+        if self.rows.table is not None:
+            return self.rows.table
+        checkpoint_features = None if self.checkpoint is None else self.feature_names
+        return self.rows.load(self.options.source(self._arrays), checkpoint_features)
 
 
 __all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]

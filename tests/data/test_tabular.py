@@ -476,3 +476,21 @@ def test_predicting_a_file_with_a_checkpoint_reads_only_that_file(tmp_path, fram
     assert sum(len(batch["label"]) for batch in batches) == 7
     with pytest.raises(FileNotFoundError):  # training asks for the training file
         served.setup("fit")
+
+
+def test_an_unknown_argument_names_the_data_module_and_its_arguments():
+    with pytest.raises(TypeError, match=r"TabularDataModule got unexpected keyword argument\(s\) 'batchsize'; its "):
+        TabularDataModule(dataset="xor", batchsize=32)
+
+
+def test_arguments_are_declared_once_and_read_as_attributes():
+    """Each of DataOptions' fields is an attribute of the data module; setting one checks it again."""
+    from nnlit.data.options import DataOptions
+
+    dm = TabularDataModule(dataset="xor", n_samples=100, batch_size=16, seed=3)
+    assert [getattr(dm, name) for name in ("dataset", "n_samples", "batch_size", "seed")] == ["xor", 100, 16, 3]
+    assert all(hasattr(TabularDataModule, name) for name in DataOptions.names())
+    dm.batch_size = 8
+    assert dm.options.batch_size == 8 and next(iter(dm.train_dataloader()))[0].shape[0] == 8
+    with pytest.raises(ValueError, match="batch_size"):
+        dm.batch_size = 0
