@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Generic, Literal, TypeVar
 
-from nnlit.data.source import Missing, TableSource, Task
 from nnlit.data.splits import RowSplit
 from nnlit.validation import check_int
 
 T = TypeVar("T")
+Task = Literal["classification", "regression"]
+TASKS = ("classification", "regression")
+Missing = Literal["error", "median", "median_indicator"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,15 +153,6 @@ class DataOptions:
         """Predicting ``predict_path`` with a checkpoint's preprocessing: the training source is for other stages."""
         return self.checkpoint is not None and self.predict_path is not None
 
-    def source(self, arrays: tuple[Any, Any, list[str] | None] | None) -> TableSource:
-        """The source of the rows these options name, or ``arrays`` (``x, y, feature_names``); checked as it is made.
-        A data module that predicts only needs none."""
-        assert self.seed is not None  # resolved by the data module
-        return TableSource(
-            self.dataset, self.path, self.target, self.features, self.categorical, self.missing, self.task,
-            self.n_samples, self.noise, self.n_classes, self.n_features, self.seed, arrays, not self.predict_only,
-        )  # fmt: skip
-
     @property
     def evaluation_batch_size(self) -> int:
         """Rows per batch in validation, test and predict: ``eval_batch_size``, else ``max(batch_size, 1024)``."""
@@ -182,4 +175,4 @@ class Option(Generic[T]):
         module.options = dataclasses.replace(module.options, **{self.name: value})
 
 
-__all__ = ["DataOptions", "Option"]
+__all__ = ["TASKS", "DataOptions", "Missing", "Option", "Task"]

@@ -28,8 +28,9 @@ class SplitTable:
 
     Example::
 
+        >>> from nnlit.data.options import DataOptions
         >>> rows = SplitTable()
-        >>> table = rows.load(TableSource(dataset="xor", n_samples=100))
+        >>> table = rows.load(TableSource(DataOptions(dataset="xor", n_samples=100, seed=0)))
         >>> rows.split(table, RowSplit(0.2, 0.0, 0), "error", True, [])
         >>> [len(rows.splits[s]) for s in ("train", "val", "test")], rows.preprocessing.feature_names
         ([80, 20, 0], ['x1', 'x2'])

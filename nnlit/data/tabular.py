@@ -13,9 +13,9 @@ from torch import Tensor
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.data.fitted_preprocessing import DATA_KEY, FittedPreprocessing, data_state, read_data_state
 from nnlit.data.loader import TensorBatchLoader
-from nnlit.data.options import DataOptions, Option
+from nnlit.data.options import DataOptions, Missing, Option, Task
 from nnlit.data.placement import TablePlacement
-from nnlit.data.source import Missing, Task
+from nnlit.data.source import TableSource
 from nnlit.data.split_loaders import batch_transform, predict_loader
 from nnlit.data.split_table import SplitTable
 from nnlit.data.splits import RowSplit
@@ -100,7 +100,7 @@ class TabularDataModule(L.LightningDataModule):
         self._arrays: tuple[Any, Any, list[str] | None] | None = getattr(self, "_arrays", None)
         #: no training data: predictions on ``predict_path`` with the preprocessing of ``checkpoint``
         self.predict_only = self.options.predict_only
-        self.options.source(self._arrays)  # checks the source's arguments
+        TableSource(self.options, self._arrays, not self.predict_only)  # checks the source's arguments
         #: where the loaders gather batches from (the host, or one copy of the table on the Trainer's device)
         self.placement = TablePlacement(self.options.table_on_device)
         #: the table, its split, the preprocessing fitted on the training split, the model's inputs under it
@@ -371,7 +371,7 @@ class TabularDataModule(L.LightningDataModule):
         if self.rows.table is not None:
             return self.rows.table
         checkpoint_features = None if self.checkpoint is None else self.feature_names
-        return self.rows.load(self.options.source(self._arrays), checkpoint_features)
+        return self.rows.load(TableSource(self.options, self._arrays, not self.predict_only), checkpoint_features)
 
 
 __all__ = ["DATA_KEY", "TabularDataModule", "data_state", "read_data_state"]
