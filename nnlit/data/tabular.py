@@ -336,7 +336,7 @@ class TabularDataModule(L.LightningDataModule):
         """
         if split not in ("train", "val", "test"):
             raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
-        self._split_rows(), self._fitted()
+        self._split_rows()  # read, split and fitted at the first use
         return self.rows.split_tensors(split, self.placement)
 
     def transform(self, x: Tensor, codes: Tensor | None = None) -> Tensor:
@@ -353,7 +353,7 @@ class TabularDataModule(L.LightningDataModule):
     # ---------------------------------------------------------------- internals
     def _split_loader(self, split: str, shuffle: bool, pad: bool, drop_last: bool) -> TensorBatchLoader:
         batch_size = self.batch_size if split == "train" else self.evaluation_batch_size
-        self._split_rows(), self._fitted(), self._load()
+        self._split_rows()  # read, split and fitted at the first use
         order = dict(shuffle=shuffle, pad=pad, drop_last=drop_last, seed=self.seed, trainer=self.trainer)
         return self.rows.loader(split, batch_size, self.placement, **order)
 
