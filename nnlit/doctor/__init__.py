@@ -272,27 +272,35 @@ class _Context:
         suggestion = result["suggestion"]
         family = "sgd" if self.optimizer == "SGD" else "adaptive"
         rates = [r for r in (suggestion, USUAL[family]) if r is not None and not math.isclose(r, self.lr, rel_tol=0.5)]
-        # plain SGD at a broken rate: Adam at its usual rate is AUTOTRAINER's first repair of an unstable loss
-        adam = {"model.init_args.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": USUAL["adaptive"]}}}
+        # plain SGD at a broken rate: Adam (AUTOTRAINER's first repair of an unstable loss) at the rate its own range
+        # test finds, else its usual one; momentum-free SGD at a sound rate learns too slowly to reach the healthy score
+        adam_rate = USUAL["adaptive"]
+        if family == "sgd":
+            adam_rate = _range_test(self.built, before.init.initial_state, torch.optim.Adam)["suggestion"] or adam_rate
+        adam = {"model.init_args.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": adam_rate}}}
         for finding in wanted:
             if finding.kind == "dead_relu" and not any(f.kind == "lr_too_high" for f in findings):
                 continue
             toward = [r for r in rates if (r > self.lr if finding.kind == "lr_too_low" else r < self.lr)]
             lr_fixes: list[dict[str, Any]] = [{LR_KEY: r} for r in dict.fromkeys(toward)]
             if family == "sgd":
-                lr_fixes.insert(1, adam)
+                lr_fixes.insert(0, adam)
             finding.candidates[:0] = lr_fixes
             if suggestion is not None:
                 finding.evidence.setdefault("range test", {"value": suggestion, "threshold": None, "op": "suggests"})
 
 
-def _range_test(built: probes.Built, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _range_test(
+    built: probes.Built, state: dict[str, torch.Tensor], optimizer_class: type[torch.optim.Optimizer] | None = None
+) -> dict[str, Any]:
+    """The range test of the model from its initial ``state``, with its own optimizer or ``optimizer_class``."""
     import copy
 
     model = copy.deepcopy(built.model).cpu()
     model.load_state_dict(state)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer_class = type(model.optimizer(trainable))
+    if optimizer_class is None:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer_class = type(model.optimizer(trainable))
     x, y = built.datamodule.split_tensors("train")
     batch = int(getattr(built.datamodule, "batch_size", 64) or 64)
     return lr_range_test(model.network, model.compute_loss, optimizer_class, x, y, batch)

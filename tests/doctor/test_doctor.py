@@ -135,3 +135,15 @@ def test_python_diagnose_returns_the_commands_findings_and_the_lesson_gets_its_f
     assert diagnosis.findings[0].fix["model.init_args.activation"] == "relu"
     assert diagnosis.findings[0].verified["after"] > diagnosis.findings[0].verified["before"] + 0.1
     assert {p.name for p in Path(tmp_path).iterdir()} == {"loss_curves.png", "layers.png"}
+
+
+@pytest.mark.slow
+def test_plain_sgd_at_a_broken_rate_tries_adam_at_its_range_tested_rate_first():
+    broken = ["--model.init_args.optimizer=torch.optim.SGD", "--model.init_args.optimizer.init_args.lr=1e-6"]
+    diagnosis = nnlit.diagnose("quickstart", [*QUICK, *broken], budget=120)
+    assert diagnosis.findings[0].kind == "lr_too_low"
+    adam = diagnosis.findings[0].candidates[0]["model.init_args.optimizer"]  # tried first
+    assert adam["class_path"] == "torch.optim.Adam" and 1e-4 < adam["init_args"]["lr"] < 1.0
+    assert diagnosis.fixes()  # the best candidate that helped, Adam or a raised SGD rate
+    verified = diagnosis.findings[0].verified
+    assert verified["helped"] and verified["after"] > verified["before"] + 0.1
