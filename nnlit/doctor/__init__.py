@@ -20,6 +20,7 @@ import torch
 from nnlit.diagnosis import thresholds as T
 from nnlit.diagnosis.config import LR_KEY, high_dropout, learning_rate_range, saturating_stack, wrong_head
 from nnlit.diagnosis.finding import Finding, healthy, ranked
+from nnlit.diagnosis.layers import dead_units, gradient_ratio, saturated_units, symmetric_units
 from nnlit.diagnosis.table import (
     class_imbalance,
     conflicting_labels,
@@ -33,9 +34,7 @@ from nnlit.diagnosis.table import (
 )
 from nnlit.diagnosis.training import (
     chance_level,
-    dead_units,
     explained,
-    gradient_ratio,
     initial_loss,
     loss_curve,
     nan_loss,
@@ -43,8 +42,6 @@ from nnlit.diagnosis.training import (
     overfit_batch,
     overfitting,
     reference_gap,
-    saturated_units,
-    symmetric_units,
     update_ratios,
 )
 from nnlit.doctor import probes
