@@ -99,7 +99,6 @@ def materialise(case: dict[str, Any], folder: Path) -> tuple[str, list[str]]:
     path = folder / f"{case['name']}.csv"
     frame.to_csv(path, index=False)
     data = ["--data.init_args.dataset=null", f"--data.init_args.path={path}", "--data.init_args.target=target"]
-    data += ["--data.init_args.n_samples=null"] if "n_samples" in Path(config).read_text() else []
     return config, [*data, *case["overrides"]]
 
 
@@ -299,7 +298,10 @@ def _work(job: Job) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], flo
     case, options, folder = job
     MEMO.new_fits, MEMO.new_finder = {}, {}
     start = time.perf_counter()
-    result = run_case(case, options, Path(folder))
+    try:
+        result = run_case(case, options, Path(folder))
+    except Exception as error:  # one broken case is reported, the others still run
+        result = {"name": case["name"], "split": case["split"], "expect": case.get("expect", []), "error": repr(error)}
     return case, result, {"fits": MEMO.new_fits, "finder": MEMO.new_finder}, time.perf_counter() - start
 
 
@@ -347,10 +349,16 @@ def main(argv: list[str] | None = None) -> None:
     ]
     todo = [c for row in itertools.zip_longest(*groups) for c in row if c is not None]  # a stopped run covers them all
 
+    failed: dict[str, str] = {}
+
     def record(case: dict[str, Any], result: dict[str, Any], new: dict[str, Any], seconds: float) -> None:
-        results[case["name"]] = result
         MEMO.fits.update(new["fits"])
         MEMO.finder.update(new["finder"])
+        if "error" in result:  # not cached: a rerun tries it again
+            failed[case["name"]] = result["error"]
+            print(f"{case['name']:<32} {case['split']:<9} failed: {result['error']}", flush=True)
+            return
+        results[case["name"]] = result
         MEMO.cases[case["name"]] = {"case": case, "seeds": options.seeds, "result": result}
         if cache:
             partial = cache.with_suffix(".partial")
@@ -379,7 +387,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             for job in jobs:
                 record(*_work(job))
-    ordered = [results[c["name"]] for c in faulty + healthy]
+    ordered = [results[c["name"]] for c in faulty + healthy if c["name"] in results]
+    if failed:
+        print(f"\n{len(failed)} cases failed and are left out of the tables: {', '.join(failed)}")
     if options.json:
         Path(options.json).write_text(json.dumps(ordered, indent=1, default=str))
     for split in ("dev", "held_out"):
