@@ -343,11 +343,14 @@ def _verify(
 ) -> None:
     """Reruns the short probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the
     best that helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the
-    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`."""
+    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE` (with validation at chance, only the
+    gain counts)."""
     before = context.score
     baseline = before if before is not None and math.isfinite(before) else context.chance
     tried: dict[str, tuple[float | None, list[Finding], Any]] = {}
     best_gain = -math.inf
+    # validation at chance: a fix that only removes its finding leaves the score there, so only a gain proves one
+    at_chance = any(f.kind == "no_signal" for f in findings)
     for finding in ranked(findings):
         candidates, finding.fix = list(finding.candidates), None
         best: tuple[float, dict[str, Any], Any] | None = None
@@ -369,7 +372,7 @@ def _verify(
             gone = not any(f.kind == finding.kind and f.where == finding.where for f in rerun_findings)
             gain = (after - baseline) if after is not None else -math.inf
             # a static finding is gone by construction once its fix is applied: only the metric can prove that one
-            measured = finding.where not in ("model", "optimizer")
+            measured = finding.where not in ("model", "optimizer") and not at_chance
             helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
             if best is None or (helped and gain > best[0]):
                 finding.verified = {"metric": context.metric, "before": before, "after": after, "helped": helped}
