@@ -303,8 +303,9 @@ def reference_gap(
 def nothing_learnable(
     score: float | None, reference: float | None, reference_name: str, chance: float, metric: str = "val/acc"
 ) -> list[Finding]:
-    """The MLP and a quick reference model (logistic / ridge regression) both at chance on validation: the features
-    seem to carry no signal about the labels. Judged without the MLP's training score, so a short probe can tell.
+    """The MLP and a quick nonlinear reference model (the doctor fits gradient boosting) both at chance on validation:
+    the features seem to carry no signal about the labels. Judged without the MLP's training score, so a short probe
+    can tell.
 
     Example::
 

@@ -167,6 +167,7 @@ class _Context:
         #: the probe fit is shorter than the config's: "learnt too little" cannot be judged from it
         self.truncated = False
         self._reference: tuple[str, float | None] | None = None
+        self._boosted: tuple[str, float | None] | None = None
 
     def table_findings(self) -> list[Finding]:
         v = self.view
@@ -242,7 +243,7 @@ class _Context:
         at_chance = chance_level(m.metric(f"train/{score_name}"), m.metric(self.metric), self.chance, self.metric)
         findings += [f for f in at_chance if not (self.truncated and f.kind == "underfitting")]
         if not any(f.kind in ("no_signal", "underfitting") for f in findings):
-            name, reference = self.reference()
+            name, reference = self.reference(nonlinear=True)
             findings += nothing_learnable(m.metric(self.metric), reference, name, self.chance, self.metric)
         if not self.truncated and not any(f.kind in ("no_signal", "underfitting") for f in findings):
             name, reference = self.reference()
@@ -251,9 +252,14 @@ class _Context:
             )
         return findings
 
-    def reference(self) -> tuple[str, float | None]:
+    def reference(self, nonlinear: bool = False) -> tuple[str, float | None]:
         """A logistic (classification) or ridge (regression) regression fitted on the same split, and its
-        validation score; ``("", None)`` without scikit-learn."""
+        validation score; ``("", None)`` without scikit-learn. ``nonlinear``: gradient boosting instead, the reference
+        that tells "no signal" (a linear model is at chance on a spiral or a sine that an MLP learns)."""
+        if nonlinear:
+            if self._boosted is None:
+                self._boosted = _reference_score(self.built.datamodule, self.classification, nonlinear=True)
+            return self._boosted
         if self._reference is None:
             self._reference = _reference_score(self.built.datamodule, self.classification)
         return self._reference
@@ -303,8 +309,9 @@ def _range_test(
     return lr_range_test(model.network, model.compute_loss, optimizer_class, x, y, batch)
 
 
-def _reference_score(dm: Any, classification: bool) -> tuple[str, float | None]:
+def _reference_score(dm: Any, classification: bool, nonlinear: bool = False) -> tuple[str, float | None]:
     try:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
         from sklearn.linear_model import LogisticRegression, Ridge
     except ImportError:
         return "", None
@@ -312,9 +319,13 @@ def _reference_score(dm: Any, classification: bool) -> tuple[str, float | None]:
     x_val, y_val = (t.numpy() for t in dm.split_tensors("val"))
     if len(x_val) == 0:
         return "", None
+    if classification and y_train.ndim != 1:
+        return "", None
+    if nonlinear:
+        boosting = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+        fitted = boosting(max_iter=100, random_state=0).fit(x_train, y_train)
+        return "gradient boosting model", float(fitted.score(x_val, y_val))
     if classification:
-        if y_train.ndim != 1:
-            return "", None
         model = LogisticRegression(max_iter=300).fit(x_train, y_train)
         return "logistic regression", float(model.score(x_val, y_val))
     return "ridge regression", float(Ridge().fit(x_train, y_train).score(x_val, y_val))
@@ -343,14 +354,16 @@ def _verify(
 ) -> None:
     """Reruns the short probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the
     best that helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the
-    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE` (with validation at chance, only the
-    gain counts)."""
+    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`; with validation at chance (a
+    ``no_signal`` finding), the fix must take the metric :data:`~nnlit.diagnosis.thresholds.CHANCE_MARGIN` off it."""
     before = context.score
     baseline = before if before is not None and math.isfinite(before) else context.chance
     tried: dict[str, tuple[float | None, list[Finding], Any]] = {}
     best_gain = -math.inf
-    # validation at chance: a fix that only removes its finding leaves the score there, so only a gain proves one
+    # validation at chance: a fix that only removes its finding, or gains by noise, leaves the score there; one that
+    # helps takes the score off chance
     at_chance = any(f.kind == "no_signal" for f in findings)
+    scale = 1 - context.chance if context.chance < 1 else 1.0
     for finding in ranked(findings):
         candidates, finding.fix = list(finding.candidates), None
         best: tuple[float, dict[str, Any], Any] | None = None
@@ -374,6 +387,8 @@ def _verify(
             # a static finding is gone by construction once its fix is applied: only the metric can prove that one
             measured = finding.where not in ("model", "optimizer") and not at_chance
             helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
+            if at_chance:
+                helped = after is not None and (after - context.chance) / scale >= T.CHANCE_MARGIN
             if best is None or (helped and gain > best[0]):
                 finding.verified = {"metric": context.metric, "before": before, "after": after, "helped": helped}
             if helped and (best is None or gain > best[0]):  # the best of the candidates that help

@@ -159,10 +159,16 @@ def test_with_validation_at_chance_only_a_gain_verifies_a_fix(monkeypatch):
         return [Finding(k, "warning", "…", where="network.act1" if k == "dead_relu" else "val/acc") for k in kinds]
 
     fix = {"model.init_args.activation": "leaky_relu"}
-    monkeypatch.setattr(doctor, "_rerun", lambda *args: (0.34, [], None))  # the finding gone, the score unchanged
     context = types.SimpleNamespace(score=0.34, chance=0.34, metric="val/acc")
-    for kinds, offered in ((("dead_relu",), True), (("dead_relu", "no_signal"), False)):
+    # the finding gone with the score unchanged, or up by noise; then a score well off chance
+    for after, kinds, offered in (
+        (0.34, ("dead_relu",), True),
+        (0.34, ("dead_relu", "no_signal"), False),
+        (0.36, ("dead_relu", "no_signal"), False),
+        (0.80, ("dead_relu", "no_signal"), True),
+    ):
+        monkeypatch.setattr(doctor, "_rerun", lambda *args, after=after: (after, [], None))
         found = findings(*kinds)
         found[0].candidates = [fix]
         doctor._verify(found, context, "c", [], 5, start=0.0, budget=1e9, seed=0, runs={})
-        assert (found[0].fix == fix) is offered and found[0].verified["helped"] is offered
+        assert (found[0].fix == fix) is offered and found[0].verified["helped"] is offered, (after, kinds)
