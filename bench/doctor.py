@@ -2,7 +2,13 @@
 recall, top-1 / top-3, false alarms, fix success and time per case, against two baselines measured on the same cases.
 
     python bench/doctor.py [--split dev|held_out|all] [--only NAME ...] [--limit N] [--seeds 3] [--budget 60]
-                           [--no-baselines] [--json results.json]
+                           [--no-baselines] [--json results.json] [--cache bench_doctor_cache.json] [--rerun NAME ...]
+                           [--jobs 2]
+
+``--cache`` keeps every normal fit's score (by config, overrides and seed), every LR finder suggestion and every
+finished case in a JSON file, written after each case: a rerun continues where a stopped one ended, and ``--rerun``
+runs the doctor again on the named cases (``--rerun all``: on every case) while reusing the fits it already measured.
+``--jobs 2`` runs two cases at a time, one thread each.
 
 The cases: ``faulty.yaml`` (a shipped config plus the overrides or the table change that injects one fault, the kinds a
 correct diagnosis may name, and its split) and ``healthy.yaml`` (configs with no fault, for false alarms). Development
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -92,8 +99,39 @@ def materialise(case: dict[str, Any], folder: Path) -> tuple[str, list[str]]:
     path = folder / f"{case['name']}.csv"
     frame.to_csv(path, index=False)
     data = ["--data.init_args.dataset=null", f"--data.init_args.path={path}", "--data.init_args.target=target"]
-    data += ["--data.init_args.n_samples=null"] if "n_samples" in Path(config).read_text() else []
     return config, [*data, *case["overrides"]]
+
+
+class Memo:
+    """Results already measured: normal fits by (config, overrides, seed), LR finder suggestions, finished cases."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        data = data or {}
+        self.fits: dict[str, list[Any]] = dict(data.get("fits", {}))
+        self.finder: dict[str, float | None] = dict(data.get("finder", {}))
+        self.cases: dict[str, dict[str, Any]] = dict(data.get("cases", {}))
+        self.new_fits: dict[str, list[Any]] = {}
+        self.new_finder: dict[str, float | None] = {}
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        """The parts as JSON, the checkout's folder written ``<root>`` (a copy of it reads the same cache)."""
+        return json.dumps(parts, default=str).replace(str(HERE.parent), "<root>")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fits": self.fits, "finder": self.finder, "cases": self.cases}
+
+
+MEMO = Memo()
+
+
+def cached_fit(config: str, overrides: list[str], seed: int) -> tuple[float | None, float, bool]:
+    key = Memo.key(config, overrides, seed)
+    if key not in MEMO.fits:
+        score, seconds, nan, _ = fit_score(config, overrides, seed)
+        MEMO.fits[key] = MEMO.new_fits[key] = [score, seconds, nan]
+    score, seconds, nan = MEMO.fits[key]
+    return score, seconds, nan
 
 
 def fit_score(config: str, overrides: list[str], seed: int) -> tuple[float | None, float, bool, Any]:
@@ -120,7 +158,7 @@ def fit_score(config: str, overrides: list[str], seed: int) -> tuple[float | Non
 def mean_score(config: str, overrides: list[str], seeds: int) -> tuple[float, float, bool]:
     scores, seconds, nan = [], [], False
     for seed in range(seeds):
-        score, took, broke, _ = fit_score(config, overrides, seed)
+        score, took, broke = cached_fit(config, overrides, seed)
         scores.append(score if score is not None and math.isfinite(score) else -1.0)
         seconds.append(took)
         nan = nan or broke
@@ -134,6 +172,13 @@ def close_to(score: float, healthy: float, regression: bool) -> bool:
 
 def lr_finder(config: str, overrides: list[str]) -> float | None:
     """Lightning's LR finder on the config's model and data (Lightning's own loop: automatic optimization)."""
+    key = Memo.key(config, overrides)
+    if key not in MEMO.finder:
+        MEMO.finder[key] = MEMO.new_finder[key] = _lr_finder(config, overrides)
+    return MEMO.finder[key]
+
+
+def _lr_finder(config: str, overrides: list[str]) -> float | None:
     from lightning.pytorch.tuner import Tuner
 
     from nnlit.cli import build
@@ -162,6 +207,8 @@ def run_case(case: dict[str, Any], options: argparse.Namespace, folder: Path) ->
         healthy_config, _ = materialise({"name": "ref", "config": reference["config"], "overrides": []}, folder)
         healthy, _, _ = mean_score(healthy_config, list(reference["overrides"]), options.seeds)
         result["healthy_score"] = healthy
+        if nan:  # the faulty fit stopped at its NaN: one normal fit is the healthy reference's
+            result["fit_seconds"] = mean_score(healthy_config, list(reference["overrides"]), 1)[1]
         result["hurts"] = bool(case.get("table")) or score < healthy - options.margin
     with _quiet():
         diagnosis = nnlit.diagnose(config, overrides, budget=options.budget, seed=0)
@@ -244,7 +291,30 @@ def _quiet() -> Any:
             logger.setLevel(level)
 
 
+Job = tuple[dict[str, Any], argparse.Namespace, str]
+
+
+def _work(job: Job) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], float]:
+    case, options, folder = job
+    MEMO.new_fits, MEMO.new_finder = {}, {}
+    start = time.perf_counter()
+    try:
+        result = run_case(case, options, Path(folder))
+    except Exception as error:  # one broken case is reported, the others still run
+        result = {"name": case["name"], "split": case["split"], "expect": case.get("expect", []), "error": repr(error)}
+    return case, result, {"fits": MEMO.new_fits, "finder": MEMO.new_finder}, time.perf_counter() - start
+
+
+def _start_worker(data: dict[str, Any]) -> None:
+    import torch
+
+    global MEMO
+    MEMO = Memo(data)
+    torch.set_num_threads(1)
+
+
 def main(argv: list[str] | None = None) -> None:
+    global MEMO
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("dev", "held_out", "all"), default="all")
     parser.add_argument("--only", nargs="*", help="case names")
@@ -254,25 +324,76 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--margin", type=float, default=0.02, help="how much a fault must hurt the metric")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--json", help="write every case's result to this file")
+    parser.add_argument("--cache", help="a JSON file of fits and cases already measured, read and written after each")
+    parser.add_argument("--rerun", nargs="*", default=[], help="cases to diagnose again despite the cache ('all')")
+    parser.add_argument("--jobs", type=int, default=1, help="cases run at a time (each with one thread)")
     options = parser.parse_args(argv)
     faulty, healthy = load(options.split, options.only, options.limit)
-    results = []
-    with tempfile.TemporaryDirectory() as folder:
-        for case in faulty + healthy:
-            start = time.perf_counter()
-            result = run_case(case, options, Path(folder))
-            results.append(result)
-            print(
-                f"{case['name']:<32} {case['split']:<9} hurts={result.get('hurts', '-')!s:<5} "
-                f"found={result['found'][:3]} fix={result.get('fix_success', '-')} "
-                f"doctor {result['doctor_seconds']:.1f} s / fit {result['fit_seconds']:.1f} s "
-                f"({time.perf_counter() - start:.0f} s in all)",
-                flush=True,
+    cache = Path(options.cache) if options.cache else None
+    MEMO = Memo(json.loads(cache.read_text()) if cache and cache.exists() else None)
+    tables = cache.with_suffix(".tables") if cache else None
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for case in faulty + healthy:
+        done = MEMO.cases.get(case["name"])
+        fresh = "all" not in options.rerun and case["name"] not in options.rerun
+        if done is not None and fresh and done.get("case") == case and done.get("seeds") == options.seeds:
+            results[case["name"]] = done["result"]
+        else:
+            todo.append(case)
+    if results:
+        print(f"{len(results)} cases from {cache}, {len(todo)} to run", flush=True)
+    groups = [
+        [c for c in todo if (c["split"], "expect" in c) == group]
+        for group in sorted({(c["split"], "expect" in c) for c in todo})
+    ]
+    todo = [c for row in itertools.zip_longest(*groups) for c in row if c is not None]  # a stopped run covers them all
+
+    failed: dict[str, str] = {}
+
+    def record(case: dict[str, Any], result: dict[str, Any], new: dict[str, Any], seconds: float) -> None:
+        MEMO.fits.update(new["fits"])
+        MEMO.finder.update(new["finder"])
+        if "error" in result:  # not cached: a rerun tries it again
+            failed[case["name"]] = result["error"]
+            print(f"{case['name']:<32} {case['split']:<9} failed: {result['error']}", flush=True)
+            return
+        results[case["name"]] = result
+        MEMO.cases[case["name"]] = {"case": case, "seeds": options.seeds, "result": result}
+        if cache:
+            partial = cache.with_suffix(".partial")
+            partial.write_text(json.dumps(MEMO.as_dict(), default=str))
+            partial.replace(cache)
+        print(
+            f"{case['name']:<32} {case['split']:<9} hurts={result.get('hurts', '-')!s:<5} "
+            f"found={result['found'][:3]} fix={result.get('fix_success', '-')} "
+            f"doctor {result['doctor_seconds']:.1f} s / fit {result['fit_seconds']:.1f} s ({seconds:.0f} s in all)",
+            flush=True,
+        )
+
+    with contextlib.ExitStack() as stack:
+        folder = str(tables) if tables else stack.enter_context(tempfile.TemporaryDirectory())
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        jobs = [(case, options, folder) for case in todo]
+        if options.jobs > 1 and len(jobs) > 1:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(
+                context.Pool(options.jobs, initializer=_start_worker, initargs=(MEMO.as_dict(),), maxtasksperchild=4)
             )
+            for done in pool.imap_unordered(_work, jobs):
+                record(*done)
+        else:
+            for job in jobs:
+                record(*_work(job))
+    ordered = [results[c["name"]] for c in faulty + healthy if c["name"] in results]
+    if failed:
+        print(f"\n{len(failed)} cases failed and are left out of the tables: {', '.join(failed)}")
     if options.json:
-        Path(options.json).write_text(json.dumps(results, indent=1, default=str))
+        Path(options.json).write_text(json.dumps(ordered, indent=1, default=str))
     for split in ("dev", "held_out"):
-        part = [r for r in results if r["split"] == split]
+        part = [r for r in ordered if r["split"] == split]
         if not part:
             continue
         print()

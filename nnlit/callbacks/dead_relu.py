@@ -13,8 +13,8 @@ from typing_extensions import override
 from nnlit.callbacks.monitor import Monitor
 from nnlit.callbacks.weight_init import WeightInit
 from nnlit.diagnosis.config import learning_rate_range
+from nnlit.diagnosis.layers import dead_units
 from nnlit.diagnosis.thresholds import DEAD_LAYER_FRACTION
-from nnlit.diagnosis.training import dead_units
 
 #: activations whose zero output means a zero gradient: a unit that never fires never learns again
 DYING: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
@@ -47,7 +47,7 @@ class DeadReLUCounter(Monitor):
     whose activations are modules of other kinds (sigmoid, tanh, GELU …) has no ReLU to count: nothing is logged, and
     nothing is said.
 
-    The warning is the ``dead_relu`` finding of :func:`nnlit.diagnosis.training.dead_units`, the rule ``nnlit doctor``
+    The warning is the ``dead_relu`` finding of :func:`nnlit.diagnosis.layers.dead_units`, the rule ``nnlit doctor``
     uses (kept in :attr:`findings`).
 
     Args:

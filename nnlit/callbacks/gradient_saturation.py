@@ -14,7 +14,7 @@ from typing_extensions import override
 
 from nnlit.callbacks.monitor import Monitor
 from nnlit.callbacks.weight_init import WeightInit
-from nnlit.diagnosis.training import gradient_ratio, saturated_units
+from nnlit.diagnosis.layers import gradient_ratio, saturated_units
 from nnlit.validation import check_int
 
 #: An output is saturated where the activation's derivative is below this fraction of its maximum. It is tanh's

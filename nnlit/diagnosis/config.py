@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nnlit.diagnosis import thresholds as T
-from nnlit.diagnosis.finding import Finding, docs_link, evidence, without_present
+from nnlit.diagnosis.finding import Finding, finding, without_present
 
 ACTIVATION_KEY = "model.init_args.activation"
 LR_KEY = "model.init_args.optimizer.init_args.lr"
@@ -40,11 +40,10 @@ def wrong_head(head_task: str, data_task: str, num_classes: int | None) -> list[
         return []
     target = f"{data_task} with {num_classes} classes" if num_classes else data_task
     return [
-        Finding(
+        finding(
             "wrong_head",
             "error",
-            f"The model is a {head_task} head but the target is {target}: use {head[want]} (see "
-            f"{docs_link('wrong_head')}).",
+            f"The model is a {head_task} head but the target is {target}: use {head[want]}",
             where="model",
             candidates=[{"model.class_path": head[want]}],
             effect=1.0,
@@ -70,14 +69,14 @@ def saturating_stack(
         c for c in ({ACTIVATION_KEY: "relu"}, {"model.init_args.norm": "batch"}) if without_present(c, config)
     ]
     return [
-        Finding(
+        finding(
             "vanishing_gradients",
             "warning",
             f"{len(hidden)} {activation} layers without normalisation: each multiplies the backward signal by at most "
             f"{'1/4' if activation == 'sigmoid' else '1'} and saturated units by almost 0, so the first layers barely "
-            f"learn (see {docs_link('vanishing_gradients')}).",
+            f"learn",
             where="model",
-            evidence={"saturating layers": evidence(len(hidden), T.SATURATING_DEPTH, ">=")},
+            measured={"saturating layers": (len(hidden), T.SATURATING_DEPTH, ">=")},
             candidates=candidates,
             effect=len(hidden) / T.SATURATING_DEPTH,
         )
@@ -97,15 +96,15 @@ def high_dropout(dropout: float, hidden: Sequence[int], config: dict[str, Any] |
     if dropout < T.HIGH_DROPOUT or not hidden or max(hidden) > T.NARROW_WIDTH:
         return []
     return [
-        Finding(
+        finding(
             "underfitting",
             "warning",
             f"Dropout {dropout:g} on hidden layers of at most {max(hidden)} units drops most of a small net at every "
-            f"step: it cannot fit the table (see {docs_link('underfitting')}).",
+            f"step: it cannot fit the table",
             where="model",
-            evidence={
-                "dropout": evidence(dropout, T.HIGH_DROPOUT, ">="),
-                "widest layer": evidence(max(hidden), 32, "<="),
+            measured={
+                "dropout": (dropout, T.HIGH_DROPOUT, ">="),
+                "widest layer": (max(hidden), 32, "<="),
             },
             candidates=[{"model.init_args.dropout": 0.1}],
             effect=dropout,
@@ -132,13 +131,13 @@ def learning_rate_range(optimizer: str, lr: float | None) -> list[Finding]:
         return []
     kind, op, limit = ("lr_too_high", ">", high) if lr > high else ("lr_too_low", "<", low)
     return [
-        Finding(
+        finding(
             kind,
             "warning",
             f"{optimizer} with lr={lr:g} is far {'above' if lr > high else 'below'} its usual range ({low:g} to "
-            f"{high:g}) (see {docs_link(kind)}).",
+            f"{high:g})",
             where="optimizer",
-            evidence={"lr": evidence(lr, limit, op)},
+            measured={"lr": (lr, limit, op)},
             effect=abs(_log10(lr / limit)),
         )
     ]

@@ -122,6 +122,35 @@ def docs_link(kind: str) -> str:
     return f"{DOCS}#{kind}"
 
 
+def finding(
+    kind: str,
+    severity: str,
+    text: str,
+    where: str | None = None,
+    measured: dict[str, tuple[float, float, str]] | None = None,
+    candidates: list[dict[str, Any]] | None = None,
+    effect: float = 0.0,
+) -> Finding:
+    """The :class:`Finding` a rule reports: ``text`` ends with the kind's docs section, and each ``measured`` name maps
+    to ``(value, threshold, op)``, the :func:`evidence` of it.
+
+    Example::
+
+        >>> f = finding("dead_relu", "warning", "16/16 units are dead", "act2", {"dead share": (1.0, 0.5, ">=")})
+        >>> f.message, f.evidence["dead share"]
+        ('16/16 units are dead (see docs/doctor.md#dead_relu).', {'value': 1.0, 'threshold': 0.5, 'op': '>='})
+    """
+    return Finding(
+        kind,
+        severity,
+        f"{text} (see {docs_link(kind)}).",
+        where=where,
+        evidence={name: evidence(*numbers) for name, numbers in (measured or {}).items()},
+        candidates=list(candidates or []),
+        effect=effect,
+    )
+
+
 #: within a severity: what makes every other measurement meaningless, then causes, then symptoms and the rest
 TIERS: dict[str, int] = {
     **dict.fromkeys(("nan_loss", "wrong_head", "symmetric_init", "leakage", "id_column"), 0),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from nnlit.diagnosis import thresholds as T
-from nnlit.diagnosis.finding import Finding, docs_link, evidence
+from nnlit.diagnosis.finding import Finding, finding
 
 FEATURES_KEY = "data.init_args.features"
 
@@ -29,12 +29,12 @@ def constant_columns(x: np.ndarray, names: Sequence[str]) -> list[Finding]:
         distinct = len(np.unique(column))
         if distinct <= 1:
             found.append(
-                Finding(
+                finding(
                     "constant_column",
                     "info",
-                    f"Column {name!r} has a single value: it carries nothing (see {docs_link('constant_column')}).",
+                    f"Column {name!r} has a single value: it carries nothing",
                     where=name,
-                    evidence={"distinct values": evidence(distinct, 1, "<=")},
+                    measured={"distinct values": (distinct, 1, "<=")},
                 )
             )
     return found
@@ -65,16 +65,16 @@ def id_columns(x: np.ndarray, names: Sequence[str], features_fix: bool = False) 
         if unique >= T.ID_UNIQUE_FRACTION and (integer or correlation >= T.ID_ORDER_CORRELATION):
             keep = [n for n in names if n != name]
             found.append(
-                Finding(
+                finding(
                     "id_column",
                     "warning",
                     f"Column {name!r} looks like a row identifier ({unique:.0%} distinct values"
                     f"{', integers' if integer else ''}, order correlation {correlation:.2f}): a net can memorise it "
-                    f"and learn nothing that carries over (see {docs_link('id_column')}).",
+                    f"and learn nothing that carries over",
                     where=name,
-                    evidence={
-                        "distinct share": evidence(unique, T.ID_UNIQUE_FRACTION, ">="),
-                        "row-order correlation": evidence(correlation, T.ID_ORDER_CORRELATION, ">="),
+                    measured={
+                        "distinct share": (unique, T.ID_UNIQUE_FRACTION, ">="),
+                        "row-order correlation": (correlation, T.ID_ORDER_CORRELATION, ">="),
                     },
                     candidates=[{FEATURES_KEY: keep}] if features_fix else [],
                     effect=unique,
@@ -96,12 +96,12 @@ def duplicate_rows(x: np.ndarray, y: np.ndarray) -> list[Finding]:
     if share <= T.DUPLICATE_FRACTION:
         return []
     return [
-        Finding(
+        finding(
             "duplicate_rows",
             "warning",
             f"{share:.0%} of the rows are exact repeats: a repeat in the validation split was seen in training, so the "
-            f"validation score is too good (see {docs_link('duplicate_rows')}).",
-            evidence={"duplicate share": evidence(share, T.DUPLICATE_FRACTION, ">")},
+            f"validation score is too good",
+            measured={"duplicate share": (share, T.DUPLICATE_FRACTION, ">")},
             effect=share,
         )
     ]
@@ -126,12 +126,12 @@ def conflicting_labels(x: np.ndarray, y: np.ndarray) -> list[Finding]:
     if share <= T.CONFLICT_FRACTION:
         return []
     return [
-        Finding(
+        finding(
             "conflicting_labels",
             "warning",
             f"{share:.0%} of the rows share their features with a row of another label: no model can get them all "
-            f"right (see {docs_link('conflicting_labels')}).",
-            evidence={"conflicting share": evidence(share, T.CONFLICT_FRACTION, ">")},
+            f"right",
+            measured={"conflicting share": (share, T.CONFLICT_FRACTION, ">")},
             effect=share,
         )
     ]
@@ -155,12 +155,12 @@ def class_imbalance(y: np.ndarray, classes: Sequence[Any] | None = None) -> list
     if ratio <= T.CLASS_RATIO:
         return []
     return [
-        Finding(
+        finding(
             "class_imbalance",
             "info",
             f"The largest class has {ratio:.0f}× the rows of the smallest: accuracy can look good while the rare class "
-            f"is ignored; watch its F1 (see {docs_link('class_imbalance')}).",
-            evidence={"class ratio": evidence(ratio, T.CLASS_RATIO, ">")},
+            f"is ignored; watch its F1",
+            measured={"class ratio": (ratio, T.CLASS_RATIO, ">")},
             effect=ratio,
         )
     ]
@@ -173,12 +173,12 @@ def missing_values(x: np.ndarray, names: Sequence[str]) -> list[Finding]:
         share = float(np.isnan(x[:, j]).mean()) if len(x) else 0.0
         if share > T.MISSING_FRACTION:
             found.append(
-                Finding(
+                finding(
                     "missing_values",
                     "info",
-                    f"Column {name!r} is missing {share:.0%} of its values (see {docs_link('missing_values')}).",
+                    f"Column {name!r} is missing {share:.0%} of its values",
                     where=name,
-                    evidence={"missing share": evidence(share, T.MISSING_FRACTION, ">")},
+                    measured={"missing share": (share, T.MISSING_FRACTION, ">")},
                     effect=share,
                 )
             )
@@ -204,13 +204,13 @@ def unscaled_inputs(x: np.ndarray, names: Sequence[str], standardize: bool) -> l
         return []
     size, name = max(worst)
     return [
-        Finding(
+        finding(
             "unscaled_inputs",
             "warning",
             f"Standardisation is off and {len(worst)} feature(s) are far from unit scale ({name!r}: {size:.3g}): large "
-            f"inputs saturate units and need a tiny learning rate (see {docs_link('unscaled_inputs')}).",
+            f"inputs saturate units and need a tiny learning rate",
             where=name,
-            evidence={"largest |mean| or std": evidence(size, T.UNSCALED_LIMIT, ">")},
+            measured={"largest |mean| or std": (size, T.UNSCALED_LIMIT, ">")},
             candidates=[{"data.init_args.standardize": True}],
             effect=size,
         )
@@ -241,13 +241,13 @@ def leakage(
         score = single_feature_score(x_train[:, j], y_train, x_all[:, j], y_all, classification)
         if score >= T.LEAKAGE_SCORE:
             found.append(
-                Finding(
+                finding(
                     "leakage",
                     "warning",
                     f"Column {name!r} alone predicts the target (normalised score {score:.3f}): it probably holds the "
-                    f"answer, which new rows will not (see {docs_link('leakage')}).",
+                    f"answer, which new rows will not",
                     where=name,
-                    evidence={"single-feature score": evidence(score, T.LEAKAGE_SCORE, ">=")},
+                    measured={"single-feature score": (score, T.LEAKAGE_SCORE, ">=")},
                     effect=score,
                 )
             )
@@ -296,12 +296,12 @@ def too_few_rows(rows: int, parameters: int) -> list[Finding]:
     if rows >= needed:
         return []
     return [
-        Finding(
+        finding(
             "too_few_rows",
             "warning",
             f"{rows} training rows for {parameters:,} parameters: the net can memorise them and its validation score "
-            f"will vary a lot from split to split (see {docs_link('too_few_rows')}).",
-            evidence={"training rows": evidence(rows, needed, "<")},
+            f"will vary a lot from split to split",
+            measured={"training rows": (rows, needed, "<")},
             effect=needed / max(rows, 1),
         )
     ]

@@ -1,4 +1,5 @@
-"""Rules over what training measured: the first loss, the loss curves, gradients, units, update sizes and scores.
+"""Rules over what training measured: the first loss, the loss curves, update sizes and scores; the rules over layers
+(dead and saturated units, gradients) are :mod:`nnlit.diagnosis.layers`', re-exported here.
 
 Every function takes plain numbers (from a monitor's history, a probe or a finished fit) and returns findings; none
 needs a Trainer. The monitors' warnings, the end-of-fit report and ``nnlit doctor`` all call these.
@@ -8,13 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from nnlit.diagnosis import thresholds as T
-from nnlit.diagnosis.config import ACTIVATION_KEY, DYING, SATURATING
-from nnlit.diagnosis.finding import Finding, docs_link, evidence, without_present
-
-CALLBACKS_KEY = "trainer.callbacks"
+from nnlit.diagnosis.finding import Finding, finding
+from nnlit.diagnosis.layers import CALLBACKS_KEY, dead_units, gradient_ratio, saturated_units, symmetric_units
 
 
 def nan_loss(value: float, epoch: int, step: int, cause: str = "") -> list[Finding]:
@@ -26,14 +24,13 @@ def nan_loss(value: float, epoch: int, step: int, cause: str = "") -> list[Findi
         'error'
     """
     return [
-        Finding(
+        finding(
             "nan_loss",
             "error",
             f"The training loss became {value} in epoch {epoch}, by step {step}."
-            + (f" Likely cause: {cause.rstrip('.')}" if cause else "")
-            + f" (see {docs_link('nan_loss')}).",
-            where=f"epoch {epoch}, step {step}",
-            evidence={"loss": evidence(value, 0, "finite")},
+            + (f" Likely cause: {cause.rstrip('.')}" if cause else ""),
+            f"epoch {epoch}, step {step}",
+            {"loss": (value, 0, "finite")},
             effect=math.inf,
         )
     ]
@@ -54,62 +51,15 @@ def initial_loss(first_loss: float, prior_loss: float) -> list[Finding]:
     if not first_loss > limit:
         return []
     return [
-        Finding(
+        finding(
             "bad_init",
             "warning",
             f"The first loss is {first_loss:.3g} where predicting the prior gives {prior_loss:.3g}: the initial "
-            f"weights make confident wrong predictions, and the first steps are spent undoing them (see "
-            f"{docs_link('bad_init')}).",
-            evidence={
-                "first loss": evidence(first_loss, limit, ">"),
-                "prior loss": evidence(prior_loss, prior_loss, "="),
-            },
+            f"weights make confident wrong predictions, and the first steps are spent undoing them",
+            measured={"first loss": (first_loss, limit, ">"), "prior loss": (prior_loss, prior_loss, "=")},
             effect=first_loss / max(prior_loss, 1e-12),
         )
     ]
-
-
-def symmetric_units(
-    spreads: Mapping[str, float],
-    init_callbacks: Sequence[str] = (),
-    callbacks_without_init: list[Any] | None = None,
-    activations: Sequence[str] = (),
-) -> list[Finding]:
-    """Layers whose units all start with the same weights (``spreads``: each layer's spread of weight rows over their
-    mean size): every unit then gets the same gradient and they stay equal. ``init_callbacks``: the names of the
-    initialisation callbacks of the config; ``callbacks_without_init``: the config's callbacks without them (the fix;
-    with sigmoid / tanh ``activations``, also with ReLU, since a default-initialised saturating stack learns slowly).
-
-    Example::
-
-        >>> [f.where for f in symmetric_units({"network.linear1": 0.0, "network.linear2": 0.4}, ["ConstantInit"])]
-        ['network.linear1']
-    """
-    same = [name for name, spread in spreads.items() if spread <= T.SYMMETRIC_SPREAD]
-    if not same:
-        return []
-    by = f" ({', '.join(init_callbacks)})" if init_callbacks else ""
-    return [
-        Finding(
-            "symmetric_init",
-            "error",
-            f"Every unit of {len(same)} layer(s) starts with the same weights{by}: they get the same gradient and stay "
-            f"copies of one unit, so each layer is one unit wide (see {docs_link('symmetric_init')}).",
-            where=", ".join(same),
-            evidence={"weight-row spread": evidence(min(spreads[n] for n in same), T.SYMMETRIC_SPREAD, "<=")},
-            candidates=_without_init(callbacks_without_init, activations),
-            effect=len(same),
-        )
-    ]
-
-
-def _without_init(callbacks: list[Any] | None, activations: Sequence[str]) -> list[dict[str, Any]]:
-    if callbacks is None:
-        return []
-    alone: dict[str, Any] = {CALLBACKS_KEY: callbacks}
-    if any(a in SATURATING for a in activations):
-        return [alone, {**alone, ACTIVATION_KEY: "relu"}]
-    return [alone]
 
 
 #: the kinds that are symptoms: another finding that names a cause explains them
@@ -149,187 +99,6 @@ def explained(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.kind not in symptoms or f.where in ("model", "optimizer")]
 
 
-def dead_units(
-    dead: Mapping[str, tuple[int, int]],
-    layer_kinds: Mapping[str, str],
-    lr_too_high: bool = False,
-    init_callbacks: Sequence[str] = (),
-    callbacks_without_init: list[Any] | None = None,
-    config: Mapping[str, Any] | None = None,
-    epoch: int | None = None,
-    threshold: float = T.DEAD_LAYER_FRACTION,
-) -> list[Finding]:
-    """Layers where at least ``threshold`` (:data:`~nnlit.diagnosis.thresholds.DEAD_LAYER_FRACTION`) of the units
-    never fired.
-
-    ``dead``: layer → (dead units, units); ``layer_kinds``: layer → activation name (``"relu"``, ``"leaky_relu"`` …).
-    Only dying kinds (ReLU, ReLU6) are judged: a LeakyReLU unit that is never positive still learns, and a net without
-    ReLU gets no advice about ReLUs. With ``lr_too_high`` the learning rate is named as the cause (its own finding
-    carries the fix); otherwise the fixes are: without the config's initialisation callbacks, then LeakyReLU.
-
-    Example::
-
-        >>> [f.where for f in dead_units({"act1": (2, 16), "act2": (16, 16)}, {"act1": "relu", "act2": "relu"})]
-        ['act2']
-        >>> dead_units({"act1": (16, 16)}, {"act1": "leaky_relu"})
-        []
-    """
-    found = []
-    for name, (count, units) in dead.items():
-        if layer_kinds.get(name) not in DYING or units == 0:
-            continue
-        share = count / units
-        if share < threshold:
-            continue
-        when = f" in epoch {epoch}" if epoch is not None else ""
-        candidates: list[dict[str, Any]]
-        if lr_too_high:
-            cause, candidates = "the learning rate is too high: large updates push units below 0 for good", []
-        else:
-            cause = "a negative initialisation" if init_callbacks else "large negative updates or biases"
-            candidates = []
-            if callbacks_without_init is not None:
-                candidates.append({CALLBACKS_KEY: callbacks_without_init})
-            candidates.append({ACTIVATION_KEY: "leaky_relu"})
-        candidates = [c for c in candidates if without_present(c, dict(config or {}))]
-        found.append(
-            Finding(
-                "dead_relu",
-                "warning",
-                f"{count}/{units} units ({share:.0%}) of {name} output 0 for every training sample{when}: dead ReLUs, "
-                f"which get no gradient and stay dead. Likely cause: {cause} (see {docs_link('dead_relu')}).",
-                where=name,
-                evidence={"dead share": evidence(share, threshold, ">=")},
-                candidates=candidates,
-                effect=share,
-            )
-        )
-    return found
-
-
-def saturated_units(
-    saturation: Mapping[str, float],
-    config: Mapping[str, Any] | None = None,
-    epoch: int | None = None,
-    threshold: float = T.SATURATED_LAYER_FRACTION,
-) -> list[Finding]:
-    """Sigmoid / tanh layers more than :data:`~nnlit.diagnosis.thresholds.SATURATED_LAYER_FRACTION` saturated
-    (``saturation``: layer → saturated share of outputs; only bounded activations have one).
-
-    Example::
-
-        >>> [f.where for f in saturated_units({"act1": 0.1, "act2": 0.9})]
-        ['act2']
-    """
-    found = []
-    for name, share in saturation.items():
-        if share <= threshold:
-            continue
-        when = f" in epoch {epoch}" if epoch is not None else ""
-        candidates = [c for c in ({ACTIVATION_KEY: "relu"},) if without_present(c, dict(config or {}))]
-        found.append(
-            Finding(
-                "saturation",
-                "warning",
-                f"{share:.0%} of the outputs of {name} are saturated{when} (derivative below 6% of its maximum): "
-                f"little gradient flows through it. Standardise the inputs, use smaller initial weights or a lower "
-                f"learning rate, or a non-saturating activation (see {docs_link('saturation')}).",
-                where=name,
-                evidence={"saturated share": evidence(share, threshold, ">")},
-                candidates=candidates,
-                effect=share,
-            )
-        )
-    return found
-
-
-def gradient_ratio(
-    first_norm: float,
-    last_norm: float,
-    first: str = "the first layer",
-    last: str = "the last layer",
-    activations: Sequence[str] = (),
-    dead_share: float | None = None,
-    init_callbacks: Sequence[str] = (),
-    callbacks_without_init: list[Any] | None = None,
-    config: Mapping[str, Any] | None = None,
-    epoch: int | None = None,
-    vanishing: float = T.VANISHING_RATIO,
-) -> list[Finding]:
-    """Vanishing (ratio <= ``vanishing``, :data:`~nnlit.diagnosis.thresholds.VANISHING_RATIO`) or exploding (ratio >=
-    :data:`~nnlit.diagnosis.thresholds.EXPLODING_RATIO`) gradients from the first and last layers' mean ‖∇W‖₂.
-
-    The advice fits the net: ``activations`` are the kinds of its activation layers; ``dead_share`` the largest dead
-    share of a ReLU layer (``None``: not counted). Sigmoid / tanh layers: a non-saturating activation. Dead ReLUs: the
-    dead units stop the gradient (LeakyReLU). A different initialisation is proposed only when the config sets one
-    (``init_callbacks``): a net that already has the default one is not told to use it.
-
-    Example::
-
-        >>> f = gradient_ratio(1e-6, 1.0, activations=["sigmoid"] * 6)[0]
-        >>> f.kind, f.candidates
-        ('vanishing_gradients', [{'model.init_args.activation': 'relu'}, {'model.init_args.norm': 'batch'}])
-        >>> "initialisation" in gradient_ratio(1e-6, 1.0, activations=["sigmoid"])[0].message
-        False
-        >>> gradient_ratio(0.5, 1.0)
-        []
-    """
-    if not (first_norm >= 0 and last_norm >= 0):  # NaN: the nan_loss rule's business
-        return []
-    ratio = first_norm / last_norm if last_norm > 0 else (math.inf if first_norm > 0 else 1.0)
-    when = f"In epoch {epoch} the" if epoch is not None else "The"
-    seen = f"{when} gradient of {first} is {ratio:.1e} of the gradient of {last}"
-    cfg = dict(config or {})
-    if ratio >= T.EXPLODING_RATIO and ratio < math.inf:
-        return [
-            Finding(
-                "exploding_gradients",
-                "warning",
-                f"{seen}: exploding gradients, the first layers take far larger steps than the last. Lower the "
-                f"learning rate or add normalisation (see {docs_link('exploding_gradients')}).",
-                where=first,
-                evidence={"first / last gradient norm": evidence(ratio, T.EXPLODING_RATIO, ">=")},
-                candidates=[c for c in ({"model.init_args.norm": "batch"},) if without_present(c, cfg)],
-                effect=math.log10(ratio) if math.isfinite(ratio) else 10.0,
-            )
-        ]
-    if ratio > vanishing:
-        return []
-    saturating = [a for a in activations if a in SATURATING]
-    dying = [a for a in activations if a in DYING]
-    candidates: list[dict[str, Any]] = []
-    if init_callbacks and callbacks_without_init is not None:
-        if saturating:  # both causes at once: one alone may leave the other starving the first layers
-            candidates.append({CALLBACKS_KEY: callbacks_without_init, ACTIVATION_KEY: "relu"})
-        candidates.append({CALLBACKS_KEY: callbacks_without_init})
-    if saturating:
-        cause = f"{len(saturating)} {saturating[0]} layers, each passing at most a fraction of the gradient back"
-        candidates.append({ACTIVATION_KEY: "relu"})
-        candidates.append({"model.init_args.norm": "batch"})
-    elif dying and (dead_share is None or dead_share >= T.DEAD_LAYER_FRACTION):
-        counted = "" if dead_share is not None else " (probably: a DeadReLUCounter counts them)"
-        cause = f"dead ReLU units, which pass no gradient{counted}"
-        candidates.append({ACTIVATION_KEY: "leaky_relu"})
-    else:
-        cause = "a deep stack that shrinks the backward signal"
-        candidates.append({"model.init_args.norm": "batch"})
-    if init_callbacks:
-        cause += f", made worse by the initialisation ({', '.join(init_callbacks)})"
-    candidates = [c for c in candidates if without_present(c, cfg)]
-    return [
-        Finding(
-            "vanishing_gradients",
-            "warning",
-            f"{seen}: vanishing gradients, the first layers barely learn. Likely cause: {cause} (see "
-            f"{docs_link('vanishing_gradients')}).",
-            where=first,
-            evidence={"first / last gradient norm": evidence(ratio, vanishing, "<=")},
-            candidates=candidates,
-            effect=-math.log10(max(ratio, 1e-30)),
-        )
-    ]
-
-
 def update_ratios(ratios: Mapping[str, float], lr: float | None = None) -> list[Finding]:
     """Each weight's mean ‖ΔW‖ / ‖W‖ per optimizer step against the range
     [:data:`~nnlit.diagnosis.thresholds.UPDATE_RATIO_LOW`, :data:`~nnlit.diagnosis.thresholds.UPDATE_RATIO_HIGH`]:
@@ -354,13 +123,13 @@ def update_ratios(ratios: Mapping[str, float], lr: float | None = None) -> list[
     else:
         return []
     return [
-        Finding(
+        finding(
             kind,
             "warning",
             f"The learning rate{rate} is too {'high' if kind == 'lr_too_high' else 'low'}: {words} {median:.1e} of "
-            f"their size, the median over layers (see {docs_link(kind)}).",
-            where="optimizer",
-            evidence={"update / weight ratio": evidence(median, limit, op)},
+            f"their size, the median over layers",
+            "optimizer",
+            {"update / weight ratio": (median, limit, op)},
             effect=abs(math.log10(median / limit)),
         )
     ]
@@ -391,25 +160,25 @@ def loss_curve(losses: Sequence[float], prior_loss: float | None = None, lr: flo
         versus, reference = ("first", first) if last > T.DIVERGENCE_FACTOR * first else ("prior", prior_loss or 1.0)
         against = f"the loss of predicting the prior, {reference:.3g}" if versus == "prior" else f"{first:.3g}"
         return [
-            Finding(
+            finding(
                 "lr_too_high",
                 "warning",
                 f"The training loss ended at {last:.3g}, above {against}: it diverged, and the learning rate{rate} is "
-                f"too high (see {docs_link('lr_too_high')}).",
-                where="train/loss",
-                evidence={f"last / {versus} loss": evidence(last / max(reference, 1e-12), T.DIVERGENCE_FACTOR, ">")},
+                f"too high",
+                "train/loss",
+                {f"last / {versus} loss": (last / max(reference, 1e-12), T.DIVERGENCE_FACTOR, ">")},
                 effect=math.log10(max(last / max(reference, 1e-12), 1.0)) + 1,
             )
         ]
     if first > 0 and (first - last) / first < T.STALL_FRACTION and len(finite) >= 3:
         return [
-            Finding(
+            finding(
                 "lr_too_low",
                 "warning",
                 f"The training loss barely moved ({first:.4g} to {last:.4g}): the learning rate{rate} is too low, or "
-                f"the net cannot learn (see {docs_link('lr_too_low')}).",
-                where="train/loss",
-                evidence={"share of the loss removed": evidence((first - last) / first, T.STALL_FRACTION, "<")},
+                f"the net cannot learn",
+                "train/loss",
+                {"share of the loss removed": ((first - last) / first, T.STALL_FRACTION, "<")},
                 effect=1.0,
             )
         ]
@@ -440,21 +209,14 @@ def overfitting(train_losses: Sequence[float], val_losses: Sequence[float]) -> l
     if rise < T.OVERFIT_RISE or gap < T.OVERFIT_GAP or train[-1] >= train[best_at] or late:
         return []
     return [
-        Finding(
+        finding(
             "overfitting",
             "warning",
             f"The validation loss rose {rise:.0%} above its best (epoch {best_at}) while the training loss kept "
-            f"falling: the net memorises the training rows. Use dropout, weight decay, fewer epochs or a smaller net "
-            f"(see {docs_link('overfitting')}).",
-            where="val/loss",
-            evidence={
-                "validation rise": evidence(rise, T.OVERFIT_RISE, ">="),
-                "gap": evidence(gap, T.OVERFIT_GAP, ">="),
-            },
-            candidates=[
-                {"model.init_args.dropout": 0.2},
-                {"trainer.max_epochs": best_at + 1},
-            ],
+            f"falling: the net memorises the training rows. Use dropout, weight decay, fewer epochs or a smaller net",
+            "val/loss",
+            {"validation rise": (rise, T.OVERFIT_RISE, ">="), "gap": (gap, T.OVERFIT_GAP, ">=")},
+            [{"model.init_args.dropout": 0.2}, {"trainer.max_epochs": best_at + 1}],
             effect=rise,
         )
     ]
@@ -485,25 +247,24 @@ def chance_level(
     train_gain = (train_score - chance) / scale if train_score is not None and math.isfinite(train_score) else None
     if train_gain is not None and train_gain >= T.FITS_MARGIN:
         return [
-            Finding(
+            finding(
                 "no_signal",
                 "warning",
                 f"{metric} is {val_score:.3g}, at chance ({chance:.3g}), while training reaches {train_score:.3g}: the "
                 f"net memorises rows, and the features seem to carry no signal about the labels. No config change "
-                f"can fix that; check the labels and the features (see {docs_link('no_signal')}).",
-                where=metric,
-                evidence={"gain over chance": evidence(val_gain, T.CHANCE_MARGIN, "<")},
+                f"can fix that; check the labels and the features",
+                metric,
+                {"gain over chance": (val_gain, T.CHANCE_MARGIN, "<")},
                 effect=1.0 - val_gain,
             )
         ]
     return [
-        Finding(
+        finding(
             "underfitting",
             "warning",
-            f"{metric} is {val_score:.3g}, at chance ({chance:.3g}), and training is no better: the net learnt "
-            f"nothing (see {docs_link('underfitting')}).",
-            where=metric,
-            evidence={"gain over chance": evidence(val_gain, T.CHANCE_MARGIN, "<")},
+            f"{metric} is {val_score:.3g}, at chance ({chance:.3g}), and training is no better: the net learnt nothing",
+            metric,
+            {"gain over chance": (val_gain, T.CHANCE_MARGIN, "<")},
             effect=1.0 - val_gain,
         )
     ]
@@ -526,14 +287,14 @@ def reference_gap(
         return []
     candidates = [{"model.init_args.hidden": [64, 64]}] if hidden and max(hidden) < 64 else []
     return [
-        Finding(
+        finding(
             "underfitting",
             "warning",
             f"A {reference_name} fitted on the same split reaches {metric} {reference:.3g}, this MLP {score:.3g}: a "
-            f"linear model does better than this net (see {docs_link('underfitting')}).",
-            where=metric,
-            evidence={"reference - MLP": evidence(reference - score, T.REFERENCE_MARGIN, ">")},
-            candidates=candidates,
+            f"linear model does better than this net",
+            metric,
+            {"reference - MLP": (reference - score, T.REFERENCE_MARGIN, ">")},
+            candidates,
             effect=reference - score,
         )
     ]
@@ -542,8 +303,9 @@ def reference_gap(
 def nothing_learnable(
     score: float | None, reference: float | None, reference_name: str, chance: float, metric: str = "val/acc"
 ) -> list[Finding]:
-    """The MLP and a quick reference model (logistic / ridge regression) both at chance on validation: the features
-    seem to carry no signal about the labels. Judged without the MLP's training score, so a short probe can tell.
+    """The MLP and a quick nonlinear reference model (the doctor fits gradient boosting) both at chance on validation:
+    the features seem to carry no signal about the labels. Judged without the MLP's training score, so a short probe
+    can tell.
 
     Example::
 
@@ -559,14 +321,14 @@ def nothing_learnable(
     if max(gains) >= T.CHANCE_MARGIN:
         return []
     return [
-        Finding(
+        finding(
             "no_signal",
             "warning",
             f"{metric} is {score:.3g} and a {reference_name} reaches {reference:.3g}, both at chance "
             f"({chance:.3g}): the features seem to carry no signal about the labels. No config change can fix that; "
-            f"check the labels and the features (see {docs_link('no_signal')}).",
-            where=metric,
-            evidence={"best gain over chance": evidence(max(gains), T.CHANCE_MARGIN, "<")},
+            f"check the labels and the features",
+            metric,
+            {"best gain over chance": (max(gains), T.CHANCE_MARGIN, "<")},
             effect=1.0 - max(gains),
         )
     ]
@@ -592,17 +354,33 @@ def overfit_batch(
     if share <= T.OVERFIT_BATCH_FRACTION:
         return []
     return [
-        Finding(
+        finding(
             "too_little_capacity",
             "warning",
             f"Trained alone for {steps} steps, {rows} rows kept {share:.0%} of their first loss: the net cannot even "
-            f"memorise a few dozen rows, so its capacity, its loss or the labels are wrong (see "
-            f"{docs_link('too_little_capacity')}).",
-            where="train",
-            evidence={"last / first loss on one batch": evidence(share, T.OVERFIT_BATCH_FRACTION, ">")},
-            candidates=[{"model.init_args.hidden": [64, 64]}]
-            if hidden is not None and max(hidden, default=0) < 64
-            else [],
+            f"memorise a few dozen rows, so its capacity, its loss or the labels are wrong",
+            "train",
+            {"last / first loss on one batch": (share, T.OVERFIT_BATCH_FRACTION, ">")},
+            [{"model.init_args.hidden": [64, 64]}] if hidden is not None and max(hidden, default=0) < 64 else [],
             effect=share,
         )
     ]
+
+
+__all__ = [
+    "CALLBACKS_KEY",
+    "chance_level",
+    "dead_units",
+    "explained",
+    "gradient_ratio",
+    "initial_loss",
+    "loss_curve",
+    "nan_loss",
+    "nothing_learnable",
+    "overfit_batch",
+    "overfitting",
+    "reference_gap",
+    "saturated_units",
+    "symmetric_units",
+    "update_ratios",
+]

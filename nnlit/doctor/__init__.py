@@ -20,6 +20,7 @@ import torch
 from nnlit.diagnosis import thresholds as T
 from nnlit.diagnosis.config import LR_KEY, high_dropout, learning_rate_range, saturating_stack, wrong_head
 from nnlit.diagnosis.finding import Finding, healthy, ranked
+from nnlit.diagnosis.layers import dead_units, gradient_ratio, saturated_units, symmetric_units
 from nnlit.diagnosis.table import (
     class_imbalance,
     conflicting_labels,
@@ -33,9 +34,7 @@ from nnlit.diagnosis.table import (
 )
 from nnlit.diagnosis.training import (
     chance_level,
-    dead_units,
     explained,
-    gradient_ratio,
     initial_loss,
     loss_curve,
     nan_loss,
@@ -43,8 +42,6 @@ from nnlit.diagnosis.training import (
     overfit_batch,
     overfitting,
     reference_gap,
-    saturated_units,
-    symmetric_units,
     update_ratios,
 )
 from nnlit.doctor import probes
@@ -170,6 +167,7 @@ class _Context:
         #: the probe fit is shorter than the config's: "learnt too little" cannot be judged from it
         self.truncated = False
         self._reference: tuple[str, float | None] | None = None
+        self._boosted: tuple[str, float | None] | None = None
 
     def table_findings(self) -> list[Finding]:
         v = self.view
@@ -245,7 +243,7 @@ class _Context:
         at_chance = chance_level(m.metric(f"train/{score_name}"), m.metric(self.metric), self.chance, self.metric)
         findings += [f for f in at_chance if not (self.truncated and f.kind == "underfitting")]
         if not any(f.kind in ("no_signal", "underfitting") for f in findings):
-            name, reference = self.reference()
+            name, reference = self.reference(nonlinear=True)
             findings += nothing_learnable(m.metric(self.metric), reference, name, self.chance, self.metric)
         if not self.truncated and not any(f.kind in ("no_signal", "underfitting") for f in findings):
             name, reference = self.reference()
@@ -254,9 +252,14 @@ class _Context:
             )
         return findings
 
-    def reference(self) -> tuple[str, float | None]:
+    def reference(self, nonlinear: bool = False) -> tuple[str, float | None]:
         """A logistic (classification) or ridge (regression) regression fitted on the same split, and its
-        validation score; ``("", None)`` without scikit-learn."""
+        validation score; ``("", None)`` without scikit-learn. ``nonlinear``: gradient boosting instead, the reference
+        that tells "no signal" (a linear model is at chance on a spiral or a sine that an MLP learns)."""
+        if nonlinear:
+            if self._boosted is None:
+                self._boosted = _reference_score(self.built.datamodule, self.classification, nonlinear=True)
+            return self._boosted
         if self._reference is None:
             self._reference = _reference_score(self.built.datamodule, self.classification)
         return self._reference
@@ -272,34 +275,43 @@ class _Context:
         suggestion = result["suggestion"]
         family = "sgd" if self.optimizer == "SGD" else "adaptive"
         rates = [r for r in (suggestion, USUAL[family]) if r is not None and not math.isclose(r, self.lr, rel_tol=0.5)]
-        # plain SGD at a broken rate: Adam at its usual rate is AUTOTRAINER's first repair of an unstable loss
-        adam = {"model.init_args.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": USUAL["adaptive"]}}}
+        # plain SGD at a broken rate: Adam (AUTOTRAINER's first repair of an unstable loss) at the rate its own range
+        # test finds, else its usual one; momentum-free SGD at a sound rate learns too slowly to reach the healthy score
+        adam_rate = USUAL["adaptive"]
+        if family == "sgd":
+            adam_rate = _range_test(self.built, before.init.initial_state, torch.optim.Adam)["suggestion"] or adam_rate
+        adam = {"model.init_args.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": adam_rate}}}
         for finding in wanted:
             if finding.kind == "dead_relu" and not any(f.kind == "lr_too_high" for f in findings):
                 continue
             toward = [r for r in rates if (r > self.lr if finding.kind == "lr_too_low" else r < self.lr)]
             lr_fixes: list[dict[str, Any]] = [{LR_KEY: r} for r in dict.fromkeys(toward)]
             if family == "sgd":
-                lr_fixes.insert(1, adam)
+                lr_fixes.insert(0, adam)
             finding.candidates[:0] = lr_fixes
             if suggestion is not None:
                 finding.evidence.setdefault("range test", {"value": suggestion, "threshold": None, "op": "suggests"})
 
 
-def _range_test(built: probes.Built, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _range_test(
+    built: probes.Built, state: dict[str, torch.Tensor], optimizer_class: type[torch.optim.Optimizer] | None = None
+) -> dict[str, Any]:
+    """The range test of the model from its initial ``state``, with its own optimizer or ``optimizer_class``."""
     import copy
 
     model = copy.deepcopy(built.model).cpu()
     model.load_state_dict(state)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer_class = type(model.optimizer(trainable))
+    if optimizer_class is None:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer_class = type(model.optimizer(trainable))
     x, y = built.datamodule.split_tensors("train")
     batch = int(getattr(built.datamodule, "batch_size", 64) or 64)
     return lr_range_test(model.network, model.compute_loss, optimizer_class, x, y, batch)
 
 
-def _reference_score(dm: Any, classification: bool) -> tuple[str, float | None]:
+def _reference_score(dm: Any, classification: bool, nonlinear: bool = False) -> tuple[str, float | None]:
     try:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
         from sklearn.linear_model import LogisticRegression, Ridge
     except ImportError:
         return "", None
@@ -307,9 +319,13 @@ def _reference_score(dm: Any, classification: bool) -> tuple[str, float | None]:
     x_val, y_val = (t.numpy() for t in dm.split_tensors("val"))
     if len(x_val) == 0:
         return "", None
+    if classification and y_train.ndim != 1:
+        return "", None
+    if nonlinear:
+        boosting = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+        fitted = boosting(max_iter=100, random_state=0).fit(x_train, y_train)
+        return "gradient boosting model", float(fitted.score(x_val, y_val))
     if classification:
-        if y_train.ndim != 1:
-            return "", None
         model = LogisticRegression(max_iter=300).fit(x_train, y_train)
         return "logistic regression", float(model.score(x_val, y_val))
     return "ridge regression", float(Ridge().fit(x_train, y_train).score(x_val, y_val))
@@ -338,11 +354,16 @@ def _verify(
 ) -> None:
     """Reruns the short probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the
     best that helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the
-    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`."""
+    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`; with validation at chance (a
+    ``no_signal`` finding), the fix must take the metric :data:`~nnlit.diagnosis.thresholds.CHANCE_MARGIN` off it."""
     before = context.score
     baseline = before if before is not None and math.isfinite(before) else context.chance
     tried: dict[str, tuple[float | None, list[Finding], Any]] = {}
     best_gain = -math.inf
+    # validation at chance: a fix that only removes its finding, or gains by noise, leaves the score there; one that
+    # helps takes the score off chance
+    at_chance = any(f.kind == "no_signal" for f in findings)
+    scale = 1 - context.chance if context.chance < 1 else 1.0
     for finding in ranked(findings):
         candidates, finding.fix = list(finding.candidates), None
         best: tuple[float, dict[str, Any], Any] | None = None
@@ -364,8 +385,10 @@ def _verify(
             gone = not any(f.kind == finding.kind and f.where == finding.where for f in rerun_findings)
             gain = (after - baseline) if after is not None else -math.inf
             # a static finding is gone by construction once its fix is applied: only the metric can prove that one
-            measured = finding.where not in ("model", "optimizer")
+            measured = finding.where not in ("model", "optimizer") and not at_chance
             helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
+            if at_chance:
+                helped = after is not None and (after - context.chance) / scale >= T.CHANCE_MARGIN
             if best is None or (helped and gain > best[0]):
                 finding.verified = {"metric": context.metric, "before": before, "after": after, "helped": helped}
             if helped and (best is None or gain > best[0]):  # the best of the candidates that help
