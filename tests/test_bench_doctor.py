@@ -38,3 +38,16 @@ def test_a_table_change_becomes_a_csv_the_config_reads(tmp_path):
     assert cli.datamodule.table.numeric[0] == "row_id" and len(cli.datamodule.table.y) == 150
     with pytest.raises(ValueError, match="Unknown table change 'sort_rows': shuffle_labels or add_id_column"):
         bench.materialise({**case, "table": "sort_rows"}, tmp_path)
+
+
+def test_a_fault_that_does_not_hurt_counts_as_a_healthy_config():
+    hurt = {"expect": ["lr_too_high"], "hurts": True, "found": ["lr_too_high"], "lr_finder": []}
+    harmless = {"expect": ["dead_relu"], "hurts": False, "found": ["dead_relu"], "lr_finder": ["lr_too_high"]}
+    healthy = {"expect": [], "found": [], "lr_finder": []}
+    doctor = bench.summarise([hurt, harmless, healthy], "found", "doctor")
+    header = "== doctor: 1 faulty cases (that hurt), 2 healthy configs (1 of them faulty cases that do not hurt)"
+    assert doctor[0] == header
+    assert "false alarms 1/2 (50%)" in doctor
+    assert any(line.split() == ["dead_relu", "0.00", "-", "1", "0"] for line in doctor)  # named on it: not expected
+    finder = bench.summarise([hurt, harmless, healthy], "lr_finder", "finder")
+    assert "false alarms 1/2 (50%)" in finder
