@@ -50,6 +50,14 @@ class EpochMetrics(Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         _module(pl_module)._log_epoch("test")
 
+    @override
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # The loggers save by the clock; a run killed after this checkpoint and resumed from it would never log again
+        # the epochs the checkpoint holds: they are written now, so the loggers hold every epoch a resume starts after.
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            for logger in trainer.loggers:
+                logger.save()
+
 
 class _Nothing:
     """What the hooks act on for a LightningModule that is not an MLPModule (a Trainer kept from an nnlit fit and used
