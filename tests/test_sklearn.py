@@ -51,6 +51,7 @@ def test_it_learns_with_labels_of_any_kind_and_records_each_epoch(blobs):
     assert probabilities.shape == (300, 3) and np.allclose(probabilities.sum(axis=1), 1.0)
     assert [e["epoch"] for e in model.history_] == list(range(15)) and model.n_epochs_ == 15
     assert model.history_[-1]["train/loss"] < model.history_[0]["train/loss"]
+    assert "train/loss" in model.history_[0] and "train/acc" not in model.history_[0]  # the split's loss alone
 
 
 def test_early_stopping_on_a_validation_split(blobs):
