@@ -21,7 +21,7 @@ from nnlit.callbacks.threads import Threads
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.checkpoint_io import DAMAGED_TENSORS, read_checkpoint
 from nnlit.data.loader import BatchGroup
-from nnlit.lightning_internals import attached_trainer
+from nnlit.lightning_internals import attached_trainer, publish_epoch_values
 from nnlit.models.epoch_metrics import EpochMetrics
 from nnlit.models.hyperparameters import as_callable, saved_hyperparameters
 from nnlit.models.weighted_mean import WeightedMean
@@ -439,8 +439,13 @@ class MLPModule(L.LightningModule):
         fitting = trainer.state.fn == "fit"
         shown = {f"{stage}/loss"} if stage != "test" else set()
         shown.add(f"val/{self.progress_bar_metric}" if stage == "val" else "")
+        direct = fitting and not trainer.sanity_checking  # validate / test return what `self.log` collects
+        if direct:  # `self.log` costs ~0.3 ms a call: only the bar's values go through it
+            publish_epoch_values(trainer, values)
+            shown = shown if trainer.progress_bar_callback is not None else set()
         for name, value in values.items():
-            self.log(name, value, prog_bar=name in shown, logger=not fitting)
+            if not direct or name in shown:
+                self.log(name, value, prog_bar=name in shown, logger=not fitting)
         if fitting and not trainer.sanity_checking and trainer.loggers:
             scalars = {name: float(value) for name, value in values.items()}
             now = time.monotonic()
