@@ -34,6 +34,8 @@ from nnlit.sklearn.checks import (
     _refuse_sparse,
     _string_columns,
 )
+from nnlit.speed.precision import StepHooksPrecision
+from nnlit.speed.profiler import NullProfiler
 
 
 class _History(Callback):
@@ -267,7 +269,10 @@ class _MLPEstimator(BaseEstimator):
             "num_sanity_val_steps": 0,
             "default_root_dir": scratch,  # removed after the fit: a logger's files stay only with a default_root_dir
             "plugins": [AtomicCheckpointIO()],
+            "profiler": NullProfiler(),  # Lightning's default, at a lower cost per hook call
         }
+        if "precision" not in (self.trainer_kwargs or {}):  # Lightning's 32-bit one: its step hooks where overridden
+            options["plugins"].append(StepHooksPrecision())
         options.update(self.trainer_kwargs or {})
         more = options.get("callbacks", [])
         options["callbacks"] = [*callbacks, *_copies([more] if isinstance(more, Callback) else more, "trainer_kwargs")]
