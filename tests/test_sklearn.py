@@ -215,3 +215,9 @@ def test_a_logger_without_a_folder_leaves_nothing_behind_and_trainer_callbacks_a
     assert counter.history == [] and len(model.callbacks_) == 0  # trainer_kwargs' callbacks are copied too
     kept = MLPClassifier(trainer_kwargs={"logger": CSVLogger(tmp_path / "logs")}, **FAST).fit(X, y)
     assert kept.n_epochs_ == 15 and list((tmp_path / "logs").glob("**/metrics.csv"))
+
+
+def test_a_precision_in_trainer_kwargs_takes_the_place_of_the_default_plugin(blobs):
+    X, y = blobs
+    model = MLPClassifier(trainer_kwargs={"precision": "bf16-mixed"}, **FAST).fit(X, y)
+    assert model.predict(X).shape == y.shape and model.n_epochs_ == FAST["max_epochs"]
