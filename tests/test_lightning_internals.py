@@ -120,7 +120,8 @@ class _Publishing(L.Callback):
         self.seen: list[tuple[int, float]] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        lightning_internals.publish_epoch_values(trainer, {"probe/epoch": torch.tensor(float(trainer.current_epoch))})
+        value = torch.tensor(float(trainer.current_epoch))
+        lightning_internals.publish_epoch_values(trainer, {"probe/epoch": value, "probe/hidden": value}, ["probe/epoch"])
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > 0:  # the previous epoch's value, still there after Lightning's epoch-end work
@@ -134,4 +135,6 @@ def test_values_put_in_callback_metrics_stay_there_for_the_fit(make_trainer):
     trainer.fit(BinaryMLP(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="xor", n_samples=40))
     assert probe.seen == [(1, 0.0), (2, 1.0)], MOVED % "the dict `Trainer.callback_metrics` returns and keeps"
     assert float(trainer.callback_metrics["probe/epoch"]) == 2.0, MOVED % "Trainer.callback_metrics"
+    assert float(trainer.progress_bar_metrics["probe/epoch"]) == 2.0, MOVED % "Trainer.progress_bar_metrics"
+    assert "probe/hidden" not in trainer.progress_bar_metrics and "probe/hidden" in trainer.callback_metrics
     assert best.best_model_score == 0.0, MOVED % "the metrics ModelCheckpoint monitors (`callback_metrics`)"

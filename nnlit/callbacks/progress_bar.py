@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+from torch import Tensor
 
 
 class TimedProgressBar(TQDMProgressBar):
@@ -180,7 +181,11 @@ class TimedProgressBar(TQDMProgressBar):
             bar.set_postfix(self.get_metrics(trainer, pl_module))  # draws
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        metrics = super().get_metrics(trainer, pl_module)
+        # an nnlit head's epoch values arrive as tensors (nnlit.lightning_internals.publish_epoch_values): read here,
+        # when drawn, not at every epoch's end
+        metrics = {
+            k: float(v) if isinstance(v, Tensor) else v for k, v in super().get_metrics(trainer, pl_module).items()
+        }
         if self._step_loss is not None and trainer.training:
             metrics = {"loss": f"{float(self._step_loss):.3g}", **metrics}
         return metrics

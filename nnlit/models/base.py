@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from nnlit.callbacks.non_finite_loss import StopOnNonFiniteLoss
+from nnlit.callbacks.progress_bar import TimedProgressBar
 from nnlit.callbacks.threads import Threads
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.checkpoint_io import DAMAGED_TENSORS, read_checkpoint
@@ -440,9 +441,10 @@ class MLPModule(L.LightningModule):
         shown = {f"{stage}/loss"} if stage != "test" else set()
         shown.add(f"val/{self.progress_bar_metric}" if stage == "val" else "")
         direct = fitting and not trainer.sanity_checking  # validate / test return what `self.log` collects
-        if direct:  # `self.log` costs ~0.3 ms a call: only the bar's values go through it
-            publish_epoch_values(trainer, values)
-            shown = shown if trainer.progress_bar_callback is not None else set()
+        if direct:  # `self.log` costs ~0.3 ms a call: only another bar's values go through it
+            bar = trainer.progress_bar_callback
+            publish_epoch_values(trainer, values, shown if isinstance(bar, TimedProgressBar) else ())
+            shown = shown if bar is not None and not isinstance(bar, TimedProgressBar) else set()
         for name, value in values.items():
             if not direct or name in shown:
                 self.log(name, value, prog_bar=name in shown, logger=not fitting)
