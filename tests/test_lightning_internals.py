@@ -121,7 +121,8 @@ class _Publishing(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = torch.tensor(float(trainer.current_epoch))
-        lightning_internals.publish_epoch_values(trainer, {"probe/epoch": value, "probe/hidden": value}, ["probe/epoch"])
+        values = {"probe/epoch": value, "probe/hidden": value}
+        lightning_internals.publish_epoch_values(trainer, values, ["probe/epoch"])
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > 0:  # the previous epoch's value, still there after Lightning's epoch-end work
