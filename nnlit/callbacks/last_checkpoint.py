@@ -89,7 +89,8 @@ class LastCheckpoint(ModelCheckpoint):
         if self._decided is not None and self._decided[0] == point:
             return self._decided[1] or _last_epoch(trainer)
         now = time.monotonic()
-        due = now - self._saved_at >= self.every_s or _last_epoch(trainer)
+        # rank 0's clock decides for every rank, as ModelCheckpoint's `train_time_interval` does: a save is collective
+        due = trainer.strategy.broadcast(now - self._saved_at >= self.every_s) or _last_epoch(trainer)
         if due:
             self._saved_at = now
         self._decided = (point, due)
