@@ -16,7 +16,9 @@ else
 fi
 
 stamp="$("$py" -c 'import sys; print(sys.prefix)')/.nnlit-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! "$py" -c "import nnlit" 2>/dev/null; then
+# nnlit is looked up, not imported: importing it (Lightning, torch) would cost every `make` target seconds
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] ||
+  ! "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('nnlit') is None)" 2>/dev/null; then
   "$py" -m pip install --quiet --upgrade pip >&2
   if ! "$py" -c "import torch" 2>/dev/null; then
     "$py" -m pip install --quiet -r requirements/torch-cpu.txt >&2

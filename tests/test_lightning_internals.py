@@ -7,6 +7,8 @@ import inspect
 
 import lightning as L
 import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.precision import Precision
 
 from nnlit import BinaryMLP, TabularDataModule, lightning_internals
@@ -109,3 +111,31 @@ def test_the_attached_trainer_is_read_without_the_property_that_raises(make_trai
     trainer = make_trainer(max_steps=1)
     trainer.fit(module, datamodule=TabularDataModule(dataset="xor", n_samples=40))  # Lightning attaches it
     assert lightning_internals.attached_trainer(module) is trainer, MOVED % "LightningModule._trainer"
+
+
+class _Publishing(L.Callback):
+    """Publishes a value at each training epoch's end and reads what callbacks see afterwards."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = torch.tensor(float(trainer.current_epoch))
+        values = {"probe/epoch": value, "probe/hidden": value}
+        lightning_internals.publish_epoch_values(trainer, values, ["probe/epoch"])
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch > 0:  # the previous epoch's value, still there after Lightning's epoch-end work
+            self.seen.append((trainer.current_epoch, float(trainer.callback_metrics["probe/epoch"])))
+
+
+def test_values_put_in_callback_metrics_stay_there_for_the_fit(make_trainer):
+    probe = _Publishing()
+    best = ModelCheckpoint(dirpath=make_trainer().default_root_dir, monitor="probe/epoch", mode="min", filename="b")
+    trainer = make_trainer(max_epochs=3, callbacks=[probe, best], enable_checkpointing=True)
+    trainer.fit(BinaryMLP(in_features=2, hidden=[4]), datamodule=TabularDataModule(dataset="xor", n_samples=40))
+    assert probe.seen == [(1, 0.0), (2, 1.0)], MOVED % "the dict `Trainer.callback_metrics` returns and keeps"
+    assert float(trainer.callback_metrics["probe/epoch"]) == 2.0, MOVED % "Trainer.callback_metrics"
+    assert float(trainer.progress_bar_metrics["probe/epoch"]) == 2.0, MOVED % "Trainer.progress_bar_metrics"
+    assert "probe/hidden" not in trainer.progress_bar_metrics and "probe/hidden" in trainer.callback_metrics
+    assert best.best_model_score == 0.0, MOVED % "the metrics ModelCheckpoint monitors (`callback_metrics`)"

@@ -51,6 +51,7 @@ def test_it_learns_with_labels_of_any_kind_and_records_each_epoch(blobs):
     assert probabilities.shape == (300, 3) and np.allclose(probabilities.sum(axis=1), 1.0)
     assert [e["epoch"] for e in model.history_] == list(range(15)) and model.n_epochs_ == 15
     assert model.history_[-1]["train/loss"] < model.history_[0]["train/loss"]
+    assert "train/loss" in model.history_[0] and "train/acc" not in model.history_[0]  # the split's loss alone
 
 
 def test_early_stopping_on_a_validation_split(blobs):
@@ -214,3 +215,9 @@ def test_a_logger_without_a_folder_leaves_nothing_behind_and_trainer_callbacks_a
     assert counter.history == [] and len(model.callbacks_) == 0  # trainer_kwargs' callbacks are copied too
     kept = MLPClassifier(trainer_kwargs={"logger": CSVLogger(tmp_path / "logs")}, **FAST).fit(X, y)
     assert kept.n_epochs_ == 15 and list((tmp_path / "logs").glob("**/metrics.csv"))
+
+
+def test_a_precision_in_trainer_kwargs_takes_the_place_of_the_default_plugin(blobs):
+    X, y = blobs
+    model = MLPClassifier(trainer_kwargs={"precision": "bf16-mixed"}, **FAST).fit(X, y)
+    assert model.predict(X).shape == y.shape and model.n_epochs_ == FAST["max_epochs"]

@@ -4,6 +4,7 @@ from nnlit.callbacks.dead_relu import DeadReLUCounter
 from nnlit.callbacks.fit_report import FitReport
 from nnlit.callbacks.freeze_layers import FreezeLayers
 from nnlit.callbacks.gradient_saturation import GradientSaturationMonitor
+from nnlit.callbacks.last_checkpoint import LastCheckpoint
 from nnlit.callbacks.non_finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from nnlit.callbacks.prediction_writer import CSVPredictionWriter
 from nnlit.callbacks.progress_bar import TimedProgressBar
@@ -19,6 +20,7 @@ __all__ = [
     "FitReport",
     "FreezeLayers",
     "GradientSaturationMonitor",
+    "LastCheckpoint",
     "NegativeInit",
     "NonFiniteLossError",
     "SLURMRequeue",

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+from torch import Tensor
 
 
 class TimedProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, redrawn at most every ``interval`` seconds (and at the end of each epoch), counting
+    """Lightning's tqdm bar, redrawn at most every ``interval`` seconds (and at the end of the fit), counting
     minibatches (optimizer steps) where the training loader hands out groups of them.
 
     Lightning's default bar redraws after every batch, reading every progress-bar metric back from the device each
     time; for a small MLP that costs more than the training step itself. This one redraws a few times a second
     whatever the batch rate, and shows the latest training batch's ``loss`` (read back only when drawn: one host sync
-    per redraw, none per step). The ``nnlit`` command uses it unless the config names another progress bar or sets
+    per redraw, none per step). Epochs shorter than ``interval`` are drawn by the clock too (the epoch's start, its
+    end and its metrics), and a fit's validation of a single batch draws no bar of its own (its metrics join the
+    training bar's). The ``nnlit`` command uses it unless the config names another progress bar or sets
     ``trainer.enable_progress_bar: false``.
 
     When the output is not a terminal (a log file, a pipe, a SLURM job's output), redraws would pile up in the file:
@@ -57,6 +61,7 @@ class TimedProgressBar(TQDMProgressBar):
         self.lines: list[str] = []  # the epoch lines printed
         self.redraws = 0
         self._last_draw = float("-inf")
+        self._val_bar_shown = True  # whether this validation has a bar of its own
         self._step_loss: Any = None
         self._steps_from: int | None = None  # global_step at the epoch's start, when the bar counts minibatches
 
@@ -69,15 +74,35 @@ class TimedProgressBar(TQDMProgressBar):
         self._plain = self.plain if self.plain is not None else not sys.stdout.isatty()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
+        if self._plain or self._leave or self._draw_due():
+            super().on_train_epoch_end(trainer, pl_module)
         if self._plain and self._enabled:
             # the module's epoch metrics are logged after this hook: the line is completed at the next epoch's start
             limit = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
             self._epoch_line = f"Epoch {trainer.current_epoch + 1}" + (f"/{limit}" if limit else "")
             self._line_validated = self._validated_epoch == trainer.current_epoch
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
+        self._val_bar_shown = self._plain or not fitting or self.total_val_batches > 1
+        if self._val_bar_shown:
+            super().on_validation_start(trainer, pl_module)
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._val_bar_shown:
+            super().on_validation_batch_start(trainer, pl_module, *args)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._val_bar_shown:
+            super().on_validation_batch_end(trainer, pl_module, *args)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
+        if self._val_bar_shown:
+            super().on_validation_end(trainer, pl_module)
+        else:  # a fit's one-batch validation: its metrics shown on the training bar when the clock says so
+            self.reset_dataloader_idx_tracker()
+            if self._train_progress_bar is not None and self._draw_due():
+                self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
         if not trainer.sanity_checking and trainer.state.fn == "fit":
             self._validated_epoch = trainer.current_epoch
 
@@ -97,6 +122,10 @@ class TimedProgressBar(TQDMProgressBar):
         self._epoch_line = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # type: ignore[override]
+        if self.is_enabled and self._train_progress_bar is not None:  # the fit's last state, whatever the clock said
+            bar = self.train_progress_bar
+            bar.n = bar.total if bar.total is not None else bar.n
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
         super().on_train_end(trainer, pl_module)
         self._print_epoch_line(trainer, pl_module, last=True)
 
@@ -112,8 +141,22 @@ class TimedProgressBar(TQDMProgressBar):
             return True
         return False
 
+    def _draw_due(self) -> bool:
+        """Whether the clock allows a redraw now (and counts it)."""
+        now = time.monotonic()
+        if now - self._last_draw >= self.interval:
+            self._last_draw = now
+            self.redraws += 1
+            return True
+        return False
+
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        super().on_train_epoch_start(trainer, *args)
+        if self._plain or self._leave or self._train_progress_bar is None or self._draw_due():
+            super().on_train_epoch_start(trainer, *args)
+        else:  # Lightning's reset and description, not drawn: the next redraw shows them
+            bar = self.train_progress_bar
+            bar.n, bar.initial, bar.total = 0, 0, _finite_or_none(self.total_train_batches)
+            bar.set_description(f"Epoch {trainer.current_epoch}", refresh=False)
         self._print_epoch_line(trainer, trainer.lightning_module, last=False)
         # a loader of batch groups (nnlit's data module with an nnlit head) says how many minibatches an epoch has:
         # the bar counts those (optimizer steps), not Lightning's steps
@@ -122,8 +165,8 @@ class TimedProgressBar(TQDMProgressBar):
         self._steps_from = None
         if isinstance(group, int) and group > 1 and isinstance(minibatches, int) and self.train_progress_bar.total:
             self._steps_from = trainer.global_step
-            self.train_progress_bar.reset(total=min(minibatches, int(self.train_progress_bar.total) * group))
-            self.train_progress_bar.initial = 0
+            self.train_progress_bar.total = min(minibatches, int(self.train_progress_bar.total) * group)
+            self.train_progress_bar.n = self.train_progress_bar.initial = 0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -133,14 +176,21 @@ class TimedProgressBar(TQDMProgressBar):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
             return
         bar = self.train_progress_bar
-        done = trainer.global_step - self._steps_from
-        if self._should_update(done, bar.total):
-            bar.n = done
-            bar.refresh()
-            bar.set_postfix(self.get_metrics(trainer, pl_module))
+        bar.n = trainer.global_step - self._steps_from  # counted always, drawn by the clock
+        if self.is_enabled and self._draw_due():
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # draws
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        metrics = super().get_metrics(trainer, pl_module)
+        # an nnlit head's epoch values arrive as tensors (nnlit.lightning_internals.publish_epoch_values): read here,
+        # when drawn, not at every epoch's end
+        metrics = {
+            k: float(v) if isinstance(v, Tensor) else v for k, v in super().get_metrics(trainer, pl_module).items()
+        }
         if self._step_loss is not None and trainer.training:
             metrics = {"loss": f"{float(self._step_loss):.3g}", **metrics}
         return metrics
+
+
+def _finite_or_none(total: float) -> int | None:
+    """A batch count for tqdm: ``None`` for an unknown (infinite) one, as Lightning's ``convert_inf`` gives."""
+    return None if total is None or math.isinf(total) or math.isnan(total) else int(total)

@@ -107,6 +107,8 @@ class MLPModule(L.LightningModule):
         # first use (in `setup` at the latest), after a subclass's __init__ has set what its build_metrics reads
         self._step_buffers: dict[str, StepBuffer] | None = None
         self._checked_stages: set[str] = set()
+        #: whether the training split's metrics (beyond its loss) are computed: the estimators read no others
+        self.training_metrics = True
 
     # ---------------------------------------------------------------- pieces a subclass overrides
     def build_network(self) -> nn.Module:
@@ -328,7 +330,8 @@ class MLPModule(L.LightningModule):
         metrics = self.build_metrics()
         buffers = {}
         for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/").to(self.device))
+            kept = metrics if stage != "train" or self.training_metrics else MetricCollection({})  # the loss alone
+            setattr(self, f"{stage}_metrics", kept.clone(prefix=f"{stage}/").to(self.device))
             setattr(self, f"{stage}_loss", WeightedMean().to(self.device))
             buffers[stage] = StepBuffer(getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss"))
         return buffers

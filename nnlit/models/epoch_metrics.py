@@ -10,6 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from nnlit.callbacks.progress_bar import TimedProgressBar
+from nnlit.lightning_internals import publish_epoch_values
 from nnlit.speed.batch_groups import step_schedulers
 
 #: seconds between the loggers' ``save()`` in a fit (the first epoch's metrics are saved at once, the rest when the fit
@@ -86,8 +88,14 @@ class EpochMetrics(Callback):
         fitting = trainer.state.fn == "fit"
         shown = {f"{stage}/loss"} if stage != "test" else set()
         shown.add(f"val/{module.progress_bar_metric}" if stage == "val" else "")
+        direct = fitting and not trainer.sanity_checking  # validate / test return what `log` collects
+        if direct:  # `log` costs ~0.3 ms a call: only another bar's values go through it
+            bar = trainer.progress_bar_callback
+            publish_epoch_values(trainer, values, shown if isinstance(bar, TimedProgressBar) else ())
+            shown = shown if bar is not None and not isinstance(bar, TimedProgressBar) else set()
         for name, value in values.items():
-            module.log(name, value, prog_bar=name in shown, logger=not fitting)
+            if not direct or name in shown:
+                module.log(name, value, prog_bar=name in shown, logger=not fitting)
         if fitting and not trainer.sanity_checking and trainer.loggers:
             self._write(trainer, {name: float(value) for name, value in values.items()})
         loss_metric.reset()
@@ -103,6 +111,14 @@ class EpochMetrics(Callback):
                 logger.save()
         if save:
             self._loggers_saved_at = now
+
+    @override
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # The loggers save by the clock; a run killed after this checkpoint and resumed from it would never log again
+        # the epochs the checkpoint holds: they are written now, so the loggers hold every epoch a resume starts after.
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            for logger in trainer.loggers:
+                logger.save()
 
 
 def _is_nnlit(module: Any) -> bool:

@@ -18,14 +18,14 @@ def _fit(make_trainer, bar):
 
 def test_redraws_by_the_clock_not_per_batch(make_trainer):
     # 2 training batches (30 minibatches in groups of 16) and 8 validation batches per epoch; with an hour between
-    # redraws only the very first batch and each bar's last batch draw
+    # redraws only the first epoch's start and the validation bar's last batch draw (the fit's end draws on close)
     bar = _fit(make_trainer, TimedProgressBar(interval=3600, plain=False)).progress_bar_callback
-    assert bar.redraws == 1 + 2 * 2  # first batch; train and val bars' ends, 2 epochs
+    assert bar.redraws == 1 + 2  # the first epoch's start; the validation bar's end, 2 epochs
 
 
 def test_interval_zero_redraws_every_batch(make_trainer):
     bar = _fit(make_trainer, TimedProgressBar(interval=0, plain=False)).progress_bar_callback
-    assert bar.redraws == 2 * (2 + 8)
+    assert bar.redraws == 2 * (1 + 2 + 8 + 1)  # an epoch's start, its batches, its validation batches, its end
 
 
 def test_shows_the_latest_training_loss(make_trainer):
@@ -113,3 +113,17 @@ def test_plain_lines_without_an_epoch_limit_or_validation_say_only_what_ran(make
     assert [line.split(":")[0] for line in bar.lines] == ["Epoch 1", "Epoch 2", "Epoch 3", "Epoch 4"]  # no "/-1"
     validated = ["val/acc=" in line for line in bar.lines]
     assert validated == [False, True, False, True]  # every other epoch; no stale values on the others
+
+
+def test_quick_epochs_draw_by_the_clock_and_the_fit_ends_on_its_last_state(make_trainer, capsys):
+    # one validation batch (eval_batch_size 1024): no validation bar in the fit; an hour between redraws: only the
+    # first epoch's start draws, and closing the bar draws the last epoch's full count and metrics
+    data = TabularDataModule(dataset="gauss", n_classes=3, n_samples=600, batch_size=16, seed=0)
+    model = MulticlassMLP(in_features=2, num_classes=3, hidden=[8])
+    bar = TimedProgressBar(interval=3600, plain=False)
+    trainer = make_trainer(max_epochs=3, callbacks=[bar], enable_progress_bar=True, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=data)
+    assert bar.redraws == 1 and bar._val_progress_bar is None
+    out = capsys.readouterr()
+    last = (out.out + out.err).strip().split("\r")[-1]
+    assert "Epoch 2" in last and "30/30" in last and "val/acc=" in last and "val/loss=" in last

@@ -204,6 +204,7 @@ class HalvingEveryEpoch:
 
 @pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_schedulers_step_through_lr_scheduler_step(interval, make_trainer):
+    torch.manual_seed(2)  # SGD at lr=1.0 diverges from some initial weights, and a NaN loss stops the fit
     model = StepsItsOwnWay(
         in_features=2,
         hidden=[8],
