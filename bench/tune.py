@@ -63,16 +63,16 @@ def trained_epochs(out: Path) -> list[tuple[dict[str, Any], int]]:
     """Each finished trial of the sweep in ``out``: its values as the config takes them, and the epochs it ran."""
     import optuna
 
-    from nnlit.tune import _decoded
+    from nnlit.tune.space import decoded
 
     study = optuna.load_study(study_name="nnlit", storage=f"sqlite:///{out / 'study.db'}")
     done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
-    return [(_decoded(t, argparse.Namespace()), len(t.intermediate_values)) for t in done]
+    return [(decoded(t), len(t.intermediate_values)) for t in done]
 
 
 def plain_loop(out: Path, loop_root: Path) -> None:
     """Fits the trials of the sweep in ``out`` one after another in this process, with the arguments nnlit tune gives
-    each fit (nnlit/tune.py, ``fit_trial``), and no Optuna."""
+    each fit (nnlit/tune/trial.py, ``fit_trial``), and no Optuna."""
     import json
 
     from nnlit import example_configs
