@@ -216,6 +216,7 @@ def run_case(case: dict[str, Any], options: argparse.Namespace, folder: Path) ->
     regression = diagnosis.metric == "val/r2"
     found = [f.kind for f in diagnosis.findings if f.severity in ("error", "warning")]
     result.update(found=found, doctor_seconds=diagnosis.seconds, fixes=diagnosis.fixes())
+    result["findings"] = [f.to_dict() for f in diagnosis.findings]  # for reading a threshold's effect afterwards
     if faulty and result["hurts"] and diagnosis.fixes():
         extra = [f"--{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in diagnosis.fixes().items()]
         fixed, _, _ = mean_score(config, [*overrides, *extra], options.seeds)

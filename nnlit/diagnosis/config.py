@@ -1,4 +1,5 @@
-"""Rules over the config, statically: the head, the stack of activations, dropout, the learning rate."""
+"""Rules over the config, statically: the head, the stack of activations, dropout, the learning rate, the weight
+decay."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from nnlit.diagnosis.finding import Finding, finding, without_present
 
 ACTIVATION_KEY = "model.init_args.activation"
 LR_KEY = "model.init_args.optimizer.init_args.lr"
+DECAY_KEY = "model.init_args.optimizer.init_args.weight_decay"
+#: the optimizers whose weight decay is decoupled from the gradient (Loshchilov & Hutter 2019)
+DECOUPLED = ("adamw",)
 #: the activations that saturate (bounded both ways)
 SATURATING = ("sigmoid", "tanh", "hardtanh", "softsign")
 #: the activations whose units can die (zero output, zero gradient)
@@ -139,6 +143,35 @@ def learning_rate_range(optimizer: str, lr: float | None) -> list[Finding]:
             where="optimizer",
             measured={"lr": (lr, limit, op)},
             effect=abs(_log10(lr / limit)),
+        )
+    ]
+
+
+def coupled_weight_decay(optimizer: str, weight_decay: float) -> list[Finding]:
+    """A weight decay above :data:`~nnlit.diagnosis.thresholds.COUPLED_DECAY` on an optimizer that adds it to the
+    gradient (an L2 penalty: Adam, SGD, RMSprop …), not decoupled from it as AdamW's is. Adam's ``weight_decay=1`` is
+    not AdamW's: it holds every weight near 0 and the net underfits. The fixes: a usual L2 strength, or AdamW.
+
+    Example::
+
+        >>> [f.kind for f in coupled_weight_decay("Adam", 1.0)], coupled_weight_decay("AdamW", 1.0)
+        (['weight_decay_too_high'], [])
+        >>> coupled_weight_decay("SGD", 5e-4)
+        []
+    """
+    name = optimizer.rsplit(".", 1)[-1].lower()
+    if name in DECOUPLED or weight_decay <= T.COUPLED_DECAY:
+        return []
+    return [
+        finding(
+            "weight_decay_too_high",
+            "warning",
+            f"{optimizer} adds weight_decay={weight_decay:g} times every weight to its gradient (an L2 penalty, not "
+            f"AdamW's decoupled decay): far above the usual {T.COUPLED_DECAY:g} or less, it holds the weights near 0",
+            where="optimizer",
+            measured={"weight_decay": (weight_decay, T.COUPLED_DECAY, ">")},
+            candidates=[{DECAY_KEY: 1e-4}, {DECAY_KEY: 0.0}],
+            effect=abs(_log10(weight_decay / T.COUPLED_DECAY)),
         )
     ]
 

@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "nan_loss": "the loss became NaN or infinite",
     "lr_too_high": "the learning rate is too high",
     "lr_too_low": "the learning rate is too low",
+    "weight_decay_too_high": "an L2 weight decay so strong that the weights cannot move from 0",
     "too_little_capacity": "the net is too small for the table",
     "overfitting": "training fits while validation gets worse",
     "no_signal": "validation stays at chance: the labels carry no signal the features can give",
@@ -158,6 +159,7 @@ TIERS: dict[str, int] = {
         (
             "lr_too_high",
             "lr_too_low",
+            "weight_decay_too_high",
             "dead_relu",
             "vanishing_gradients",
             "exploding_gradients",

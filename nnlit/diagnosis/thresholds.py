@@ -102,8 +102,19 @@ LR_RANGE: dict[str, tuple[float, float]] = {
     "adagrad": (1e-5, 5.0),
 }
 
+#: a weight decay added to the gradient (L2; Adam, SGD, RMSprop …, not AdamW) above this is far too strong: usual L2
+#: strengths are 1e-5 to 1e-3 (5e-4 in the SGD recipes of ResNet and its successors; PyTorch's Adam default is 0);
+#: AdamW's decoupled 0.01 to 1 is another quantity
+COUPLED_DECAY = 0.1
+
 # ---------------------------------------------------------------- verifying a fix
 #: a fix helps when the validation metric gains at least this much (accuracy points; R² points) …
 FIX_GAIN = 0.01
 #: … or cures its measurement while the metric loses no more than this
 FIX_TOLERANCE = 0.005
+#: a warning whose best verified fix gains less than this (accuracy points; R² points) becomes an info: the run was not
+#: "clearly worse than it could be" (UMLAUT's and DeepDiagnosis' false alarms are symptoms that cost nothing)
+CLEAR_GAIN = 0.02
+#: … and, for accuracy, less than this many validation rows (on small tables one row is several points). A gain under
+#: twice the bar is measured again with a second seed (one seed's gain of one row is noise as often as not)
+CLEAR_ROWS = 1

@@ -7,6 +7,7 @@ short fit with the monitors, then each fix rerun) and returns a :class:`Diagnosi
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -17,8 +18,14 @@ from typing import Any
 
 import torch
 
-from nnlit.diagnosis import thresholds as T
-from nnlit.diagnosis.config import LR_KEY, high_dropout, learning_rate_range, saturating_stack, wrong_head
+from nnlit.diagnosis.config import (
+    LR_KEY,
+    coupled_weight_decay,
+    high_dropout,
+    learning_rate_range,
+    saturating_stack,
+    wrong_head,
+)
 from nnlit.diagnosis.finding import Finding, healthy, ranked
 from nnlit.diagnosis.layers import dead_units, gradient_ratio, saturated_units, symmetric_units
 from nnlit.diagnosis.table import (
@@ -45,12 +52,12 @@ from nnlit.diagnosis.training import (
     update_ratios,
 )
 from nnlit.doctor import probes
+from nnlit.doctor import verify as verification
 from nnlit.doctor.lr_range import USUAL, lr_range_test
+from nnlit.doctor.verify import Probes
 
 #: the default time budget of a diagnosis, in seconds
 BUDGET = 120.0
-#: the most fixes tried per finding (the best that helps is kept)
-TRIES = 3
 
 
 @dataclass
@@ -85,9 +92,12 @@ class Diagnosis:
         }
 
     def fixes(self) -> dict[str, Any]:
-        """Every verified fix, merged (a later finding's fix does not replace an earlier one's key)."""
+        """Every verified fix of an error or a warning, merged (a later finding's fix does not replace an earlier
+        one's key). An info's fix cured its measurement without a clear gain: the run does not need it."""
         merged: dict[str, Any] = {}
         for finding in self.findings:
+            if finding.severity == "info":
+                continue
             if finding.fix and finding.verified and finding.verified.get("helped"):
                 for key, value in finding.fix.items():
                     merged.setdefault(key, value)
@@ -143,7 +153,13 @@ def diagnose(
         runs: dict[str, Any] = {"before": before}
         if verify:
             stages.append("verify")
-            _verify(findings, context, config, overrides, epochs, start, budget, seed, runs)
+            rerun = functools.partial(_rerun, context, config, overrides)
+            first = (context.score, measured, before)
+            probe = Probes(rerun, first, epochs, seed, start, budget)
+            verification.verify(findings, context, probe, runs)
+            if context.truncated:
+                stages.append("whole fit")
+                findings += verification.whole_fit(findings, context, probe, Diagnosis(findings, 0.0).fixes())
         else:
             for finding in findings:
                 finding.fix = dict(finding.candidates[0]) if finding.candidates else None
@@ -157,7 +173,7 @@ class _Context:
         self.built, self.view = built, view
         model = built.model
         self.kinds = probes.activation_kinds(model)
-        self.optimizer, self.lr = probes.optimizer_of(model)
+        self.optimizer, self.lr, self.weight_decay = probes.optimizer_of(model)
         self.prior = probes.prior_loss(view)
         self.chance = probes.chance_score(view)
         self.classification = view.task == "classification"
@@ -194,6 +210,7 @@ class _Context:
         findings += saturating_stack(activation, hidden, _option(model, "norm", None), config)
         findings += high_dropout(float(_option(model, "dropout", 0.0) or 0.0), hidden, config)
         findings += learning_rate_range(self.optimizer, self.lr)
+        findings += coupled_weight_decay(self.optimizer, self.weight_decay)
         return findings
 
     def fit_findings(self, m: probes.FitMeasurements) -> list[Finding]:
@@ -341,68 +358,11 @@ def _deduplicated(findings: list[Finding]) -> list[Finding]:
     return list(kept.values())
 
 
-def _verify(
-    findings: list[Finding],
-    context: _Context,
-    config: str,
-    overrides: Sequence[str],
-    epochs: int,
-    start: float,
-    budget: float,
-    seed: int,
-    runs: dict[str, Any],
-) -> None:
-    """Reruns the short probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the
-    best that helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the
-    metric loses no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`; with validation at chance (a
-    ``no_signal`` finding), the fix must take the metric :data:`~nnlit.diagnosis.thresholds.CHANCE_MARGIN` off it."""
-    before = context.score
-    baseline = before if before is not None and math.isfinite(before) else context.chance
-    tried: dict[str, tuple[float | None, list[Finding], Any]] = {}
-    best_gain = -math.inf
-    # validation at chance: a fix that only removes its finding, or gains by noise, leaves the score there; one that
-    # helps takes the score off chance
-    at_chance = any(f.kind == "no_signal" for f in findings)
-    scale = 1 - context.chance if context.chance < 1 else 1.0
-    for finding in ranked(findings):
-        candidates, finding.fix = list(finding.candidates), None
-        best: tuple[float, dict[str, Any], Any] | None = None
-        for candidate in candidates[:TRIES]:
-            if time.perf_counter() - start > budget:
-                if best is None:
-                    finding.verified = {
-                        "metric": context.metric,
-                        "before": before,
-                        "after": None,
-                        "helped": False,
-                        "skipped": "time budget spent",
-                    }
-                break
-            key = json.dumps(candidate, sort_keys=True)
-            if key not in tried:
-                tried[key] = _rerun(context, config, overrides, candidate, epochs, seed)
-            after, rerun_findings, measurements = tried[key]
-            gone = not any(f.kind == finding.kind and f.where == finding.where for f in rerun_findings)
-            gain = (after - baseline) if after is not None else -math.inf
-            # a static finding is gone by construction once its fix is applied: only the metric can prove that one
-            measured = finding.where not in ("model", "optimizer") and not at_chance
-            helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
-            if at_chance:
-                helped = after is not None and (after - context.chance) / scale >= T.CHANCE_MARGIN
-            if best is None or (helped and gain > best[0]):
-                finding.verified = {"metric": context.metric, "before": before, "after": after, "helped": helped}
-            if helped and (best is None or gain > best[0]):  # the best of the candidates that help
-                best = (gain, candidate, measurements)
-        if best is not None:
-            gain, finding.fix, measurements = best
-            if gain > best_gain:
-                best_gain, runs["after"], runs["fix"] = gain, measurements, finding.fix
-
-
 def _rerun(
-    context: _Context, config: str, overrides: Sequence[str], fix: dict[str, Any], epochs: int, seed: int
-) -> tuple[float | None, list[Finding], Any]:
-    """The short probe with ``fix`` applied: its validation metric and findings."""
+    context: _Context, config: str, overrides: Sequence[str], fix: dict[str, Any], epochs: int | None, seed: int
+) -> verification.Result:
+    """The short probe with ``fix`` applied (``epochs=None``: the fixed config's own epochs, a whole fit): its
+    validation metric and findings."""
     extra = [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in fix.items()]
     with tempfile.TemporaryDirectory() as root:
         try:
@@ -411,8 +371,8 @@ def _rerun(
             return None, [], None
         view = probes.table_view(built)
         rerun = _Context(built, view)
-        rerun.truncated = context.truncated
-        measurements = probes.probe_fit(built, epochs, seed=seed)
+        rerun.truncated = context.truncated if epochs is not None else False
+        measurements = probes.probe_fit(built, built.max_epochs if epochs is None else epochs, seed=seed)
         if measurements.nan is not None:
             return None, rerun.fit_findings(measurements), measurements
         findings = explained(rerun.config_findings() + rerun.fit_findings(measurements))

@@ -159,17 +159,20 @@ def head_task(model: Any) -> str:
     return "multiclass"
 
 
-def optimizer_of(model: Any) -> tuple[str, float | None]:
-    """The optimizer class name and learning rate the model's ``configure_optimizers`` would use."""
+def optimizer_of(model: Any) -> tuple[str, float | None, float]:
+    """The optimizer class name, learning rate and weight decay (0 when it has none) the model's
+    ``configure_optimizers`` would use."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         optimizer = model.optimizer(trainable) if hasattr(model, "optimizer") else None
     except Exception:  # a user's optimizer that needs more than the parameters: no static learning-rate rule
-        return "", None
+        return "", None, 0.0
     if optimizer is None:
-        return "", None
-    lr = optimizer.param_groups[0].get("lr")
-    return type(optimizer).__name__, float(lr) if isinstance(lr, float | int) else None
+        return "", None, 0.0
+    group = optimizer.param_groups[0]
+    lr, decay = group.get("lr"), group.get("weight_decay")
+    decay = float(decay) if isinstance(decay, float | int) else 0.0
+    return type(optimizer).__name__, float(lr) if isinstance(lr, float | int) else None, decay
 
 
 def activation_kinds(model: nn.Module) -> dict[str, str]:

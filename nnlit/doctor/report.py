@@ -37,6 +37,10 @@ def render(diagnosis: Diagnosis, config: str, overrides: Sequence[str], written:
         if finding.evidence:
             out.write(f"   evidence: {_evidence(finding.evidence)}\n")
         verified = finding.verified or {}
+        if "needed" in verified:
+            gain, needed = verified["gain"], verified["needed"]
+            moved = f"the best fix tried moved {verified['metric']} by {gain:+.3f}"
+            out.write(f"   info, not a warning: {moved} (a warning needs {needed:+.3f})\n")
         if finding.fix:
             numbers = _before_after(verified)
             out.write(f"   fix{numbers}: {finding.fix_line()}\n")
@@ -133,7 +137,8 @@ def _before_after(verified: dict[str, Any]) -> str:
     if verified.get("after") is None:
         return ""
     before = "NaN loss" if verified.get("before") is None else f"{verified['before']:.3f}"
-    return f" ({verified['metric']} {before} → {verified['after']:.3f})"
+    stacked = ", both with the fixes above" if verified.get("with") else ""
+    return f" ({verified['metric']} {before} → {verified['after']:.3f}{stacked})"
 
 
 def _number(value: Any) -> str:

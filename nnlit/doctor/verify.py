@@ -1,0 +1,203 @@
+"""The doctor's last stages: each fix verified by a rerun, each warning weighed by what its fix wins back, and the
+verified fixes of a shortened probe trained for the config's own epochs.
+
+The probe fits are :class:`Probes`' (each fix, seed and length run once); the rules that judge them are
+:mod:`nnlit.diagnosis`'s, the thresholds :mod:`nnlit.diagnosis.thresholds`'.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nnlit.diagnosis import thresholds as T
+from nnlit.diagnosis.finding import Finding, ranked
+
+#: the most fixes tried per finding (the best that helps is kept)
+TRIES = 3
+#: kinds whose harm the validation score does not show (it is inflated by them): a fix cannot prove itself there
+INFLATING = ("id_column", "leakage", "duplicate_rows")
+
+#: a probe's result: the validation metric (``None`` when the loss broke or the fix could not be applied), the
+#: findings of the rerun, its measurements
+Result = tuple[float | None, list[Finding], Any]
+
+
+class Probes:
+    """The probe fits of one diagnosis, each (fix, seed, length) run once while the budget lasts.
+
+    Args:
+        rerun: ``rerun(fix, epochs, seed)``: the probe with ``fix`` applied for ``epochs`` (``None``: the fixed
+            config's own epochs, a whole fit).
+        first: the first probe's result (no fix, ``seed``, ``epochs``).
+        epochs: the probe's epochs.
+        seed: the probe's seed.
+        start: when the diagnosis started (``time.perf_counter()``).
+        budget: its seconds.
+    """
+
+    def __init__(
+        self,
+        rerun: Callable[[dict[str, Any], int | None, int], Result],
+        first: Result,
+        epochs: int,
+        seed: int,
+        start: float,
+        budget: float,
+    ) -> None:
+        self.rerun, self.epochs, self.seed, self.start, self.budget = rerun, epochs, seed, start, budget
+        self._runs: dict[tuple[str, int, bool], Result] = {("{}", seed, False): first}
+
+    def time_left(self) -> bool:
+        return time.perf_counter() - self.start <= self.budget
+
+    def __call__(self, fix: dict[str, Any], seed: int | None = None, whole: bool = False) -> Result:
+        """The probe with ``fix``, ``seed`` (default: the probe's) and the whole fit's epochs when ``whole``; a probe
+        the budget cannot pay for is ``(None, [], None)``, not run."""
+        key = (json.dumps(fix, sort_keys=True), self.seed if seed is None else seed, whole)
+        if key not in self._runs:
+            if not self.time_left():
+                return None, [], None
+            self._runs[key] = self.rerun(fix, None if whole else self.epochs, key[1])
+        return self._runs[key]
+
+
+def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str, Any]) -> None:
+    """Reruns the probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the best that
+    helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the metric loses
+    no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`; with validation at chance (a ``no_signal``
+    finding), the fix must take the metric :data:`~nnlit.diagnosis.thresholds.CHANCE_MARGIN` off it. Then each
+    warning is weighed (:func:`settle`).
+
+    A finding whose fixes change other keys than the fixes kept before it is verified on top of them (a weight decay
+    after a learning rate): the fixes are applied together, so they are judged together.
+
+    ``context`` holds ``score`` (the first probe's metric), ``chance``, ``metric``, ``classification``, ``truncated``
+    and ``view.val`` (the validation rows)."""
+    before = context.score
+    baseline = before if before is not None and math.isfinite(before) else context.chance
+    best_gain = -math.inf
+    # validation at chance: a fix that only removes its finding, or gains by noise, leaves the score there; one that
+    # helps takes the score off chance
+    at_chance = any(f.kind == "no_signal" for f in findings)
+    scale = 1 - context.chance if context.chance < 1 else 1.0
+    applied: dict[str, Any] = {}
+    for finding in ranked(findings):
+        candidates, finding.fix = list(finding.candidates), None
+        keys = {key for candidate in candidates for key in candidate}
+        stack = dict(applied) if applied and not keys & set(applied) else {}
+        base = baseline
+        if stack:
+            stacked = probe(stack)[0]
+            base = stacked if stacked is not None and math.isfinite(stacked) else baseline
+        best: tuple[float, dict[str, Any], Any] | None = None
+        largest: tuple[float, dict[str, Any]] = (-math.inf, {})  # the largest gain of any candidate tried
+        for candidate in candidates[:TRIES]:
+            if not probe.time_left():
+                if best is None:
+                    finding.verified = {
+                        "metric": context.metric,
+                        "before": before,
+                        "after": None,
+                        "helped": False,
+                        "skipped": "time budget spent",
+                    }
+                break
+            after, rerun_findings, measurements = probe({**stack, **candidate})
+            gone = not any(f.kind == finding.kind and f.where == finding.where for f in rerun_findings)
+            gain = (after - base) if after is not None else -math.inf
+            if gain > largest[0]:
+                largest = (gain, candidate)
+            # a static finding is gone by construction once its fix is applied: only the metric can prove that one
+            measured = finding.where not in ("model", "optimizer") and not at_chance
+            helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
+            if at_chance:
+                helped = after is not None and (after - context.chance) / scale >= T.CHANCE_MARGIN
+            if best is None or (helped and gain > best[0]):
+                finding.verified = _verified(context.metric, base if stack else before, after, helped, stack)
+            if helped and (best is None or gain > best[0]):  # the best of the candidates that help
+                best = (gain, candidate, measurements)
+        if best is not None:
+            gain, finding.fix, measurements = best
+            applied.update(finding.fix)
+            if gain > best_gain:
+                best_gain, runs["after"], runs["fix"] = gain, measurements, finding.fix
+        if finding.severity == "warning" and finding.kind not in INFLATING and not at_chance:
+            settle(finding, largest, stack, context, probe)
+
+
+def settle(
+    finding: Finding, largest: tuple[float, dict[str, Any]], stack: dict[str, Any], context: Any, probe: Probes
+) -> None:
+    """Makes ``finding`` an info when no fix tried gains :func:`clear_gain`: the run is not "clearly worse than it
+    could be". A gain under twice the bar is measured again: over the config's whole fit when the probe was shorter
+    (what a short probe cannot show, a whole fit does; a fix it proves is offered), else with the next seed (the mean
+    of the two gains decides). ``largest``: the largest gain of a candidate and the candidate; ``stack``: the fixes it
+    was tried on top of."""
+    gain, candidate = largest
+    if not math.isfinite(gain):  # no fix was tried (the budget), or none could run: nothing measured
+        return
+    clear = clear_gain(context)
+    if gain < 2 * clear:
+        whole = bool(context.truncated)
+        seed = probe.seed if whole else probe.seed + 1
+        before, after = probe(stack, seed, whole)[0], probe({**stack, **candidate}, seed, whole)[0]
+        if before is not None and after is not None and math.isfinite(before):
+            gain = after - before if whole else (gain + after - before) / 2
+            if whole and finding.fix is None and gain >= clear:
+                finding.fix = candidate
+                finding.verified = _verified(context.metric, before, after, True, stack, whole=True)
+    if gain < clear - 1e-6:
+        finding.severity = "info"
+        if finding.verified is not None:
+            finding.verified.update(gain=gain, needed=clear)
+
+
+def whole_fit(findings: list[Finding], context: Any, probe: Probes, fixes: dict[str, Any]) -> list[Finding]:
+    """The verified ``fixes`` of a shortened probe, trained for the config's own epochs: what only a whole fit shows
+    (the fixed net overfitting by its last epoch) is a new finding, with the fix that wins back the most, verified
+    over the whole fit too."""
+    if not fixes:
+        return []
+    before, found, _ = probe(fixes, whole=True)
+    if before is None:
+        return []
+    clear, added = clear_gain(context), []
+    known = {(f.kind, f.where) for f in findings}
+    for finding in found:
+        if finding.severity == "info" or (finding.kind, finding.where) in known or not finding.candidates:
+            continue
+        best: tuple[float, dict[str, Any]] | None = None
+        for candidate in finding.candidates[:TRIES]:
+            after = probe({**fixes, **candidate}, whole=True)[0]
+            if after is not None and after - before >= clear and (best is None or after > best[0]):
+                best = (after, candidate)
+        if best is None:
+            continue
+        finding.fix = best[1]
+        finding.verified = _verified(context.metric, before, best[0], True, fixes, whole=True)
+        finding.message = f"With the fixes above, over the whole fit: {finding.message}"
+        added.append(finding)
+    return added
+
+
+def clear_gain(context: Any) -> float:
+    """The metric gain a verified fix must reach for its finding to stay a warning: :data:`CLEAR_GAIN` points, and
+    for accuracy at least :data:`CLEAR_ROWS` validation rows."""
+    rows = len(context.view.val) if context.classification else 0
+    return max(T.CLEAR_GAIN, T.CLEAR_ROWS / rows) if rows else T.CLEAR_GAIN
+
+
+def _verified(
+    metric: str, before: float | None, after: float | None, helped: bool, stack: dict[str, Any], whole: bool = False
+) -> dict[str, Any]:
+    """A finding's ``verified``: ``with`` the fixes applied in both runs, ``whole`` when both were whole fits."""
+    verified: dict[str, Any] = {"metric": metric, "before": before, "after": after, "helped": helped}
+    if stack:
+        verified["with"] = stack
+    if whole:
+        verified["whole fit"] = True
+    return verified

@@ -1,0 +1,123 @@
+"""The doctor's verification (nnlit/doctor/verify.py) on crafted probe scores: which fix is kept, and when a warning
+stays one."""
+
+import types
+
+import pytest
+
+from nnlit.diagnosis import Finding
+from nnlit.diagnosis import thresholds as T
+from nnlit.doctor import Diagnosis
+from nnlit.doctor.verify import Probes, verify
+
+FIX = {"model.init_args.dropout": 0.2}
+
+
+def context(score=0.80, chance=0.5, rows=100, truncated=False):
+    view = types.SimpleNamespace(val=range(rows))
+    return types.SimpleNamespace(
+        score=score, chance=chance, metric="val/acc", classification=True, view=view, truncated=truncated
+    )
+
+
+def run(findings, ctx, scores, calls=None):
+    """Verifies ``findings``; the probe with a fix ``f`` (``{}`` for none), seed ``s`` and whole fit ``w`` scores
+    ``scores[(bool(f), s, w)]`` (``scores[(bool(f), s)]`` for a probe-length fit)."""
+
+    def rerun(fix, epochs, seed):
+        key = (bool(fix), seed) if epochs is not None else (bool(fix), seed, True)
+        if calls is not None:
+            calls.append(key)
+        return scores[key], [], None
+
+    probe = Probes(rerun, (ctx.score, [], None), epochs=5, seed=0, start=0.0, budget=1e9)
+    verify(findings, ctx, probe, runs={})
+    return findings
+
+
+def one(kind, scores, calls=None, where="network.act1", candidates=(FIX,), **kw):
+    found = Finding(kind, "warning", "…", where=where)
+    found.candidates = [dict(c) for c in candidates]
+    return run([found], context(**kw), scores, calls)[0]
+
+
+def test_with_validation_at_chance_only_a_gain_verifies_a_fix():
+    fix = {"model.init_args.activation": "leaky_relu"}
+    # the finding gone with the score unchanged, or up by noise; then a score well off chance
+    for after, kinds, offered in (
+        (0.34, ("dead_relu",), True),
+        (0.34, ("dead_relu", "no_signal"), False),
+        (0.36, ("dead_relu", "no_signal"), False),
+        (0.80, ("dead_relu", "no_signal"), True),
+    ):
+        found = [Finding(k, "warning", "…", where="network.act1" if k == "dead_relu" else "val/acc") for k in kinds]
+        found[0].candidates = [fix]
+        scores = {(True, 0): after, (False, 1): 0.34, (True, 1): after}
+        run(found, context(score=0.34, chance=0.34), scores)
+        assert (found[0].fix == fix) is offered and found[0].verified["helped"] is offered, (after, kinds)
+
+
+def test_a_warning_whose_verified_fix_gains_nothing_becomes_an_info():
+    # the fix cures the measurement and keeps the score: offered, but the run lost nothing to the finding
+    calls = []
+    found = one("dead_relu", {(True, 0): 0.80, (False, 1): 0.78, (True, 1): 0.78}, calls)
+    assert found.severity == "info" and found.fix == FIX
+    assert found.verified["gain"] == 0.0 and found.verified["needed"] == T.CLEAR_GAIN
+    assert calls == [(True, 0), (False, 1), (True, 1)]  # a gain under twice the bar is probed with a second seed
+    assert Diagnosis([found], 1.0).healthy and Diagnosis([found], 1.0).fixes() == {}  # an info's fix is not applied
+
+
+def test_a_clear_gain_keeps_the_warning_and_one_seeds_luck_does_not():
+    calls = []  # +0.10 on the first seed: clear at once, no second probe
+    assert one("dead_relu", {(True, 0): 0.90}, calls).severity == "warning" and calls == [(True, 0)]
+    # +0.03 on seed 0 (under twice the bar), +0.03 on seed 1: the mean gain clears the bar
+    assert one("dead_relu", {(True, 0): 0.83, (False, 1): 0.70, (True, 1): 0.73}).severity == "warning"
+    # +0.03 on seed 0, -0.01 on seed 1: a mean of +0.01, under the bar
+    found = one("dead_relu", {(True, 0): 0.83, (False, 1): 0.70, (True, 1): 0.69})
+    assert found.severity == "info" and found.verified["gain"] == pytest.approx(0.01)
+
+
+def test_the_bar_is_one_validation_row_on_small_tables():
+    # 30 validation rows: one row is 0.033, above CLEAR_GAIN; a gain of one row on both seeds is enough
+    row = 1 / 30
+    found = one("dead_relu", {(True, 0): 0.80 + row, (False, 1): 0.80, (True, 1): 0.80 + row}, rows=30)
+    assert found.severity == "warning"
+    found = one("dead_relu", {(True, 0): 0.80 + row, (False, 1): 0.80, (True, 1): 0.80}, rows=30)
+    assert found.severity == "info" and found.verified["needed"] == pytest.approx(row)
+
+
+def test_a_shortened_probe_is_weighed_by_the_whole_fit_which_can_prove_a_fix():
+    # 15 epochs of a longer config: the fix does nothing yet; over the whole fit it wins 0.30 back, so the warning
+    # stays, with the fix the whole fit proved
+    found = one("underfitting", {(True, 0): 0.79, (False, 0, True): 0.65, (True, 0, True): 0.95}, truncated=True)
+    assert found.severity == "warning" and found.fix == FIX
+    assert found.verified == {"metric": "val/acc", "before": 0.65, "after": 0.95, "helped": True, "whole fit": True}
+    # nor over the whole fit: an info
+    found = one("underfitting", {(True, 0): 0.79, (False, 0, True): 0.95, (True, 0, True): 0.95}, truncated=True)
+    assert found.severity == "info" and found.fix is None
+
+
+def test_kinds_that_inflate_the_validation_score_and_unverified_findings_stay_warnings():
+    for kind in ("id_column", "leakage", "duplicate_rows"):  # removing them lowers the validation score
+        assert one(kind, {(True, 0): 0.70, (False, 1): 0.8, (True, 1): 0.7}).severity == "warning", kind
+    calls = []
+    assert one("underfitting", {}, calls, candidates=()).severity == "warning" and calls == []  # nothing to try
+
+
+def test_a_fix_of_other_keys_is_verified_on_top_of_the_fixes_kept_before_it():
+    lr = Finding("lr_too_high", "warning", "…", where="optimizer")
+    lr.candidates = [{"model.init_args.optimizer.init_args.lr": 0.001}]
+    decay = Finding("weight_decay_too_high", "warning", "…", where="optimizer")
+    decay.candidates = [{"model.init_args.optimizer.init_args.weight_decay": 0.0}]
+    lr.effect, decay.effect = 2.0, 1.0  # the learning rate first
+
+    def rerun(fix, epochs, seed):
+        score = 0.1 + 0.1 * ("model.init_args.optimizer.init_args.lr" in fix)
+        return score + 0.3 * ("model.init_args.optimizer.init_args.weight_decay" in fix), [], None
+
+    probe = Probes(rerun, (0.1, [], None), epochs=5, seed=0, start=0.0, budget=1e9)
+    ctx = types.SimpleNamespace(score=0.1, chance=0.0, metric="val/r2", classification=False, truncated=False)
+    verify([lr, decay], ctx, probe, runs={})
+    assert decay.verified["with"] == lr.fix and decay.verified["before"] == pytest.approx(0.2)
+    assert decay.verified["after"] == pytest.approx(0.5) and decay.severity == "warning"
+    assert Diagnosis([lr, decay], 1.0).fixes() == {**lr.fix, **decay.fix}
