@@ -151,6 +151,7 @@ def diagnose(
         findings = explained(_deduplicated(findings))
         context.add_lr_candidates(findings, before)
         runs: dict[str, Any] = {"before": before}
+        added: list[Finding] = []  # what the whole fit of the fixes shows: after the rest, it exists because of them
         if verify:
             stages.append("verify")
             rerun = functools.partial(_rerun, context, config, overrides)
@@ -159,11 +160,12 @@ def diagnose(
             verification.verify(findings, context, probe, runs)
             if context.truncated:
                 stages.append("whole fit")
-                findings += verification.whole_fit(findings, context, probe, Diagnosis(findings, 0.0).fixes())
+                added = verification.whole_fit(findings, context, probe, Diagnosis(findings, 0.0).fixes())
         else:
             for finding in findings:
                 finding.fix = dict(finding.candidates[0]) if finding.candidates else None
-        return Diagnosis(ranked(findings), time.perf_counter() - start, stages, context.metric, runs)
+        ordered = ranked(findings) + ranked(added)
+        return Diagnosis(ordered, time.perf_counter() - start, stages, context.metric, runs)
 
 
 class _Context:

@@ -137,7 +137,12 @@ def _before_after(verified: dict[str, Any]) -> str:
     if verified.get("after") is None:
         return ""
     before = "NaN loss" if verified.get("before") is None else f"{verified['before']:.3f}"
-    stacked = ", both with the fixes above" if verified.get("with") else ""
+    stacked = ""
+    if verified.get("with"):  # the earlier fixes this one was judged on top of
+        stacked = ", both runs with " + " ".join(f"--{k}={_value(v)}" for k, v in verified["with"].items())
+    if verified.get("whole fit"):
+        stacked += ", whole fits"
+
     return f" ({verified['metric']} {before} → {verified['after']:.3f}{stacked})"
 
 

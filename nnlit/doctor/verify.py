@@ -73,60 +73,78 @@ def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str,
     warning is weighed (:func:`settle`).
 
     A finding whose fixes change other keys than the fixes kept before it is verified on top of them (a weight decay
-    after a learning rate): the fixes are applied together, so they are judged together.
+    after a learning rate): the fixes are applied together, so they are judged together. A finding no fix helped is
+    tried once more on top of every fix kept after it (a wider net may need the dropout it had to go first).
 
     ``context`` holds ``score`` (the first probe's metric), ``chance``, ``metric``, ``classification``, ``truncated``
     and ``view.val`` (the validation rows)."""
-    before = context.score
-    baseline = before if before is not None and math.isfinite(before) else context.chance
-    best_gain = -math.inf
-    # validation at chance: a fix that only removes its finding, or gains by noise, leaves the score there; one that
-    # helps takes the score off chance
     at_chance = any(f.kind == "no_signal" for f in findings)
-    scale = 1 - context.chance if context.chance < 1 else 1.0
     applied: dict[str, Any] = {}
-    for finding in ranked(findings):
-        candidates, finding.fix = list(finding.candidates), None
-        keys = {key for candidate in candidates for key in candidate}
-        stack = dict(applied) if applied and not keys & set(applied) else {}
-        base = baseline
-        if stack:
-            stacked = probe(stack)[0]
-            base = stacked if stacked is not None and math.isfinite(stacked) else baseline
-        best: tuple[float, dict[str, Any], Any] | None = None
-        largest: tuple[float, dict[str, Any]] = (-math.inf, {})  # the largest gain of any candidate tried
-        for candidate in candidates[:TRIES]:
-            if not probe.time_left():
-                if best is None:
-                    finding.verified = {
-                        "metric": context.metric,
-                        "before": before,
-                        "after": None,
-                        "helped": False,
-                        "skipped": "time budget spent",
-                    }
-                break
-            after, rerun_findings, measurements = probe({**stack, **candidate})
-            gone = not any(f.kind == finding.kind and f.where == finding.where for f in rerun_findings)
-            gain = (after - base) if after is not None else -math.inf
-            if gain > largest[0]:
-                largest = (gain, candidate)
-            # a static finding is gone by construction once its fix is applied: only the metric can prove that one
-            measured = finding.where not in ("model", "optimizer") and not at_chance
-            helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
-            if at_chance:
-                helped = after is not None and (after - context.chance) / scale >= T.CHANCE_MARGIN
-            if best is None or (helped and gain > best[0]):
-                finding.verified = _verified(context.metric, base if stack else before, after, helped, stack)
-            if helped and (best is None or gain > best[0]):  # the best of the candidates that help
-                best = (gain, candidate, measurements)
-        if best is not None:
-            gain, finding.fix, measurements = best
-            applied.update(finding.fix)
-            if gain > best_gain:
-                best_gain, runs["after"], runs["fix"] = gain, measurements, finding.fix
+    tried: dict[int, tuple[tuple[float, dict[str, Any]], dict[str, Any]]] = {}
+    best_gain = -math.inf
+    order = ranked(findings)
+    for finding in order:
+        finding.fix = None  # a fix is offered once verified
+    for second in (False, True):
+        for finding in order:
+            keys = {key for candidate in finding.candidates for key in candidate}
+            stack = dict(applied) if applied and not keys & set(applied) else {}
+            if second and (finding.fix is not None or not stack or stack == tried[id(finding)][1]):
+                continue
+            best, largest = _try(finding, stack, context, probe, at_chance, retry=second)
+            if second and best is None:
+                continue  # the first pass's measurement stands
+            tried[id(finding)] = (largest, stack)
+            if best is not None:
+                gain, finding.fix, measurements = best
+                applied.update(finding.fix)
+                if gain > best_gain:
+                    best_gain, runs["after"], runs["fix"] = gain, measurements, finding.fix
+    for finding in order:
         if finding.severity == "warning" and finding.kind not in INFLATING and not at_chance:
-            settle(finding, largest, stack, context, probe)
+            settle(finding, *tried[id(finding)], context, probe)
+
+
+def _try(
+    finding: Finding, stack: dict[str, Any], context: Any, probe: Probes, at_chance: bool, retry: bool
+) -> tuple[tuple[float, dict[str, Any], Any] | None, tuple[float, dict[str, Any]]]:
+    """Each candidate fix of ``finding`` on top of ``stack``: the best that helps (gain, fix, measurements) or
+    ``None``, and the largest gain of any candidate with that candidate; sets ``finding.verified`` (on a ``retry``,
+    only when a candidate helps)."""
+    before = context.score
+    base = before if before is not None and math.isfinite(before) else context.chance
+    if stack:
+        stacked = probe(stack)[0]
+        base = stacked if stacked is not None and math.isfinite(stacked) else base
+    scale = 1 - context.chance if context.chance < 1 else 1.0
+    best: tuple[float, dict[str, Any], Any] | None = None
+    largest: tuple[float, dict[str, Any]] = (-math.inf, {})
+    for candidate in finding.candidates[:TRIES]:
+        if not probe.time_left():
+            if best is None and not retry:
+                finding.verified = {
+                    "metric": context.metric,
+                    "before": before,
+                    "after": None,
+                    "helped": False,
+                    "skipped": "time budget spent",
+                }
+            break
+        after, rerun_findings, measurements = probe({**stack, **candidate})
+        gone = not any(f.kind == finding.kind and f.where == finding.where for f in rerun_findings)
+        gain = (after - base) if after is not None else -math.inf
+        if gain > largest[0]:
+            largest = (gain, candidate)
+        # a static finding is gone by construction once its fix is applied: only the metric can prove that one
+        measured = finding.where not in ("model", "optimizer") and not at_chance
+        helped = gain >= T.FIX_GAIN or (measured and gone and gain >= -T.FIX_TOLERANCE)
+        if at_chance:
+            helped = after is not None and (after - context.chance) / scale >= T.CHANCE_MARGIN
+        if (best is None and (not retry or helped)) or (helped and best is not None and gain > best[0]):
+            finding.verified = _verified(context.metric, base if stack else before, after, helped, stack)
+        if helped and (best is None or gain > best[0]):  # the best of the candidates that help
+            best = (gain, candidate, measurements)
+    return best, largest
 
 
 def settle(
@@ -179,7 +197,7 @@ def whole_fit(findings: list[Finding], context: Any, probe: Probes, fixes: dict[
             continue
         finding.fix = best[1]
         finding.verified = _verified(context.metric, before, best[0], True, fixes, whole=True)
-        finding.message = f"With the fixes above, over the whole fit: {finding.message}"
+        finding.message = f"With the other fixes, over the whole fit: {finding.message}"
         added.append(finding)
     return added
 

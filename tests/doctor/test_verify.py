@@ -121,3 +121,60 @@ def test_a_fix_of_other_keys_is_verified_on_top_of_the_fixes_kept_before_it():
     assert decay.verified["with"] == lr.fix and decay.verified["before"] == pytest.approx(0.2)
     assert decay.verified["after"] == pytest.approx(0.5) and decay.severity == "warning"
     assert Diagnosis([lr, decay], 1.0).fixes() == {**lr.fix, **decay.fix}
+
+
+def test_the_whole_fit_adds_what_only_it_shows_with_the_fix_it_proves():
+    from nnlit.doctor.verify import whole_fit
+
+    lr = {"model.init_args.optimizer.init_args.lr": 0.001}
+    stop = {"trainer.max_epochs": 20}
+
+    def rerun(fix, epochs, seed):
+        assert epochs is None  # whole fits only
+        if "trainer.max_epochs" in fix:
+            return 0.45, [], None
+        late = Finding("overfitting", "warning", "The validation loss rose", where="val/loss")
+        late.candidates = [{"model.init_args.dropout": 0.2}, stop]
+        dropout = "model.init_args.dropout" in fix
+        return (0.30 if dropout else 0.21), ([] if dropout else [late]), None
+
+    probe = Probes(rerun, (0.1, [], None), epochs=15, seed=0, start=0.0, budget=1e9)
+    ctx = types.SimpleNamespace(score=0.1, chance=0.0, metric="val/r2", classification=False, truncated=True)
+    known = Finding("lr_too_high", "warning", "…", where="optimizer", fix=lr)
+    added = whole_fit([known], ctx, probe, lr)
+    assert [(f.kind, f.fix) for f in added] == [("overfitting", stop)]  # the candidate that wins back the most
+    assert added[0].verified == {
+        "metric": "val/r2",
+        "before": 0.21,
+        "after": 0.45,
+        "helped": True,
+        "with": lr,
+        "whole fit": True,
+    }
+    assert added[0].message.startswith("With the other fixes, over the whole fit: The validation loss rose")
+    assert whole_fit([known], ctx, probe, {}) == []  # no fix: nothing to train
+
+
+def test_a_finding_no_fix_helped_is_tried_again_on_top_of_the_fixes_kept_after_it():
+    wide = {"model.init_args.hidden": [64, 64]}
+    light = {"model.init_args.dropout": 0.1}
+    capacity = Finding("too_little_capacity", "warning", "…", where="train", effect=2.0)
+    capacity.candidates = [wide]
+    dropout = Finding("underfitting", "warning", "…", where="model", effect=1.0)
+    dropout.candidates = [light]
+
+    def rerun(fix, epochs, seed):  # the wider net helps only once the heavy dropout is gone
+        light_now = "model.init_args.dropout" in fix
+        score = 0.6 + 0.2 * light_now + 0.15 * (light_now and "model.init_args.hidden" in fix)
+        return score, [] if light_now else [Finding("too_little_capacity", "warning", "…", where="train")], None
+
+    probe = Probes(rerun, (0.6, [], None), epochs=5, seed=0, start=0.0, budget=1e9)
+    verify([capacity, dropout], context(score=0.6), probe, runs={})
+    assert dropout.fix == light and capacity.fix == wide and capacity.severity == "warning"
+    assert capacity.verified == {
+        "metric": "val/acc",
+        "before": 0.8,
+        "after": pytest.approx(0.95),
+        "helped": True,
+        "with": light,
+    }
