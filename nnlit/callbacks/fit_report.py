@@ -38,7 +38,8 @@ class FitReport(Callback):
       ``nnlit doctor``): a diverging or stalled training loss, a validation loss that rises while the training loss
       falls, a validation score at chance. They read the ``train/loss``, ``val/loss`` and ``acc`` or ``r2`` values
       already logged, once per epoch: no extra work in the fit. When any rule or monitor finds something, the report
-      names ``nnlit doctor``, which measures more and verifies a fix.
+      names ``nnlit doctor``, which measures more, verifies a fix and weighs the finding by what the fix wins back
+      (a warning whose fix gains nothing is an info there).
 
     Columns without a monitor are left blank. The table is drawn with ``rich`` when it is installed, in plain text
     otherwise. Only the global rank 0 prints. The ``nnlit fit`` command adds this callback unless the config names
@@ -103,7 +104,7 @@ class FitReport(Callback):
             f"diagnosis: {f.severity} {f.kind}: {f.message}" for f in self.findings if not _from(f, monitors)
         ]
         if self.findings:
-            sections["notes"].append(f"Run {DOCTOR_HINT} for the evidence and a verified fix.")
+            sections["notes"].append(f"Run {DOCTOR_HINT} for the evidence, a verified fix and what it wins back.")
         self.text = render_plain(sections)
         if trainer.loggers and trainer.log_dir:
             path = Path(trainer.log_dir) / "report.txt"

@@ -178,3 +178,20 @@ def test_a_finding_no_fix_helped_is_tried_again_on_top_of_the_fixes_kept_after_i
         "helped": True,
         "with": light,
     }
+
+
+def test_a_whole_fit_gain_of_one_row_is_confirmed_with_a_second_seed():
+    from nnlit.doctor.verify import whole_fit
+
+    stop = {"trainer.max_epochs": 13}
+
+    def rerun(fix, epochs, seed):  # 36 validation rows: stopping early wins one row on seed 0, none on seed 1
+        if "trainer.max_epochs" in fix:
+            return (35 if seed == 0 else 34) / 36, [], None
+        late = Finding("overfitting", "warning", "…", where="val/loss")
+        late.candidates = [stop]
+        return 34 / 36, [late], None
+
+    probe = Probes(rerun, (0.5, [], None), epochs=15, seed=0, start=0.0, budget=1e9)
+    ctx = context(score=0.5, rows=36, truncated=True)
+    assert whole_fit([], ctx, probe, {"model.init_args.dropout": 0.1}) == []
