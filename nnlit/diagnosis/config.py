@@ -149,8 +149,9 @@ def learning_rate_range(optimizer: str, lr: float | None) -> list[Finding]:
 
 def coupled_weight_decay(optimizer: str, weight_decay: float) -> list[Finding]:
     """A weight decay above :data:`~nnlit.diagnosis.thresholds.COUPLED_DECAY` on an optimizer that adds it to the
-    gradient (an L2 penalty: Adam, SGD, RMSprop …), not decoupled from it as AdamW's is. Adam's ``weight_decay=1`` is
-    not AdamW's: it holds every weight near 0 and the net underfits. The fixes: a usual L2 strength, or AdamW.
+    gradient (an L2 penalty: every optimizer but AdamW, unless built with ``decoupled_weight_decay=True``, which the
+    caller reports as 0). Adam's ``weight_decay=1`` is not AdamW's: it holds every weight near 0 and the net
+    underfits. The fixes tried: 1e-4, then 0.
 
     Example::
 
@@ -167,7 +168,7 @@ def coupled_weight_decay(optimizer: str, weight_decay: float) -> list[Finding]:
             "weight_decay_too_high",
             "warning",
             f"{optimizer} adds weight_decay={weight_decay:g} times every weight to its gradient (an L2 penalty, not "
-            f"AdamW's decoupled decay): far above the usual {T.COUPLED_DECAY:g} or less, it holds the weights near 0",
+            f"AdamW's decoupled decay): above {T.COUPLED_DECAY:g} (usual: 1e-5 to 1e-3), it holds the weights near 0",
             where="optimizer",
             measured={"weight_decay": (weight_decay, T.COUPLED_DECAY, ">")},
             candidates=[{DECAY_KEY: 1e-4}, {DECAY_KEY: 0.0}],

@@ -142,7 +142,9 @@ def diagnose(
         epochs = min(built.max_epochs, probes.PROBE_EPOCHS)
         context.truncated = epochs < built.max_epochs
         stages += ["initialisation", "one batch", "short fit"]
+        began = time.perf_counter()
         before = probes.probe_fit(built, epochs, seed=seed)
+        first_seconds = time.perf_counter() - began
         context.score = before.metric(context.metric)
         measured = context.fit_findings(before)
         kinds = {f.kind for f in measured}
@@ -156,7 +158,7 @@ def diagnose(
             stages.append("verify")
             rerun = functools.partial(_rerun, context, config, overrides)
             first = (context.score, measured, before)
-            probe = Probes(rerun, first, epochs, seed, start, budget)
+            probe = Probes(rerun, first, epochs, seed, start, budget, first_seconds, built.max_epochs)
             verification.verify(findings, context, probe, runs)
             if context.truncated:
                 stages.append("whole fit")

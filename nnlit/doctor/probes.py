@@ -160,7 +160,8 @@ def head_task(model: Any) -> str:
 
 
 def optimizer_of(model: Any) -> tuple[str, float | None, float]:
-    """The optimizer class name, learning rate and weight decay (0 when it has none) the model's
+    """The optimizer class name, learning rate and coupled weight decay (added to the gradient, an L2 penalty; 0 when
+    it has none, or when it is decoupled: AdamW's, or ``decoupled_weight_decay=True``) the model's
     ``configure_optimizers`` would use."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
@@ -171,7 +172,8 @@ def optimizer_of(model: Any) -> tuple[str, float | None, float]:
         return "", None, 0.0
     group = optimizer.param_groups[0]
     lr, decay = group.get("lr"), group.get("weight_decay")
-    decay = float(decay) if isinstance(decay, float | int) else 0.0
+    decoupled = type(optimizer).__name__.lower() == "adamw" or bool(group.get("decoupled_weight_decay"))
+    decay = float(decay) if isinstance(decay, float | int) and not decoupled else 0.0
     return type(optimizer).__name__, float(lr) if isinstance(lr, float | int) else None, decay
 
 

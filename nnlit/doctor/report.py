@@ -40,7 +40,8 @@ def render(diagnosis: Diagnosis, config: str, overrides: Sequence[str], written:
         if "needed" in verified:
             gain, needed = verified["gain"], verified["needed"]
             moved = f"the best fix tried moved {verified['metric']} by {gain:+.3f}"
-            out.write(f"   info, not a warning: {moved} (a warning needs {needed:+.3f})\n")
+            how = f" ({verified['measured']})" if verified.get("measured") else ""
+            out.write(f"   info, not a warning: {moved}{how}; a warning needs {needed:+.3f}\n")
         if finding.fix:
             numbers = _before_after(verified)
             out.write(f"   fix{numbers}: {finding.fix_line()}\n")

@@ -47,21 +47,34 @@ class Probes:
         seed: int,
         start: float,
         budget: float,
+        first_seconds: float = 0.0,
+        whole_epochs: int | None = None,
     ) -> None:
         self.rerun, self.epochs, self.seed, self.start, self.budget = rerun, epochs, seed, start, budget
+        #: the config's own epochs (a whole fit); the probe's when unknown
+        self.whole_epochs = whole_epochs or epochs
+        #: the slowest seconds per epoch of a probe so far: what the next one is expected to cost
+        self.per_epoch = first_seconds / max(1, epochs)
         self._runs: dict[tuple[str, int, bool], Result] = {("{}", seed, False): first}
 
-    def time_left(self) -> bool:
-        return time.perf_counter() - self.start <= self.budget
+    def __repr__(self) -> str:
+        return f"Probes({len(self._runs)} run, {self.epochs} epochs, seed {self.seed}, budget {self.budget:g} s)"
+
+    def time_left(self, epochs: int = 0) -> bool:
+        """Whether the budget pays for a probe of ``epochs`` more (0: whether any time is left)."""
+        return time.perf_counter() - self.start + epochs * self.per_epoch <= self.budget
 
     def __call__(self, fix: dict[str, Any], seed: int | None = None, whole: bool = False) -> Result:
         """The probe with ``fix``, ``seed`` (default: the probe's) and the whole fit's epochs when ``whole``; a probe
-        the budget cannot pay for is ``(None, [], None)``, not run."""
+        the budget cannot pay for (at the slowest seconds per epoch so far) is ``(None, [], None)``, not run."""
         key = (json.dumps(fix, sort_keys=True), self.seed if seed is None else seed, whole)
         if key not in self._runs:
-            if not self.time_left():
+            epochs = self.whole_epochs if whole else self.epochs
+            if not self.time_left(epochs):
                 return None, [], None
+            began = time.perf_counter()
             self._runs[key] = self.rerun(fix, None if whole else self.epochs, key[1])
+            self.per_epoch = max(self.per_epoch, (time.perf_counter() - began) / max(1, epochs))
         return self._runs[key]
 
 
@@ -79,10 +92,11 @@ def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str,
     ``context`` holds ``score`` (the first probe's metric), ``chance``, ``metric``, ``classification``, ``truncated``
     and ``view.val`` (the validation rows)."""
     at_chance = any(f.kind == "no_signal" for f in findings)
-    applied: dict[str, Any] = {}
+    applied: dict[str, Any] = {}  # the fixes kept so far, as Diagnosis.fixes() merges them: the first key wins
     tried: dict[int, tuple[tuple[float, dict[str, Any]], dict[str, Any]]] = {}
     best_gain = -math.inf
     order = ranked(findings)
+    weighed = {id(f) for f in order if f.severity == "warning" and f.kind not in INFLATING and not at_chance}
     for finding in order:
         finding.fix = None  # a fix is offered once verified
     for second in (False, True):
@@ -97,12 +111,14 @@ def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str,
             tried[id(finding)] = (largest, stack)
             if best is not None:
                 gain, finding.fix, measurements = best
-                applied.update(finding.fix)
                 if gain > best_gain:
                     best_gain, runs["after"], runs["fix"] = gain, measurements, finding.fix
-    for finding in order:
-        if finding.severity == "warning" and finding.kind not in INFLATING and not at_chance:
-            settle(finding, *tried[id(finding)], context, probe)
+            if id(finding) in weighed:
+                finding.severity = "warning"  # weighed again after a retry
+                settle(finding, largest, stack, context, probe)
+            if finding.fix and finding.severity != "info":
+                for key, value in finding.fix.items():
+                    applied.setdefault(key, value)
 
 
 def _try(
@@ -151,27 +167,36 @@ def settle(
     finding: Finding, largest: tuple[float, dict[str, Any]], stack: dict[str, Any], context: Any, probe: Probes
 ) -> None:
     """Makes ``finding`` an info when no fix tried gains :func:`clear_gain`: the run is not "clearly worse than it
-    could be". A gain under twice the bar is measured again: over the config's whole fit when the probe was shorter
-    (what a short probe cannot show, a whole fit does; a fix it proves is offered), else with the next seed (the mean
-    of the two gains decides). ``largest``: the largest gain of a candidate and the candidate; ``stack``: the fixes it
-    was tried on top of."""
+    could be". A gain under twice the bar is one probe's word and is measured again: when the probe was shorter than
+    the config's fit, over whole fits (the first seed's, and the next seed's too unless the first clears twice the
+    bar; a fix they prove is offered), else with the next seed; the mean of the gains decides. A finding whose
+    candidates were not all tried, or whose measurement could not run again (the budget), stays a warning.
+    ``largest``: the largest gain of a candidate and the candidate; ``stack``: the fixes it was tried on top of."""
     gain, candidate = largest
-    if not math.isfinite(gain):  # no fix was tried (the budget), or none could run: nothing measured
+    verified = finding.verified or {}
+    if not math.isfinite(gain) or verified.get("skipped"):  # nothing measured, or not every fix tried
         return
-    clear = clear_gain(context)
+    clear, how = clear_gain(context), "the probe"
     if gain < 2 * clear:
         whole = bool(context.truncated)
-        seed = probe.seed if whole else probe.seed + 1
-        before, after = probe(stack, seed, whole)[0], probe({**stack, **candidate}, seed, whole)[0]
-        if before is not None and after is not None and math.isfinite(before):
-            gain = after - before if whole else (gain + after - before) / 2
-            if whole and finding.fix is None and gain >= clear:
-                finding.fix = candidate
-                finding.verified = _verified(context.metric, before, after, True, stack, whole=True)
+        gains, first = ([] if whole else [gain]), None
+        for seed in [probe.seed, probe.seed + 1] if whole else [probe.seed + 1]:
+            before, after = probe(stack, seed, whole)[0], probe({**stack, **candidate}, seed, whole)[0]
+            if before is None or after is None or not math.isfinite(before):
+                return  # not measured again: the warning stands
+            gains.append(after - before)
+            first = first or (before, after)
+            if whole and gains[0] >= 2 * clear:
+                break
+        gain = sum(gains) / len(gains)
+        how = f"{'whole fits' if whole else 'probes'}, {len(gains) if whole else 2} seeds"
+        if whole and finding.fix is None and gain >= clear and first is not None:
+            finding.fix = candidate
+            finding.verified = _verified(context.metric, first[0], first[1], True, stack, whole=True)
     if gain < clear - 1e-6:
         finding.severity = "info"
         if finding.verified is not None:
-            finding.verified.update(gain=gain, needed=clear)
+            finding.verified.update(gain=gain, needed=clear, measured=how)
 
 
 def whole_fit(findings: list[Finding], context: Any, probe: Probes, fixes: dict[str, Any]) -> list[Finding]:
@@ -190,6 +215,8 @@ def whole_fit(findings: list[Finding], context: Any, probe: Probes, fixes: dict[
             continue
         best: tuple[float, dict[str, Any]] | None = None
         for candidate in finding.candidates[:TRIES]:
+            if set(candidate) & set(fixes):  # written after the fixes, it would not replace them
+                continue
             after = probe({**fixes, **candidate}, whole=True)[0]
             if after is not None and after - before >= clear and (best is None or after > best[0]):
                 best = (after, candidate)

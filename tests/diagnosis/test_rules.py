@@ -135,6 +135,39 @@ def test_learning_rate_far_outside_the_optimizers_range(optimizer, lr, kind):
     assert [f.kind for f in C.learning_rate_range(optimizer, lr)] == ([kind] if kind else [])
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "decay", "found"),
+    [("Adam", 1.0, True), ("torch.optim.SGD", 0.5, True), ("AdamW", 1.0, False), ("Adam", 0.1, False)],
+)
+def test_a_weight_decay_added_to_the_gradient_above_its_usual_range(optimizer, decay, found):
+    findings = C.coupled_weight_decay(optimizer, decay)
+    assert [f.kind for f in findings] == (["weight_decay_too_high"] if found else [])
+    if found:
+        assert findings[0].evidence["weight_decay"] == {"value": decay, "threshold": T.COUPLED_DECAY, "op": ">"}
+        assert findings[0].candidates[0] == {C.DECAY_KEY: 1e-4} and findings[0].where == "optimizer"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "options", "decay"),
+    [
+        ("Adam", {"weight_decay": 1.0}, 1.0),
+        ("Adam", {"weight_decay": 1.0, "decoupled_weight_decay": True}, 0.0),  # AdamW's behaviour
+        ("AdamW", {"weight_decay": 1.0}, 0.0),
+        ("SGD", {"lr": 0.1}, 0.0),
+    ],
+)
+def test_the_doctor_reads_the_coupled_weight_decay_of_the_models_optimizer(optimizer, options, decay):
+    import functools
+
+    import torch
+
+    from nnlit.doctor.probes import optimizer_of
+
+    model = torch.nn.Linear(2, 1)
+    model.optimizer = functools.partial(getattr(torch.optim, optimizer), **{"lr": 1e-3, **options})
+    assert optimizer_of(model) == (optimizer, options.get("lr", 1e-3), decay)
+
+
 def test_high_dropout_on_a_narrow_net():
     assert C.high_dropout(0.6, [8, 8])[0].fix == {"model.init_args.dropout": 0.1}
     assert C.high_dropout(0.6, [128]) == []

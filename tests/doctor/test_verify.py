@@ -92,9 +92,32 @@ def test_a_shortened_probe_is_weighed_by_the_whole_fit_which_can_prove_a_fix():
     found = one("underfitting", {(True, 0): 0.79, (False, 0, True): 0.65, (True, 0, True): 0.95}, truncated=True)
     assert found.severity == "warning" and found.fix == FIX
     assert found.verified == {"metric": "val/acc", "before": 0.65, "after": 0.95, "helped": True, "whole fit": True}
-    # nor over the whole fit: an info
-    found = one("underfitting", {(True, 0): 0.79, (False, 0, True): 0.95, (True, 0, True): 0.95}, truncated=True)
+    # nor over the whole fit, on either seed: an info, saying how it was measured
+    whole = {(False, 0, True): 0.95, (True, 0, True): 0.95, (False, 1, True): 0.9, (True, 1, True): 0.91}
+    found = one("underfitting", {(True, 0): 0.79, **whole}, truncated=True)
     assert found.severity == "info" and found.fix is None
+    assert found.verified["gain"] == pytest.approx(0.005) and found.verified["measured"] == "whole fits, 2 seeds"
+
+
+def test_a_warning_the_budget_could_not_weigh_stays_a_warning(monkeypatch):
+    import nnlit.doctor.verify as verification
+
+    clock = [0.0]
+    monkeypatch.setattr(verification.time, "perf_counter", lambda: clock[0])
+    found = Finding("dead_relu", "warning", "…", where="network.act1")
+    found.candidates = [FIX]
+    ran = []
+
+    def rerun(fix, epochs, seed):  # each probe takes 10 s of the 12 s budget
+        ran.append(seed)
+        clock[0] += 10.0
+        return 0.80, [], None
+
+    # the first probe took 5 s (1 s an epoch): the fix's probe fits the budget, the second seed's do not
+    probe = Probes(rerun, (0.80, [], None), epochs=5, seed=0, start=0.0, budget=12.0, first_seconds=5.0)
+    verify([found], context(), probe, runs={})
+    assert ran == [0] and found.severity == "warning" and found.fix == FIX  # one seed's "no gain" is not enough
+    assert "Probes(2 run, 5 epochs, seed 0" in repr(probe)
 
 
 def test_kinds_that_inflate_the_validation_score_and_unverified_findings_stay_warnings():
