@@ -11,8 +11,8 @@ Each step prints the ``nnlit`` command that does the same, before it runs:
       --prediction_writer.output_path runs/quickstart/predictions.csv
 
 Each runs through the command's own entry point (``nnlit.cli.main``), so output, errors and exit status are the
-command's; one process pays Lightning's import and start-up once instead of three times. ``--root`` puts the runs
-somewhere else than the config's ``trainer.default_root_dir``; an ``OVERRIDE`` (``--trainer.max_epochs=5``) is added
+command's; one process pays Lightning's import and start-up once instead of three times. ``--root`` puts the runs and
+``predictions.csv`` in another folder than ``runs/quickstart``; an ``OVERRIDE`` (``--trainer.max_epochs=5``) is added
 to each command. Run from the repository's root (``make demo`` does).
 """
 
@@ -43,9 +43,10 @@ def commands(config: str, root: str | None, overrides: list[str]) -> tuple[list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    # no abbreviations: an override (`--trainer.…`) must never be taken for a shortened `--root` or `--config`
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0], allow_abbrev=False)
     parser.add_argument("--config", default="configs/quickstart.yaml", help="the config (default: %(default)s)")
-    parser.add_argument("--root", help="the folder of the runs (default: the config's trainer.default_root_dir)")
+    parser.add_argument("--root", help="the folder of the runs and predictions.csv (default: runs/quickstart)")
     args, overrides = parser.parse_known_args(argv)
     # nnlit (and Lightning) is imported once the arguments are known: `--help` answers at once
     from nnlit.cli import main as nnlit
