@@ -36,6 +36,8 @@ def test_the_commands_are_the_ones_the_docs_show():
     assert predictions == Path("runs/quickstart/predictions.csv")
     readme = (ROOT / "README.md").read_text()
     assert "nnlit predict --config configs/quickstart.yaml --ckpt_path best --prediction_writer.output_path" in readme
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    assert all(f"$ {line}\n" in page for line in lines)  # the page shows what the demo prints
 
 
 def test_a_root_and_overrides_reach_every_command():
