@@ -56,7 +56,25 @@ class NNLitCLI(LightningCLI):
     hyperparameters saved in the checkpoint, silently ignoring what the user set (a new ``threshold`` for
     ``predict``, say); nnlit builds the model from the config and, when its layers do not match the checkpoint's,
     stops with an error naming each layer and both shapes.
+
+    ``only_subcommand`` (``"fit"``, say) builds the parser of that subcommand alone: the command line that runs it
+    parses as it would with all four, and building each of the others' parsers from the classes' signatures would cost
+    as much again (:func:`make` passes it when the arguments start with a subcommand).
     """
+
+    def __init__(self, *args: Any, only_subcommand: str | None = None, **kwargs: Any) -> None:
+        every = LightningCLI.subcommands()
+        if only_subcommand is not None and only_subcommand not in every:
+            raise ValueError(f"`only_subcommand` can be {', '.join(every)} or None, got {only_subcommand!r}")
+        self._only_subcommand = only_subcommand
+        super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
+        """Lightning's subcommands and the ``Trainer`` method arguments each skips; only ``only_subcommand``'s when it
+        is given."""
+        every = LightningCLI.subcommands()
+        only = getattr(self, "_only_subcommand", None)
+        return every if only is None else {only: every[only]}
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer, with :class:`~nnlit.callbacks.TimedProgressBar` in place of Lightning's default bar (which
@@ -230,11 +248,14 @@ def make(args: list[str] | None, run: bool) -> NNLitCLI:
         sys.argv[1:] = example_configs.resolve_arguments(sys.argv[1:])
     else:
         args = example_configs.resolve_arguments(args)
+    given = sys.argv[1:] if args is None else args
+    # `nnlit fit …` needs fit's parser only; `nnlit --help` or a misspelt subcommand gets all four, to list them
+    only = given[0] if run and given and given[0] in LightningCLI.subcommands() else None
     with warnings.catch_warnings():  # what the command's hooks hide (before_fit, before_predict) ends with it
-        return _cli(args, run)
+        return _cli(args, run, only)
 
 
-def _cli(args: list[str] | None, run: bool) -> NNLitCLI:
+def _cli(args: list[str] | None, run: bool, only_subcommand: str | None = None) -> NNLitCLI:
     return NNLitCLI(
         MLPModule,
         TabularDataModule,
@@ -246,6 +267,7 @@ def _cli(args: list[str] | None, run: bool) -> NNLitCLI:
         parser_kwargs={"description": DESCRIPTION, "exit_on_error": False, "allow_abbrev": False},
         run=run,
         args=args,
+        only_subcommand=only_subcommand,
     )
 
 

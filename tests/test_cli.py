@@ -259,6 +259,30 @@ def test_help_names_every_subcommand():
     assert "args parameter is intended" not in result.stderr  # main(None) leaves sys.argv to LightningCLI
 
 
+@pytest.mark.parametrize("subcommand", ["fit", "validate", "test", "predict"])
+def test_a_subcommand_parses_as_with_every_subcommands_parser(subcommand, capsys):
+    """`nnlit fit …` builds fit's parser alone: its help and what it parses are those of a CLI that built all four."""
+    from nnlit.lightning_cli import _cli
+
+    args = [subcommand, "--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.max_epochs=3"]
+    texts = []
+    for only in (subcommand, None):
+        with pytest.raises(SystemExit):
+            _cli([subcommand, "--help"], run=True, only_subcommand=only)
+        texts.append(capsys.readouterr().out)
+        with pytest.raises(SystemExit):
+            _cli([*args, "--print_config"], run=True, only_subcommand=only)
+        texts.append(capsys.readouterr().out)
+    assert texts[:2] == texts[2:] and "max_epochs: 3" in texts[1]
+
+
+def test_only_subcommand_must_be_one_of_lightnings():
+    from nnlit.lightning_cli import NNLitCLI
+
+    with pytest.raises(ValueError, match="`only_subcommand` can be fit, validate, test, predict or None, got 'plot'"):
+        NNLitCLI(only_subcommand="plot")
+
+
 def test_predict_with_a_predict_path_reads_only_that_file(tmp_path):
     """A config for a CSV file, predicted on with ``--data.predict_path``: the checkpoint gives the preprocessing, and
     the training file is not read (it is gone here)."""

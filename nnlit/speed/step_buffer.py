@@ -62,3 +62,22 @@ class StepBuffer:
     def clear(self) -> None:
         """Drops the pending steps (at the start of an epoch, after an interrupted one)."""
         self._pending.clear()
+
+    def untouched(self) -> bool:
+        """Whether nothing was added since the metrics and the loss were last reset (or built): no pending step, no
+        update. Resetting them again would change nothing.
+
+        Example::
+
+            >>> from torchmetrics import MetricCollection, MeanSquaredError
+            >>> from nnlit.models.weighted_mean import WeightedMean
+            >>> buffer = StepBuffer(MetricCollection({"mse": MeanSquaredError()}), WeightedMean(), every=2)
+            >>> buffer.untouched()
+            True
+            >>> buffer.add(torch.tensor([1.0]), torch.tensor([1.0]), torch.tensor(0.5), rows=1)
+            >>> buffer.untouched()
+            False
+        """
+        if self._pending or self.loss_metric.update_count:
+            return False
+        return not any(metric.update_count for metric in self.metrics.values(copy_state=False))

@@ -48,3 +48,19 @@ def test_clear_drops_pending_steps():
 def test_bad_every(every):
     with pytest.raises(ValueError, match="every"):
         StepBuffer(_binary_metrics(), WeightedMean(), every=every)
+
+
+def test_untouched_until_a_step_is_added_and_again_after_a_reset():
+    metrics, loss = _binary_metrics(), WeightedMean()
+    buffer = StepBuffer(metrics, loss, every=2)
+    assert buffer.untouched()
+    buffer.add(torch.tensor([0.9]), torch.tensor([1]), torch.tensor(0.1), 1)
+    assert not buffer.untouched()  # pending
+    buffer.flush()
+    assert not buffer.untouched()  # handed to the metrics
+    loss.reset()
+    assert not buffer.untouched()  # the metrics still hold the step
+    metrics.reset()
+    assert buffer.untouched()
+    metrics.update(torch.tensor([0.2]), torch.tensor([0]))  # a metric updated directly, not through the buffer
+    assert not buffer.untouched()
