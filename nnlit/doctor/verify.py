@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sized
+from typing import Any, Protocol
 
 from nnlit.diagnosis import thresholds as T
 from nnlit.diagnosis.finding import Finding, ranked
@@ -20,6 +20,27 @@ from nnlit.diagnosis.finding import Finding, ranked
 TRIES = 3
 #: kinds whose harm the validation score does not show (it is inflated by them): a fix cannot prove itself there
 INFLATING = ("id_column", "leakage", "duplicate_rows")
+
+
+class _Rows(Protocol):
+    @property
+    def val(self) -> Sized: ...  # the validation rows
+
+
+class Context(Protocol):
+    """What verification reads of a diagnosis: the first probe's ``score`` (``None`` when its loss broke), the
+    metric's ``chance`` level, the ``metric``'s name, whether it is a ``classification``, whether the probe was
+    ``truncated`` (shorter than the config's fit), and the table's ``view`` (its validation rows)."""
+
+    score: float | None
+    chance: float
+    metric: str
+    classification: bool
+    truncated: bool
+
+    @property
+    def view(self) -> _Rows: ...
+
 
 #: a probe's result: the validation metric (``None`` when the loss broke or the fix could not be applied), the
 #: findings of the rerun, its measurements
@@ -78,7 +99,7 @@ class Probes:
         return self._runs[key]
 
 
-def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str, Any]) -> None:
+def verify(findings: list[Finding], context: Context, probe: Probes, runs: dict[str, Any]) -> None:
     """Reruns the probe with each finding's candidate fixes (errors first) while the budget lasts; keeps the best that
     helps: the metric gains :data:`~nnlit.diagnosis.thresholds.FIX_GAIN`, or the finding is gone and the metric loses
     no more than :data:`~nnlit.diagnosis.thresholds.FIX_TOLERANCE`; with validation at chance (a ``no_signal``
@@ -87,10 +108,7 @@ def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str,
 
     A finding whose fixes change other keys than the fixes kept before it is verified on top of them (a weight decay
     after a learning rate): the fixes are applied together, so they are judged together. A finding no fix helped is
-    tried once more on top of every fix kept after it (a wider net may need the dropout it had to go first).
-
-    ``context`` holds ``score`` (the first probe's metric), ``chance``, ``metric``, ``classification``, ``truncated``
-    and ``view.val`` (the validation rows)."""
+    tried once more on top of every fix kept after it (a wider net may need the dropout it had to go first)."""
     at_chance = any(f.kind == "no_signal" for f in findings)
     applied: dict[str, Any] = {}  # the fixes kept so far, as Diagnosis.fixes() merges them: the first key wins
     tried: dict[int, tuple[tuple[float, dict[str, Any]], dict[str, Any]]] = {}
@@ -122,7 +140,7 @@ def verify(findings: list[Finding], context: Any, probe: Probes, runs: dict[str,
 
 
 def _try(
-    finding: Finding, stack: dict[str, Any], context: Any, probe: Probes, at_chance: bool, retry: bool
+    finding: Finding, stack: dict[str, Any], context: Context, probe: Probes, at_chance: bool, retry: bool
 ) -> tuple[tuple[float, dict[str, Any], Any] | None, tuple[float, dict[str, Any]]]:
     """Each candidate fix of ``finding`` on top of ``stack``: the best that helps (gain, fix, measurements) or
     ``None``, and the largest gain of any candidate with that candidate; sets ``finding.verified`` (on a ``retry``,
@@ -164,7 +182,7 @@ def _try(
 
 
 def settle(
-    finding: Finding, largest: tuple[float, dict[str, Any]], stack: dict[str, Any], context: Any, probe: Probes
+    finding: Finding, largest: tuple[float, dict[str, Any]], stack: dict[str, Any], context: Context, probe: Probes
 ) -> None:
     """Makes ``finding`` an info when no fix tried gains :func:`clear_gain`: the run is not "clearly worse than it
     could be". A gain under twice the bar is one probe's word and is measured again: when the probe was shorter than
@@ -199,7 +217,7 @@ def settle(
             finding.verified.update(gain=gain, needed=clear, measured=how)
 
 
-def whole_fit(findings: list[Finding], context: Any, probe: Probes, fixes: dict[str, Any]) -> list[Finding]:
+def whole_fit(findings: list[Finding], context: Context, probe: Probes, fixes: dict[str, Any]) -> list[Finding]:
     """The verified ``fixes`` of a shortened probe, trained for the config's own epochs: what only a whole fit shows
     (the fixed net overfitting by its last epoch) is a new finding, with the fix that wins back the most, verified
     over the whole fit too."""
@@ -241,7 +259,7 @@ def _confirmed(gain: float, candidate: dict[str, Any], fixes: dict[str, Any], cl
     return (gain + after - before) / 2 >= clear - 1e-6
 
 
-def clear_gain(context: Any) -> float:
+def clear_gain(context: Context) -> float:
     """The metric gain a verified fix must reach for its finding to stay a warning: :data:`CLEAR_GAIN` points, and
     for accuracy at least :data:`CLEAR_ROWS` validation rows."""
     rows = len(context.view.val) if context.classification else 0

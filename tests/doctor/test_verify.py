@@ -41,20 +41,21 @@ def one(kind, scores, calls=None, where="network.act1", candidates=(FIX,), **kw)
     return run([found], context(**kw), scores, calls)[0]
 
 
-def test_with_validation_at_chance_only_a_gain_verifies_a_fix():
+@pytest.mark.parametrize(
+    ("after", "kinds", "offered"),
+    [
+        (0.34, ("dead_relu",), True),  # the finding gone with the score unchanged
+        (0.34, ("dead_relu", "no_signal"), False),  # at chance: gone is not enough …
+        (0.36, ("dead_relu", "no_signal"), False),  # … nor a gain by noise
+        (0.80, ("dead_relu", "no_signal"), True),  # a score well off chance
+    ],
+)
+def test_with_validation_at_chance_only_a_gain_verifies_a_fix(after, kinds, offered):
     fix = {"model.init_args.activation": "leaky_relu"}
-    # the finding gone with the score unchanged, or up by noise; then a score well off chance
-    for after, kinds, offered in (
-        (0.34, ("dead_relu",), True),
-        (0.34, ("dead_relu", "no_signal"), False),
-        (0.36, ("dead_relu", "no_signal"), False),
-        (0.80, ("dead_relu", "no_signal"), True),
-    ):
-        found = [Finding(k, "warning", "…", where="network.act1" if k == "dead_relu" else "val/acc") for k in kinds]
-        found[0].candidates = [fix]
-        scores = {(True, 0): after, (False, 1): 0.34, (True, 1): after}
-        run(found, context(score=0.34, chance=0.34), scores)
-        assert (found[0].fix == fix) is offered and found[0].verified["helped"] is offered, (after, kinds)
+    found = [Finding(k, "warning", "…", where="network.act1" if k == "dead_relu" else "val/acc") for k in kinds]
+    found[0].candidates = [fix]
+    run(found, context(score=0.34, chance=0.34), {(True, 0): after, (False, 1): 0.34, (True, 1): after})
+    assert (found[0].fix == fix) is offered and found[0].verified["helped"] is offered
 
 
 def test_a_warning_whose_verified_fix_gains_nothing_becomes_an_info():
@@ -120,11 +121,15 @@ def test_a_warning_the_budget_could_not_weigh_stays_a_warning(monkeypatch):
     assert "Probes(2 run, 5 epochs, seed 0" in repr(probe)
 
 
-def test_kinds_that_inflate_the_validation_score_and_unverified_findings_stay_warnings():
-    for kind in ("id_column", "leakage", "duplicate_rows"):  # removing them lowers the validation score
-        assert one(kind, {(True, 0): 0.70, (False, 1): 0.8, (True, 1): 0.7}).severity == "warning", kind
+@pytest.mark.parametrize("kind", ["id_column", "leakage", "duplicate_rows"])
+def test_kinds_that_inflate_the_validation_score_stay_warnings(kind):
+    # removing them lowers the validation score, which is what a fix that helps on new rows does here
+    assert one(kind, {(True, 0): 0.70, (False, 1): 0.8, (True, 1): 0.7}).severity == "warning"
+
+
+def test_a_finding_with_no_fix_to_try_stays_a_warning():
     calls = []
-    assert one("underfitting", {}, calls, candidates=()).severity == "warning" and calls == []  # nothing to try
+    assert one("underfitting", {}, calls, candidates=()).severity == "warning" and calls == []
 
 
 def test_a_fix_of_other_keys_is_verified_on_top_of_the_fixes_kept_before_it():
