@@ -1,11 +1,13 @@
-"""What many tests need: a quiet CPU Trainer and a fresh Python process. (``tests/`` is on ``sys.path`` under pytest:
-``from helpers import quiet_trainer, run_python``.)"""
+"""What many tests need: a quiet CPU Trainer, a fresh Python process and a script loaded from its file.
+(``tests/`` is on ``sys.path`` under pytest: ``from helpers import quiet_trainer, run_python, load_script``.)"""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import lightning as L
@@ -42,3 +44,15 @@ def run_python(
     if ok:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def load_script(path: str, name: str) -> ModuleType:
+    """The module of a script that is not in a package (``scripts/demo.py``, ``bench/doctor.py``), relative to the
+    repository's root, imported from its file as ``name`` (kept in ``sys.modules``: dataclasses and pickling find
+    it)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

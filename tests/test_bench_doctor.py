@@ -3,18 +3,12 @@ configs, both splits, kinds from the vocabulary; a table change is written as a 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
-from helpers import ROOT
+from helpers import ROOT, load_script
 
 from nnlit.diagnosis import KINDS
 
-spec = importlib.util.spec_from_file_location("bench_doctor", ROOT / "bench" / "doctor.py")
-bench = importlib.util.module_from_spec(spec)
-sys.modules["bench_doctor"] = bench
-spec.loader.exec_module(bench)
+bench = load_script("bench/doctor.py", "bench_doctor")
 
 
 def test_the_cases_cover_what_the_benchmark_promises():

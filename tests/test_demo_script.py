@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "quickstart.yaml")
@@ -17,10 +17,7 @@ CONFIG = str(ROOT / "configs" / "quickstart.yaml")
 
 def demo_script():
     """scripts/demo.py, imported from its file (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/demo.py", "nnlit_demo_script")
 
 
 def test_the_commands_are_the_ones_the_docs_show():

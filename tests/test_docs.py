@@ -1,7 +1,6 @@
 """The documentation pages: their examples run as written, the figures they quote come from a run, and the site
 builds with no warning (mkdocs.yml; broken links and anchors are warnings)."""
 
-import importlib.util
 import math
 import os
 import re
@@ -11,6 +10,7 @@ import sys
 import pytest
 import yaml
 from doc_blocks import ROOT, blocks, check_yaml_block, relative_links, run_python_block
+from helpers import load_script
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
@@ -92,10 +92,7 @@ def test_readme_links_into_the_pages_find_their_headings():
 
 def quickstart_figures():
     """scripts/docs_figures.py, imported from its file (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("docs_figures", ROOT / "scripts" / "docs_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/docs_figures.py", "nnlit_docs_figures")
 
 
 def test_the_committed_figures_are_complete():

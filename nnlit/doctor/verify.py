@@ -145,6 +145,8 @@ def _try(
     """Each candidate fix of ``finding`` on top of ``stack``: the best that helps (gain, fix, measurements) or
     ``None``, and the largest gain of any candidate with that candidate; sets ``finding.verified`` (on a ``retry``,
     only when a candidate helps)."""
+    if not finding.candidates:  # nothing to try: no probe of the stack either
+        return None, (-math.inf, {})
     before = context.score
     base = before if before is not None and math.isfinite(before) else context.chance
     if stack:
