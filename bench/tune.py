@@ -1,6 +1,6 @@
 """``nnlit tune``: what its machinery costs, what a second worker buys, and what a sweep wins on the real tables.
 
-    python bench/tune.py [--parts cost workers quality] [--trials 20] [--folds 5] [--seeds 1]
+    python bench/tune.py [--parts cost workers quality] [--trials 20] [--folds 5] [--seeds 1] [--first-seed 0]
                          [--datasets iris wine breast_cancer diabetes] [--epochs N] [--pictures DIR]
 
 - **cost**: a sweep of the quick start (``--trials`` trials, the shipped search space, 1,000 rows, 10 epochs) run by
@@ -192,17 +192,25 @@ def test_score(config: str, seed: int, epochs: int | None, workdir: Path) -> flo
 
 
 def quality(
-    datasets: list[str], seeds: int, trials: int, folds: int, epochs: int | None, work: Path, pictures: Path | None
+    datasets: list[str],
+    seeds: int,
+    trials: int,
+    folds: int,
+    epochs: int | None,
+    work: Path,
+    pictures: Path | None,
+    first_seed: int = 0,
 ) -> None:
     from quality import sklearn_scores
 
     from nnlit import example_configs
 
-    print(f"quality: {trials}-trial sweeps with {folds}-fold cross-validation, {seeds} split(s) per table")
+    splits = range(first_seed, first_seed + seeds)
+    print(f"quality: {trials}-trial sweeps with {folds}-fold cross-validation, splits of seeds {list(splits)}")
     print(f"{'data set':<14} {'metric':<8} {'model':<28} {'mean':>7} {'std':>7}")
     for name in datasets:
         scores: dict[str, list[float]] = {}
-        for seed in range(seeds):
+        for seed in splits:
             shipped = example_configs.resolve(f"real/{name}")
             scores.setdefault("shipped config", []).append(test_score(shipped, seed, epochs, work / f"{name}_{seed}"))
             tuned, out = tuned_score(name, seed, trials, folds, epochs, work)
@@ -222,6 +230,8 @@ def quality(
                 cli.datamodule.setup("fit")
                 for model, value in sklearn_scores(cli.datamodule, seed).items():
                     scores.setdefault(model, []).append(value)
+            split_scores = "   ".join(f"{model} {values[-1]:.3f}" for model, values in scores.items())
+            print(f"{name:<14} split of seed {seed}: {split_scores}", flush=True)
         metric = "R²" if "sklearn Ridge" in scores else "accuracy"
         for model, values in scores.items():
             std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -237,7 +247,8 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="splits per table in the quality part")
+    parser.add_argument("--first-seed", type=int, default=0, help="the quality part's first split (seed)")
     parser.add_argument("--datasets", nargs="+", default=["iris", "wine", "breast_cancer", "diabetes"])
     parser.add_argument("--epochs", type=int, default=None, help="cap every fit's epochs (a quick try of the bench)")
     parser.add_argument("--pictures", type=Path, default=None, help="where to copy the first sweep's pictures")
@@ -258,7 +269,9 @@ def main() -> None:
         if "workers" in args.parts:
             workers(args.trials, epochs, work)
         if "quality" in args.parts:
-            quality(args.datasets, args.seeds, args.trials, args.folds, args.epochs, work, args.pictures)
+            quality(
+                args.datasets, args.seeds, args.trials, args.folds, args.epochs, work, args.pictures, args.first_seed
+            )
 
 
 if __name__ == "__main__":

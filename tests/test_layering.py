@@ -17,7 +17,7 @@ PACKAGE = ROOT / "nnlit"
 #: the layers of docs/architecture.md, from the ground up: a module imports only its own layer and those before it
 LAYERS = [
     ("ground", ["nnlit.validation", "nnlit.arguments", "nnlit.version", "nnlit.safe_write", "nnlit.quiet",
-                "nnlit.lightning_internals", "nnlit.optuna_internals", "nnlit.prediction_table"]),
+                "nnlit.lightning_internals", "nnlit.optuna_internals", "nnlit.prediction_table", "nnlit.distributed"]),
     ("nn, diagnosis", ["nnlit.nn", "nnlit.diagnosis"]),
     ("checkpoints", ["nnlit.trust", "nnlit.checkpoint_io", "nnlit.checked_loading", "nnlit.runs"]),
     ("data", ["nnlit.data"]),

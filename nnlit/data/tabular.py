@@ -20,6 +20,7 @@ from nnlit.data.split_loaders import batch_transform, predict_loader
 from nnlit.data.split_table import SplitTable
 from nnlit.data.splits import RowSplit
 from nnlit.data.table import Table
+from nnlit.distributed import destroy_process_group_at_exit
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -275,6 +276,7 @@ class TabularDataModule(L.LightningDataModule):
         return self._split_rows()[stage]
 
     def setup(self, stage: str | None = None) -> None:
+        destroy_process_group_at_exit()  # a CPU (gloo) process of a distributed fit can abort at exit otherwise
         if self.predict_only:
             if stage not in (None, "predict"):
                 raise ValueError(

@@ -19,6 +19,7 @@ from nnlit.callbacks.threads import Threads
 from nnlit.checked_loading import checked_load_arguments
 from nnlit.checkpoint_io import DAMAGED_TENSORS, read_checkpoint
 from nnlit.data.loader import BatchGroup
+from nnlit.distributed import destroy_process_group_at_exit
 from nnlit.lightning_internals import attached_trainer
 from nnlit.models.epoch_metrics import EpochMetrics
 from nnlit.models.hyperparameters import as_callable, saved_hyperparameters
@@ -163,6 +164,7 @@ class MLPModule(L.LightningModule):
         return self.network(x)
 
     def setup(self, stage: str) -> None:
+        destroy_process_group_at_exit()  # a CPU (gloo) process of a distributed fit can abort at exit otherwise
         self._step_buffer("train")  # the metrics built before the Trainer places the module
         trainer = attached_trainer(self)
         datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
