@@ -63,7 +63,7 @@ def job(
     )
 
 
-#: rows per task for a fit to be signalled: epochs of a few seconds, so that the signal lands mid-epoch
+#: rows per task for a fit to be signalled mid-epoch: 750 steps an epoch (about a second here)
 LONG = 60000
 
 
@@ -88,17 +88,25 @@ def epochs_logged(folder: Path) -> list[int]:
 
 
 def signal_mid_epoch(tmp_path: Path, process: subprocess.Popen, job_id: int, signum: int) -> int:
-    """Waits until epoch 0's last.ckpt is written, then sends ``signum`` to the tasks (as SLURM does: srun passes it
-    on), so that it lands during epoch 1; returns the number of steps in an epoch."""
+    """Waits until the fit's first last.ckpt is written (at the end of an epoch), then sends ``signum`` to the tasks (as
+    SLURM does: srun passes it on), so that it lands in a later epoch; returns the number of steps in an epoch (that
+    checkpoint's steps over its epochs, however late it was read: an epoch may take less than a second)."""
     last = run_dir(tmp_path, job_id) / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while not last.is_file():
         assert process.poll() is None, output(tmp_path, job_id)[-3000:]
         assert time.monotonic() < deadline, "the fit never wrote epoch 0's checkpoint"
-        time.sleep(0.2)
-    time.sleep(0.5)
+        time.sleep(0.05)
     os.kill(_srun_pid(process.pid), signum)
-    return torch.load(last, weights_only=False)["global_step"]
+    saved = torch.load(last, weights_only=False)
+    return saved["global_step"] // (saved["epoch"] + 1)
+
+
+def saved_mid_epoch(folder: Path, steps: int) -> int:
+    """The epoch during which ``hpc_ckpt_1.ckpt`` in ``folder`` was saved, checked to be after epoch 0 and mid-epoch."""
+    epoch, into = divmod(torch.load(folder / "hpc_ckpt_1.ckpt", weights_only=False)["global_step"], steps)
+    assert epoch >= 1 and into > 0, (epoch, into)
+    return epoch
 
 
 def _srun_pid(bash_pid: int) -> int:
@@ -139,35 +147,33 @@ def test_a_requeued_job_keeps_every_epochs_metrics_once(tmp_path):
 
 @pytest.mark.parametrize("tasks", [1, 2])
 def test_sigusr1_mid_epoch_saves_requeues_and_the_requeued_job_resumes_there(tmp_path, tasks):
-    process = job(tmp_path, 1001, 3, tasks=tasks, rows=LONG)
+    process = job(tmp_path, 1001, 4, tasks=tasks, rows=LONG)
     steps = signal_mid_epoch(tmp_path, process, 1001, signal.SIGUSR1)
     assert process.wait(timeout=240) == 0, output(tmp_path, 1001)[-3000:]
     folder = run_dir(tmp_path, 1001) / "checkpoints"
-    saved = torch.load(folder / "hpc_ckpt_1.ckpt", weights_only=False)
-    assert steps < saved["global_step"] < 2 * steps  # during epoch 1
+    epoch = saved_mid_epoch(folder, steps)
     assert (tmp_path / "scontrol.log").read_text().split("\n")[0] == "requeue 1001"
-    assert epochs_logged(run_dir(tmp_path, 1001)) == [0]
+    assert epochs_logged(run_dir(tmp_path, 1001)) == list(range(epoch))  # the epochs finished before the signal
 
-    code, text = run(tmp_path, 1001, 3, restarts=1, tasks=tasks, rows=LONG)  # what SLURM starts after the requeue
+    code, text = run(tmp_path, 1001, 4, restarts=1, tasks=tasks, rows=LONG)  # what SLURM starts after the requeue
     assert code == 0, text[-3000:]
     assert "hpc_ckpt_1.ckpt" in text.split("Restoring states")[1].split("\n")[0]
     assert "by another run" not in text  # its own last.ckpt, replaced without a warning
-    assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2]
+    assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2, 3]
     assert not list(folder.glob("hpc_ckpt_*"))  # superseded by the finished run's last.ckpt
-    assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 3 * steps
+    assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 4 * steps
 
 
 @pytest.mark.parametrize("tasks", [1, 2])
 def test_sigterm_mid_epoch_saves_and_stops_without_requeueing(tmp_path, tasks):
-    process = job(tmp_path, 1001, 3, rows=LONG, tasks=tasks)
+    process = job(tmp_path, 1001, 4, rows=LONG, tasks=tasks)
     steps = signal_mid_epoch(tmp_path, process, 1001, signal.SIGTERM)
     assert process.wait(timeout=240) == 128 + signal.SIGTERM, output(tmp_path, 1001)[-3000:]
-    saved = torch.load(run_dir(tmp_path, 1001) / "checkpoints" / "hpc_ckpt_1.ckpt", weights_only=False)
-    assert steps < saved["global_step"] < 2 * steps
+    saved_mid_epoch(run_dir(tmp_path, 1001) / "checkpoints", steps)
     assert not (tmp_path / "scontrol.log").exists()  # SLURM requeues a preempted job itself
-    code, text = run(tmp_path, 1001, 3, restarts=1, rows=LONG, tasks=tasks)
+    code, text = run(tmp_path, 1001, 4, restarts=1, rows=LONG, tasks=tasks)
     assert code == 0 and "hpc_ckpt_1.ckpt" in text.split("Restoring states")[1].split("\n")[0]
-    assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2]
+    assert epochs_logged(run_dir(tmp_path, 1001)) == [0, 1, 2, 3]
 
 
 def test_the_requeue_cap_saves_and_ends_without_requeueing(tmp_path):

@@ -26,8 +26,9 @@ SEARCH = """
 model.init_args.hidden: {choices: [[8], [16, 16]]}
 model.init_args.optimizer.init_args.lr: {low: 1.0e-3, high: 0.1, log: true}
 """
-#: epochs of a trial that a signal should find still running (300 rows: a few seconds on two idle cores)
-LONG = 600
+#: epochs of a trial that a signal should find still running (300 rows: several seconds on two idle cores; the signal
+#: comes 1.5 s after the trial's first last.ckpt, which the quick start writes 2 s into a fit or at its last epoch)
+LONG = 1500
 SMALL = ["--config", "quickstart", "--data.init_args.n_samples=300", "--trainer.accelerator=cpu", "--threads=1"]
 
 
