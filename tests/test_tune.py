@@ -101,15 +101,17 @@ def kill_mid_trial(command: list[str], folder: Path, out: str) -> None:
     worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        # the trial's first checkpoint: its fit is under way, its first heartbeat recorded (the study's database is
-        # not read meanwhile: a reader can hold SQLite's lock when the worker writes)
+        # the trial's log folder: its fit has started (not its last.ckpt: the quick start writes the first one 2 s into
+        # a fit or at its end). The study's database is not read meanwhile: a reader can hold SQLite's lock when the
+        # worker writes
         while time.monotonic() < deadline and worker.poll() is None:
-            if list(folder.glob(f"{out}/trials/trial_0/lightning_logs/*/checkpoints/last.ckpt")):
+            if list(folder.glob(f"{out}/trials/trial_0/lightning_logs/*")):
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         else:
             pytest.fail(f"the worker never started a trial: {(folder / 'worker.log').read_text()[-2000:]}")
-        os.kill(worker.pid, signal.SIGKILL)  # 38 of its 40 epochs left
+        time.sleep(1)  # its first heartbeats recorded
+        os.kill(worker.pid, signal.SIGKILL)
     finally:
         worker.wait()
         log.close()
@@ -127,7 +129,8 @@ def check_run_again(trials) -> None:
 
 
 #: trials long enough to be killed in, with the same fixed settings in every worker of the study
-LONGER = ["--trials", "2", "--heartbeat", "1", *SMALL, "--trainer.max_epochs=40"]
+#: a trial of about 3 s on an idle machine: the kill, 1 s into its fit, finds it running
+LONGER = ["--trials", "2", "--heartbeat", "1", *SMALL, "--trainer.max_epochs=300"]
 
 
 def test_a_killed_workers_trial_is_run_again(folder):
