@@ -14,12 +14,14 @@
   2-core machine: 2 workers take at most 0.6x the time of 1. As pruning can make the two sweeps train different
   numbers of epochs, the time per trained epoch is printed too, and the machine's floor: two plain torch loops run at
   once against one alone (how two processes share these cores) and a worker's start-up, which bound the ratio.
-- **quality**: on each real table and seed, bench/quality.py's split (``TabularDataModule(seed=seed)``, 60 / 20 / 20):
-  a sweep of ``--trials`` trials with ``--folds``-fold cross-validation over the training and validation rows (the
-  test rows are held out before the folds are cut) with the shipped search space (``configs/search/real/<name>``);
+- **quality**: on each real table and each of ``--seeds`` seeds from ``--first-seed``, bench/quality.py's split
+  (``TabularDataModule(seed=seed)``, 60 / 20 / 20): a sweep of ``--trials`` trials with ``--folds``-fold
+  cross-validation over the training and validation rows (the test rows are held out before the folds are cut) with
+  the shipped search space (``configs/search/real/<name>``);
   then the config it picks (``best.yaml``) is trained on the training rows, its epoch with the best validation loss
   kept, and scored on the test rows, as bench/quality.py scores the shipped config and scikit-learn's models. Prints
-  the test accuracy (R² for diabetes) of each. ``--pictures DIR`` copies the first sweep's pictures there.
+  the test accuracy (R² for diabetes) of each, per split as it ends and their mean and spread per table.
+  ``--pictures DIR`` copies the first sweep's pictures there.
 """
 
 from __future__ import annotations
