@@ -21,10 +21,7 @@ from nnlit import BinaryMLP, TabularDataModule
 
 SETUPS = {
     "module": 'BinaryMLP(in_features=2, hidden=[4]).setup("fit")',
-    "data module": (
-        'TabularDataModule.from_arrays(np.zeros((20, 2), "float32"), np.arange(20) % 2).setup("fit"); '
-        'TabularDataModule.from_arrays(np.zeros((20, 2), "float32"), np.arange(20) % 2).setup("fit")'
-    ),
+    "data module": 'TabularDataModule.from_arrays(np.zeros((20, 2), "float32"), np.arange(20) % 2).setup("fit")',
     "nothing of nnlit": "pass",
 }
 
@@ -37,9 +34,12 @@ def test_setup_has_the_group_destroyed_at_exit(tmp_path, what):
     assert f"group alive at exit: {alive}" in result.stdout, result.stdout + result.stderr[-2000:]
 
 
-def test_without_a_group_nothing_is_registered(monkeypatch):
+@pytest.mark.parametrize("group", [False, True])
+def test_one_handler_a_process_and_none_without_a_group(monkeypatch, group):
     registered = []
     monkeypatch.setattr(distributed, "_registered", False)
     monkeypatch.setattr(distributed.atexit, "register", registered.append)
-    distributed.destroy_process_group_at_exit()
-    assert registered == [] and distributed._registered is False
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: group)
+    for _ in range(3):  # the module's and the data module's setup, fit then test
+        distributed.destroy_process_group_at_exit()
+    assert registered == ([distributed._destroy] if group else [])
